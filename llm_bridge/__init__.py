@@ -1,0 +1,1 @@
+"""Hugging Face models behind the toy model protocol, and the ``elasticity`` dispatcher."""

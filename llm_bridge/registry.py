@@ -1,0 +1,25 @@
+"""Where each experiment lives, by name, imported only when needed (for `figures` and `reproduce`)."""
+
+from __future__ import annotations
+
+from theory.experiment import Experiment, load_object
+
+# experiment name -> "module:attribute" of its Experiment
+EXPERIMENTS: dict[str, str] = {
+    "theory.simulate": "theory.simulate:EXPERIMENT",
+    "theory.boundary": "theory.boundary:EXPERIMENT",
+    "toy.resistance": "toymodels.protocols.resistance:EXPERIMENT",
+    "toy.rebound": "toymodels.protocols.rebound:EXPERIMENT",
+    "toy.scale": "toymodels.protocols.scale:EXPERIMENT",
+    "toy.compression": "toymodels.protocols.compression:EXPERIMENT",
+    "toy.lifecycle": "toymodels.protocols.lifecycle:EXPERIMENT",
+    "llm.resistance": "llm_bridge.experiments:RESISTANCE",
+    "llm.rebound": "llm_bridge.experiments:REBOUND",
+    "llm.pareto": "llm_bridge.experiments:PARETO",
+}
+
+
+def load(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise KeyError(f"unknown experiment '{name}'; known: {', '.join(EXPERIMENTS)}")
+    return load_object(EXPERIMENTS[name])

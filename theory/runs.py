@@ -1,0 +1,280 @@
+"""Run folders, atomic writes and resume: the bottom layer every command uses.
+
+A run folder holds ``config.json`` (resolved config, versions, git commit, config hash),
+``metrics.csv`` (long format), ``summary.json`` and ``figures/``. Every file is written to a
+temporary name and renamed, so an interrupted run never leaves a half-written file. Finished
+units of work ("cells") are cached under ``cells/`` so that a rerun into the same ``--out``
+folder resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from theory.errors import ConfigError
+
+METRIC_COLUMNS = ("seed", "condition", "x", "measure", "value", "unit")
+TRACKED_PACKAGES = ("lm-elasticity", "numpy", "scipy", "sympy", "torch", "transformers", "peft")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert dataclasses, tuples, numpy scalars and arrays to plain JSON types."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays, without importing numpy here
+        return obj.tolist()
+    if isinstance(obj, float) and obj != obj:  # NaN is not JSON; keep it explicit
+        return None
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, dumps(obj))
+
+
+def config_hash(experiment: str, config: Any) -> str:
+    """A short stable hash of the experiment name and its resolved config."""
+    payload = json.dumps({"experiment": experiment, "config": to_jsonable(config)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str | None]:
+    """Installed versions, read from metadata so that nothing heavy gets imported."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def repo_root() -> Path:
+    """The source checkout this package runs from (the package is installed editable)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True,
+            text=True, timeout=5, check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root or repo_root(),
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def cache_dir(*parts: str) -> Path:
+    """User cache for reusable artefacts (pre-trained toy models, dequantised weights, data)."""
+    base = os.environ.get("ELASTICITY_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lm-elasticity"
+    )
+    path = Path(base, *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+class RunDir:
+    """One run's folder. Create it with :meth:`open`; it resumes when the config hash matches."""
+
+    def __init__(self, path: Path, experiment: str, config: Any, chash: str, resumed: bool):
+        self.path = path
+        self.experiment = experiment
+        self.config = config
+        self.config_hash = chash
+        self.resumed = resumed
+
+    @classmethod
+    def open(
+        cls,
+        experiment: str,
+        config: Any,
+        out: str | os.PathLike | None = None,
+        root: str | os.PathLike = "runs",
+        extra: Mapping[str, Any] | None = None,
+    ) -> RunDir:
+        """Create ``runs/<UTC>-<experiment>-<hash>/`` (or ``out``), or resume ``out``.
+
+        Raises ConfigError when ``out`` holds a run of a different experiment or config.
+        """
+        chash = config_hash(experiment, config)
+        path = Path(out) if out is not None else Path(root, f"{utc_stamp()}-{experiment}-{chash}")
+        config_file = path / "config.json"
+        if config_file.exists():
+            previous = json.loads(config_file.read_text())
+            if previous.get("config_hash") != chash:
+                raise ConfigError(
+                    f"{path} holds a run with config hash {previous.get('config_hash')} "
+                    f"({previous.get('experiment')}); this config hashes to {chash}. "
+                    "Use a new --out folder."
+                )
+            return cls(path, experiment, config, chash, resumed=True)
+        if path.exists() and any(path.iterdir()):
+            raise ConfigError(f"{path} exists, is not empty and holds no config.json; refusing to write there")
+        path.mkdir(parents=True, exist_ok=True)
+        record = {
+            "experiment": experiment,
+            "config_hash": chash,
+            "config": to_jsonable(config),
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+            "created_utc": utc_stamp(),
+            **dict(extra or {}),
+        }
+        atomic_write_json(config_file, record)
+        return cls(path, experiment, config, chash, resumed=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RunDir:
+        """Open an existing run folder read-only (for redrawing figures)."""
+        path = Path(path)
+        try:
+            record = json.loads((path / "config.json").read_text())
+        except FileNotFoundError as err:
+            raise ConfigError(f"{path} is not a run folder (no config.json)") from err
+        return cls(path, record["experiment"], record["config"], record["config_hash"], resumed=True)
+
+    @property
+    def figures_dir(self) -> Path:
+        path = self.path / "figures"
+        path.mkdir(exist_ok=True)
+        return path
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        path = self.path / "checkpoints"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        target = self.path / name
+        atomic_write_json(target, obj)
+        return target
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.path / name).read_text())
+
+    def cell(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Return the cached result of ``key`` or compute it and cache it atomically.
+
+        ``compute`` must return JSON-serialisable data; this is how runs resume.
+        """
+        target = self.path / "cells" / f"{_safe_name(key)}.json"
+        if target.exists():
+            return json.loads(target.read_text())
+        value = to_jsonable(compute())
+        atomic_write_json(target, value)
+        return value
+
+    def has_cell(self, key: str) -> bool:
+        return (self.path / "cells" / f"{_safe_name(key)}.json").exists()
+
+    def write_metrics(self, rows: Iterable[Mapping[str, Any]]) -> Path:
+        """Write the long-format metrics table (seed, condition, x, measure, value, unit)."""
+        return write_metrics_csv(self.path / "metrics.csv", rows)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        return read_metrics_csv(self.path / "metrics.csv")
+
+    def finish(self, summary: Mapping[str, Any], keep_checkpoints: bool = False) -> Path:
+        target = self.write_json("summary.json", summary)
+        if not keep_checkpoints:
+            shutil.rmtree(self.path / "checkpoints", ignore_errors=True)
+        return target
+
+
+def write_metrics_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        missing = set(METRIC_COLUMNS) - set(row)
+        if missing:
+            raise ValueError(f"metric row lacks {sorted(missing)}: {row}")
+        value = row["value"]
+        writer.writerow({**{k: row[k] for k in METRIC_COLUMNS}, "value": repr(float(value))})
+    atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
+    """Read a metrics table back, with ``value`` as float and ``seed`` and ``x`` parsed."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["value"] = float(row["value"])
+        row["seed"] = _number(row["seed"])
+        row["x"] = _number(row["x"])
+    return rows
+
+
+def metric_row(measure: str, value: float, unit: str, *, seed: Any = "", condition: str = "",
+               x: Any = "") -> dict[str, Any]:
+    """One row of the long-format metrics table."""
+    return {"seed": seed, "condition": condition, "x": x, "measure": measure, "value": value, "unit": unit}
+
+
+def _number(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _safe_name(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in key)

@@ -1,0 +1,103 @@
+"""The model protocol: the only surface the experiment protocols and measures may touch.
+
+Protocols work on token ids. Tokenizers, chat templates and model internals stay inside the
+adapters (the toy Transformer here, Hugging Face models in :mod:`llm_bridge`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Example:
+    """A prompt and its response, as token ids. Losses and scores use the response only."""
+
+    prompt_ids: tuple[int, ...]
+    response_ids: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.response_ids) == 0:
+            raise ValueError("an Example needs at least one response token")
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A prompt with labelled continuations, for exact behaviour scores by log-probabilities.
+
+    Toy tasks fix the attribute with the first response token, so each continuation is one
+    marker token and the mass on ``aligned`` is exactly P(aligned | prompt). LLM tasks use an
+    aligned and a misaligned continuation of the same prompt. Scores are the mass on ``aligned``
+    normalised over the contrast set, and its log-odds.
+    """
+
+    prompt_ids: tuple[int, ...]
+    aligned: tuple[tuple[int, ...], ...]
+    misaligned: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """AdamW settings. Defaults follow the paper: constant LR, betas (0.9, 0.95), no decay."""
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_grad_norm: float | None = 1.0
+
+    @property
+    def examples_per_step(self) -> int:
+        return self.batch_size * self.grad_accum
+
+
+@dataclass
+class TrainLog:
+    """What one ``fit`` call did: mean response-token loss (nats) per optimizer step."""
+
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    tokens: int = 0
+
+    @property
+    def mean_loss(self) -> float:
+        return float(np.mean(self.losses)) if self.losses else float("nan")
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """What a model must offer for the protocols to run on it."""
+
+    def fit(
+        self, examples: Sequence[Example], order: Sequence[int], optimizer: OptimizerSpec,
+        state: Any | None,
+    ) -> tuple[TrainLog, Any]:
+        """Fine-tune in place on ``examples`` taken in ``order`` (indices; consecutive batches of
+        ``optimizer.batch_size``, ``grad_accum`` batches per step), loss on response tokens only.
+
+        ``state`` is the optimizer state returned by a previous call (None for a fresh AdamW), so
+        incremental amounts continue exactly where they stopped. Returns the log and the new state.
+        """
+        ...
+
+    def token_logprobs(self, examples: Sequence[Example]) -> list[np.ndarray]:
+        """Teacher-forced log-probabilities (nats) of each response token, one array per example."""
+        ...
+
+    def generate(
+        self, prompt_ids: Sequence[int], max_new_tokens: int, temperature: float, seed: int
+    ) -> list[int]:
+        """Sample a response (stopping at the model's end-of-sequence token)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Weights (and anything else needed) to restore this model: for slices, resume, clones."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ...
