@@ -1,0 +1,114 @@
+"""Instrument tests of toymodels.sweep: grids, parallel equivalence, resume after a kill, dask."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from theory.errors import ConfigError
+from theory.runs import RunDir
+from toymodels.sweep import Execution, Grid, aggregate, parse_condition, run_sweep
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from sweep_cells import noisy_line  # noqa: E402
+
+
+@dataclass(frozen=True)
+class _Cfg:
+    name: str = "sweep-test"
+
+
+def _grid() -> Grid:
+    return Grid.of({"slope": (0.5, 1.0, 2.0), "tag": ("a", "b")}, seeds=3, positive=["slope"])
+
+
+def _table(tmp: Path, name: str, execution: Execution) -> list[dict]:
+    run = RunDir.open("test.sweep", _Cfg(), out=tmp / name)
+    return run_sweep(run, _grid(), noisy_line, execution)
+
+
+@pytest.mark.parametrize("axes, seeds, message", [
+    ({"slope": ()}, 2, "is empty"),
+    ({"slope": (1.0, 2.0, 1.0)}, 2, "repeats the value 1.0"),
+    ({"slope": (1.0, 0.0)}, 2, "positive sizes"),
+    ({"slope": (1.0, -3)}, 2, "positive sizes"),
+    ({"slope": (1.0,)}, 0, "at least one seed"),
+    ({"slope": (1.0,)}, [1, 1], "repeats the value 1"),
+])
+def test_bad_grids_are_config_errors(axes, seeds, message):
+    with pytest.raises(ConfigError, match=message):
+        Grid.of(axes, seeds=seeds, positive=["slope"])
+
+
+def test_bad_execution_is_config_error():
+    with pytest.raises(ConfigError, match="n_jobs"):
+        Execution(n_jobs=0)
+    with pytest.raises(ConfigError, match="device"):
+        Execution(device="tpu")
+
+
+def test_threads_per_worker_never_oversubscribe():
+    assert Execution(n_jobs=2, cores=2).threads_per_worker == 1
+    assert Execution(n_jobs=1, cores=2).threads_per_worker == 2
+    assert Execution(n_jobs=4, cores=2).threads_per_worker == 1
+
+
+def test_grid_order_and_table(tmp_path):
+    grid = _grid()
+    assert len(grid) == len(grid.cells()) == 18
+    table = _table(tmp_path, "serial", Execution(n_jobs=1, progress=False))
+    assert len(table) == 18 * 4
+    assert parse_condition(table[0]["condition"]) == {"slope": "0.5", "tag": "a"}
+    assert table[3]["condition"] == "slope=0.5,tag=a,probe=a"
+    agg = {(r["condition"], r["x"], r["measure"]): r for r in aggregate(table)}
+    line = agg[("slope=2.0,tag=b", "4", "y")]
+    assert line["n"] == 3 and line["ci_lo"] < line["mean"] < line["ci_hi"]
+
+
+def test_two_workers_give_the_serial_table(tmp_path):
+    serial = _table(tmp_path, "serial", Execution(n_jobs=1, progress=False))
+    parallel = _table(tmp_path, "parallel", Execution(n_jobs=2, cores=2, progress=False))
+    assert parallel == serial
+
+
+def test_killed_and_resumed_sweep_gives_the_uninterrupted_table(tmp_path):
+    out = tmp_path / "killed"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        from test_sweep import _table
+        from toymodels.sweep import Execution
+        from pathlib import Path
+        _table(Path({str(tmp_path)!r}), "killed", Execution(n_jobs=1, progress=False))
+    """)
+    env = {**os.environ, "SWEEP_TEST_CELL_SECONDS": "0.3"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list((out / "cells").glob("*.json"))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = len(list((out / "cells").glob("*.json")))
+    assert 4 <= done < 18, f"the sweep should have been killed part-way, {done} cells were done"
+    resumed = _table(tmp_path, "killed", Execution(n_jobs=1, progress=False))
+    uninterrupted = _table(tmp_path, "whole", Execution(n_jobs=1, progress=False))
+    assert resumed == uninterrupted
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_local_table(tmp_path):
+    pytest.importorskip("dask.distributed")
+    local = _table(tmp_path, "local", Execution(n_jobs=1, progress=False))
+    dask = _table(tmp_path, "dask", Execution(n_jobs=2, backend="dask", progress=False))
+    assert dask == local

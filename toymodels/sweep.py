@@ -1,0 +1,251 @@
+"""Seeded grids of experiment cells: run in parallel through joblib, resumable, aggregated over seeds.
+
+A :class:`Grid` is the product of named config axes times seeds. Each cell is one call of a
+module-level function ``cell_fn(cell, device) -> list[metric row]``; its rows are cached in the run
+folder (``cells/<key>.json``) by the driver as they arrive, so a killed sweep restarts where it
+stopped and the final table is assembled in grid order, whatever the backend or completion order.
+
+Parallelism: ``n_jobs`` worker processes share ``cores`` CPU cores, so each worker gets
+``cores // n_jobs`` torch threads and the machine is never oversubscribed. ``backend="dask"``
+sends the same cells to a dask.distributed cluster through joblib's backend switch (the
+``cluster`` extra); without a scheduler address it starts a local cluster of ``n_jobs`` workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import itertools
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from joblib import Parallel, delayed, parallel_config
+from tqdm import tqdm
+
+from theory.errors import ConfigError
+from theory.runs import RunDir, atomic_write_text
+from theory.verdicts import mean_ci
+
+Scalar = int | float | str
+CellFn = Callable[["Cell", str], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of a grid: axis values and a seed."""
+
+    params: tuple[tuple[str, Scalar], ...]
+    seed: int
+
+    def __getitem__(self, name: str) -> Scalar:
+        return dict(self.params)[name]
+
+    @property
+    def condition(self) -> str:
+        """``"size=small,tokens=2000"``: the metrics-table condition of this cell's rows."""
+        return ",".join(f"{name}={value}" for name, value in self.params)
+
+    @property
+    def key(self) -> str:
+        """Cache key of the cell in the run folder."""
+        return f"{self.condition},seed={self.seed}" if self.params else f"seed={self.seed}"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The product of named axes (in order) times seeds. Bad grids are ConfigErrors."""
+
+    axes: tuple[tuple[str, tuple[Scalar, ...]], ...]
+    seeds: tuple[int, ...]
+    positive: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        names = [name for name, _ in self.axes]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"grid axes repeat a name: {', '.join(names)}")
+        for name, values in self.axes:
+            if name == "seed" or "," in name or "=" in name:
+                raise ConfigError(f"grid axis name {name!r} is reserved or holds ',' or '='")
+            _check_axis(name, values, name in self.positive)
+        _check_axis("seeds", self.seeds, positive=False)
+
+    @classmethod
+    def of(cls, axes: Mapping[str, Sequence[Scalar]], seeds: Sequence[int] | int,
+           positive: Iterable[str] = ()) -> Grid:
+        """Build a grid; ``seeds`` is a list of seeds or a count (seeds ``0..n-1``).
+
+        ``positive`` names the axes whose values are sizes and must be > 0.
+        """
+        if isinstance(seeds, int):
+            if seeds < 1:
+                raise ConfigError(f"a grid needs at least one seed, got {seeds}")
+            seeds = range(seeds)
+        return cls(tuple((name, tuple(values)) for name, values in axes.items()),
+                   tuple(int(s) for s in seeds), frozenset(positive))
+
+    def cells(self) -> list[Cell]:
+        """All cells, seeds innermost, in a fixed order (the order of the metrics table)."""
+        names = [name for name, _ in self.axes]
+        combos = itertools.product(*(values for _, values in self.axes))
+        return [Cell(tuple(zip(names, combo, strict=True)), seed)
+                for combo in combos for seed in self.seeds]
+
+    def __len__(self) -> int:
+        size = len(self.seeds)
+        for _, values in self.axes:
+            size *= len(values)
+        return size
+
+
+def _check_axis(name: str, values: Sequence[Scalar], positive: bool) -> None:
+    if len(values) == 0:
+        raise ConfigError(f"grid axis '{name}' is empty")
+    seen: set[Any] = set()
+    for value in values:
+        if not isinstance(value, int | float | str) or isinstance(value, bool):
+            raise ConfigError(f"grid axis '{name}' holds {value!r}; use numbers or strings")
+        if isinstance(value, str) and ("," in value or "=" in value):
+            raise ConfigError(f"grid axis '{name}' value {value!r} holds ',' or '='")
+        if value in seen:
+            raise ConfigError(f"grid axis '{name}' repeats the value {value!r}")
+        seen.add(value)
+        if positive and (isinstance(value, str) or not value > 0):
+            raise ConfigError(f"grid axis '{name}' needs positive sizes, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how the cells run."""
+
+    n_jobs: int = 1
+    backend: Literal["local", "dask"] = "local"
+    device: str = "cpu"
+    cores: int | None = None  # CPU cores the workers share; default: all of this machine's
+    scheduler: str | None = None  # dask scheduler address; None starts a local cluster
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_jobs < 1:
+            raise ConfigError(f"n_jobs must be >= 1, got {self.n_jobs}")
+        if self.backend not in ("local", "dask"):
+            raise ConfigError(f"backend must be local or dask, got {self.backend!r}")
+        if self.cores is not None and self.cores < 1:
+            raise ConfigError(f"cores must be >= 1, got {self.cores}")
+        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
+            raise ConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+
+    @property
+    def threads_per_worker(self) -> int:
+        return max(1, (self.cores or os.cpu_count() or 1) // self.n_jobs)
+
+
+def _run_cell(fn: CellFn, cell: Cell, device: str, threads: int) -> tuple[str, list[dict[str, Any]]]:
+    """Worker side: fix torch threads for this cell, run it, hand the rows back to the driver."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows = fn(cell, device)
+    finally:
+        torch.set_num_threads(previous)
+    return cell.key, [dict(row) for row in rows]
+
+
+@contextlib.contextmanager
+def _backend(execution: Execution) -> Iterator[None]:
+    if execution.backend == "local":
+        with parallel_config(backend="loky", n_jobs=execution.n_jobs,
+                             inner_max_num_threads=execution.threads_per_worker):
+            yield
+        return
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("--backend dask needs dask.distributed: pip install 'lm-elasticity[cluster]'") from None
+    with contextlib.ExitStack() as stack:
+        if execution.scheduler:
+            client = stack.enter_context(Client(execution.scheduler))
+        else:
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=execution.n_jobs, threads_per_worker=1, processes=True,
+                dashboard_address=None))
+            client = stack.enter_context(Client(cluster))
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or execution.n_jobs)
+        with parallel_config(backend="dask", n_jobs=n_workers):
+            yield
+
+
+def run_sweep(run_dir: RunDir, grid: Grid, cell_fn: CellFn, execution: Execution = Execution(),
+              desc: str = "cells") -> list[dict[str, Any]]:
+    """Run every unfinished cell of ``grid`` and return the metrics table of the whole grid.
+
+    ``cell_fn`` must be a module-level function (it is pickled to the workers). Its rows may carry
+    their own condition as ``"name=value,..."``; it is appended to the cell's condition.
+    """
+    todo = [cell for cell in grid.cells() if not run_dir.has_cell(cell.key)]
+    if todo:
+        threads = execution.threads_per_worker
+        jobs = (delayed(_run_cell)(cell_fn, cell, execution.device, threads) for cell in todo)
+        bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc=desc, file=sys.stderr,
+                   disable=not execution.progress, leave=False)
+        with bar, _backend(execution):
+            results = Parallel(return_as="generator_unordered")(jobs)
+            for key, rows in results:
+                run_dir.cell(key, lambda rows=rows: rows)
+                bar.update(1)
+    return grid_table(run_dir, grid)
+
+
+def grid_table(run_dir: RunDir, grid: Grid) -> list[dict[str, Any]]:
+    """The cached rows of every cell, in grid order, with seed and condition filled in."""
+    table: list[dict[str, Any]] = []
+    for cell in grid.cells():
+        if not run_dir.has_cell(cell.key):
+            raise ConfigError(f"cell {cell.key} has not been run in {run_dir.path}")
+        for row in run_dir.cell(cell.key, lambda: []):
+            own = str(row.get("condition", "") or "")
+            condition = ",".join(part for part in (cell.condition, own) if part)
+            table.append({**row, "seed": cell.seed, "condition": condition})
+    return table
+
+
+def parse_condition(condition: str) -> dict[str, str]:
+    """``"size=small,F=0"`` -> ``{"size": "small", "F": "0"}``."""
+    return dict(part.split("=", 1) for part in condition.split(",") if part)
+
+
+def aggregate(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and 95% Student-t interval over seeds for each (condition, x, measure, unit)."""
+    groups: dict[tuple[str, str, str, str], list[float]] = {}
+    for row in rows:
+        key = (str(row["condition"]), str(row["x"]), str(row["measure"]), str(row["unit"]))
+        groups.setdefault(key, []).append(float(row["value"]))
+    out = []
+    for (condition, x, measure, unit), values in groups.items():
+        mean, (lo, hi) = mean_ci(values)
+        out.append({"condition": condition, "x": x, "measure": measure, "unit": unit,
+                    "mean": mean, "ci_lo": lo, "ci_hi": hi, "n": len(values)})
+    return out
+
+
+AGGREGATE_COLUMNS = ("condition", "x", "measure", "unit", "mean", "ci_lo", "ci_hi", "n")
+
+
+def write_aggregate(run_dir: RunDir, rows: Iterable[Mapping[str, Any]],
+                    name: str = "aggregate.csv") -> Path:
+    """Write the over-seed aggregate beside metrics.csv (floats in repr, so it round-trips)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=AGGREGATE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (repr(float(row[k])) if k in ("mean", "ci_lo", "ci_hi") else row[k])
+                         for k in AGGREGATE_COLUMNS})
+    target = run_dir.path / name
+    atomic_write_text(target, buffer.getvalue())
+    return target
