@@ -1,0 +1,174 @@
+"""``elasticity reproduce``: the theory checks and every toy experiment, in one run folder with a report.
+
+``--quick`` (the default) runs each experiment's quick preset; ``--full`` runs the full presets
+(hours on 2 CPU cores). Each experiment writes its own run folder inside this one, so rerunning
+with the same ``--out`` resumes: finished experiments and finished cells are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from llm_bridge import registry
+from theory.config import require
+from theory.errors import ConfigError
+from theory.experiment import execute, format_summary
+from theory.runs import RunDir, atomic_write_text, dumps
+
+# Order matters for the report: theory first, then the toy core, then the toy science.
+EXPERIMENTS = (
+    "theory.simulate", "theory.boundary", "toy.resistance", "toy.rebound",
+    "toy.scale", "toy.compression", "toy.lifecycle",
+)
+QUICK_EXPERIMENTS = tuple(e for e in EXPERIMENTS if e != "theory.boundary")
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    preset: Literal["quick", "full"] = "quick"
+    experiments: tuple[str, ...] = ()  # empty: the preset's default list
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.experiments:
+            require(name in EXPERIMENTS, f"unknown experiment '{name}'; known: {', '.join(EXPERIMENTS)}")
+        require(len(set(self.experiments)) == len(self.experiments), "experiments are listed twice")
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        if self.experiments:
+            return self.experiments
+        return QUICK_EXPERIMENTS if self.preset == "quick" else EXPERIMENTS
+
+
+@dataclass
+class Section:
+    name: str
+    run_path: Path | None
+    summary: Mapping[str, Any] | None
+    seconds: float
+    error: str | None = None
+
+
+def run_theory_checks(quick: bool) -> tuple[list[Any], float]:
+    from theory.checks import run_checks
+
+    start = time.perf_counter()
+    checks = run_checks(quick=quick)
+    return checks, time.perf_counter() - start
+
+
+def reproduce(config: ReproduceConfig, out: str | Path | None = None, update_reference: bool = False
+              ) -> tuple[RunDir, list[Section], list[Any], int]:
+    """Run everything into one folder and write report.md. Returns the exit code as well."""
+    run = RunDir.open("reproduce", config, out=out)
+    print(f"reproduce ({config.preset}) -> {run.path}", file=sys.stderr)
+    checks, check_seconds = run_theory_checks(quick=config.preset == "quick")
+    sections: list[Section] = []
+    for name in config.selected:
+        print(f"[{len(sections) + 1}/{len(config.selected)}] {name} ({config.preset})", file=sys.stderr)
+        start = time.perf_counter()
+        try:
+            experiment = registry.load(name)
+            exp_config = experiment.resolve(config.preset, seed=config.seed)
+            outcome = execute(experiment, exp_config, out=run.path / name, preset=config.preset)
+        except ConfigError:
+            raise
+        except Exception as err:  # one broken experiment must not hide the others' results
+            sections.append(Section(name, None, None, time.perf_counter() - start, f"{type(err).__name__}: {err}"))
+            print(f"  {name} failed: {err}", file=sys.stderr)
+            continue
+        if update_reference:
+            from theory.reference import update_reference as merge
+
+            merge(outcome.run, outcome.summary, config.preset)
+        sections.append(Section(name, outcome.run.path, outcome.summary, time.perf_counter() - start))
+    failed_checks = [c for c in checks if c.exact and not c.passed]
+    code = 1 if failed_checks or any(s.error or (s.summary or {}).get("instrument_failures")
+                                      for s in sections) else 0
+    atomic_write_text(run.path / "report.md", render_report(run, config, sections, checks, check_seconds))
+    run.finish({
+        "experiment": "reproduce", "schema_version": 1, "config_hash": run.config_hash,
+        "preset": config.preset, "exit_code": code,
+        "theory_checks": [{"name": c.name, "passed": c.passed, "exact": c.exact, "value": c.value}
+                          for c in checks],
+        "experiments": {s.name: {"run": str(s.run_path) if s.run_path else None, "error": s.error,
+                                 "predictions": (s.summary or {}).get("predictions", [])}
+                        for s in sections},
+    })
+    return run, sections, checks, code
+
+
+def render_report(run: RunDir, config: ReproduceConfig, sections: Sequence[Section], checks: Sequence[Any],
+                  check_seconds: float) -> str:
+    """report.md: the theory checks, then each experiment's verdicts and figures."""
+    total = check_seconds + sum(s.seconds for s in sections)
+    lines = [
+        f"# Elasticity reproduction report ({config.preset})", "",
+        f"Config hash `{run.config_hash}`. Wall time {total:.0f} s "
+        f"(theory checks {check_seconds:.0f} s). Verdicts: `holds` when the 95% interval excludes 0 in the "
+        "predicted direction, `contradicted` when it excludes 0 in the other, `inconclusive` otherwise. "
+        "A contradicted or inconclusive prediction is a finding, not an error.", "",
+        "## Theory checks", "", "| check | kind | result | value | detail |", "|---|---|---|---|---|",
+    ]
+    for c in checks:
+        kind = "exact" if c.exact else "finding"
+        result = "pass" if c.passed else ("FAIL" if c.exact else "not met")
+        lines.append(f"| {c.name} | {kind} | {result} | {_fmt(c.value)} | {c.detail} |")
+    for s in sections:
+        lines += ["", f"## `{s.name}`", "", f"Wall time {s.seconds:.0f} s."]
+        if s.error:
+            lines += ["", f"**Failed:** `{s.error}`"]
+            continue
+        rel = s.run_path.relative_to(run.path)
+        lines += [f"Run folder `{rel}/`.", "",
+                  "| prediction | verdict | value | 95% CI | n | measure |", "|---|---|---|---|---|---|"]
+        for p in s.summary.get("predictions", []):
+            ci = p.get("ci") or [None, None]
+            lines.append(f"| `{p['id']}` | **{p['verdict']}** | {_fmt(p.get('value'))} | "
+                         f"[{_fmt(ci[0])}, {_fmt(ci[1])}] | {p.get('n_seeds', '')} | {p.get('measure', '')} |")
+        for failure in s.summary.get("instrument_failures", []):
+            lines.append(f"\n**Instrument check failed:** {failure}")
+        for png in sorted((s.run_path / "figures").glob("*.png")):
+            lines += ["", f"![{png.stem}]({png.relative_to(run.path)})"]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return "" if x is None else str(x)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=("quick", "full"), default="quick")
+    parser.add_argument("--quick", dest="preset", action="store_const", const="quick", help="alias of --preset quick")
+    parser.add_argument("--full", dest="preset", action="store_const", const="full", help="alias of --preset full")
+    parser.add_argument("--only", default="", metavar="A,B", help=f"a subset of: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--seed", type=int, default=None, help="base seed passed to every experiment")
+    parser.add_argument("--out", default=None, metavar="DIR", help="run folder; an existing one resumes")
+    parser.add_argument("--update-reference", action="store_true",
+                        help="merge every experiment into figures/ and figures/results.json")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    args = parser.parse_args(argv)
+    try:
+        config = ReproduceConfig(args.preset, tuple(x.strip() for x in args.only.split(",") if x.strip()),
+                                 args.seed)
+        run, sections, checks, code = reproduce(config, args.out, args.update_reference)
+    except ConfigError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(dumps(run.read_json("summary.json")), end="")
+    else:
+        for s in sections:
+            print(format_summary(s.summary) if s.summary else f"{s.name}: FAILED {s.error}")
+        print(f"\nreport: {run.path / 'report.md'}")
+    return code

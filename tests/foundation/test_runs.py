@@ -1,0 +1,124 @@
+"""Run folders: atomic writes, resume by config hash, determinism, summary schema, reference merge."""
+
+import json
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from theory import reference
+from theory.config import Preset
+from theory.errors import ConfigError
+from theory.experiment import Experiment, execute
+from theory.runs import RunDir, atomic_write_text, config_hash, metric_row
+from theory.verdicts import mean_ci, predict, verdict_from_ci
+
+
+@dataclass(frozen=True)
+class Micro:
+    n: int = 3
+    seed: int = 0
+
+
+CALLS: list[str] = []
+
+
+def _run(config: Micro, run: RunDir) -> dict:
+    import numpy as np
+
+    rows = []
+    for i in range(config.n):
+        # A cell per unit of work: what a resumed run must not recompute.
+        value = run.cell(f"cell-{i}", lambda i=i: (CALLS.append(f"cell-{i}"), float(
+            np.random.default_rng([config.seed, i]).normal()))[1])
+        rows.append(metric_row("draw", value, "nats", seed=config.seed, x=i))
+    run.write_metrics(rows)
+    return {"predictions": [predict("micro.mean_positive", [r["value"] for r in rows], +1, "draw")]}
+
+
+MICRO = Experiment("demo.micro", "micro", Micro, {"quick": Preset({}, "", 0.1)}, _run)
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "a.json"
+    atomic_write_text(target, "old")
+
+    def boom(src, dst):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target], "a temporary file was left behind"
+
+
+def test_same_seed_same_metrics(tmp_path):
+    a = execute(MICRO, Micro(n=4, seed=3), root=tmp_path / "a")
+    b = execute(MICRO, Micro(n=4, seed=3), root=tmp_path / "b")
+    assert (a.run.path / "metrics.csv").read_bytes() == (b.run.path / "metrics.csv").read_bytes()
+    c = execute(MICRO, Micro(n=4, seed=4), root=tmp_path / "c")
+    assert (a.run.path / "metrics.csv").read_bytes() != (c.run.path / "metrics.csv").read_bytes()
+
+
+def test_resume_skips_finished_cells_and_refuses_other_configs(tmp_path):
+    CALLS.clear()
+    out = tmp_path / "run"
+    first = execute(MICRO, Micro(n=3), out=out)
+    assert CALLS == ["cell-0", "cell-1", "cell-2"]
+    (out / "cells" / "cell-2.json").unlink()  # as if killed before the last cell finished
+    second = execute(MICRO, Micro(n=3), out=out)
+    assert second.run.resumed and CALLS[3:] == ["cell-2"]
+    assert first.summary == second.summary
+    with pytest.raises(ConfigError, match="config hash"):
+        execute(MICRO, Micro(n=5), out=out)
+
+
+def test_summary_schema_and_config_record(tmp_path):
+    outcome = execute(MICRO, Micro(), out=tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert {"experiment", "schema_version", "units", "config_hash", "predictions"} <= set(summary)
+    assert summary["config_hash"] == config_hash("demo.micro", Micro())
+    record = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert record["config"] == {"n": 3, "seed": 0} and "numpy" in record["versions"]
+    assert outcome.exit_code == 0
+    assert {"verdict", "value", "ci", "n_seeds", "measure"} <= set(summary["predictions"][0])
+
+
+@pytest.mark.parametrize(
+    "ci, sign, verdict",
+    [((0.1, 0.3), 1, "holds"), ((0.1, 0.3), -1, "contradicted"), ((-0.3, -0.1), -1, "holds"),
+     ((-0.1, 0.2), 1, "inconclusive"), ((float("nan"), 1.0), 1, "inconclusive")],
+)
+def test_verdict_from_ci(ci, sign, verdict):
+    assert verdict_from_ci(ci, sign) == verdict
+
+
+def test_mean_ci_matches_textbook_interval():
+    # Values 1, 3, 2, 2: mean 2, sample sd sqrt(2/3), n = 4, t(0.975, 3) = 3.182446.
+    mean, (lo, hi) = mean_ci([1.0, 3.0, 2.0, 2.0])
+    half_width = 3.182446 * (2 / 3) ** 0.5 / 2
+    assert mean == pytest.approx(2.0)
+    assert (lo, hi) == pytest.approx((2.0 - half_width, 2.0 + half_width), rel=1e-6)
+
+
+def test_reference_merge_keeps_other_experiments(tmp_path, monkeypatch):
+    monkeypatch.setattr(reference, "figures_dir", lambda: tmp_path / "figures")
+    monkeypatch.setattr(reference, "results_path", lambda: tmp_path / "figures" / "results.json")
+    (tmp_path / "figures").mkdir()
+    reference._save_results({"schema_version": 1, "experiments": {"llm.rebound": {"headline": {"x": 1}}}})
+    outcome = execute(MICRO, Micro(), out=tmp_path / "r")
+    reference.update_reference(outcome.run, outcome.summary, "quick")
+    results = reference.load_results()
+    assert results["experiments"]["llm.rebound"] == {"headline": {"x": 1}}
+    assert results["experiments"]["demo.micro"]["headline"]["config_hash"] == outcome.run.config_hash
+    assert (tmp_path / "figures" / "data" / "demo.micro" / "metrics.csv").exists()
+    prediction = outcome.summary["predictions"][0]
+    with pytest.raises(AssertionError, match="no verdict recorded"):
+        reference.check_recorded_verdict("demo.micro", "h", prediction)
+    monkeypatch.setenv(reference.RECORD_ENV, "1")
+    reference.check_recorded_verdict("demo.micro", "h", prediction)
+    monkeypatch.delenv(reference.RECORD_ENV)
+    reference.check_recorded_verdict("demo.micro", "h", prediction)
+    with pytest.raises(AssertionError, match="verdict changed"):
+        reference.check_recorded_verdict("demo.micro", "h", {**prediction, "verdict": "contradicted"})
