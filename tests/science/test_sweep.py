@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.science.sweep_cells import noisy_line
 from theory.errors import ConfigError
 from theory.runs import RunDir
 from toymodels.sweep import Execution, Grid, aggregate, parse_condition, run_sweep
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from sweep_cells import noisy_line  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -84,8 +83,8 @@ def test_killed_and_resumed_sweep_gives_the_uninterrupted_table(tmp_path):
     out = tmp_path / "killed"
     script = textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {str(HERE)!r})
-        from test_sweep import _table
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.science.test_sweep import _table
         from toymodels.sweep import Execution
         from pathlib import Path
         _table(Path({str(tmp_path)!r}), "killed", Execution(n_jobs=1, progress=False))
