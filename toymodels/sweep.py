@@ -5,8 +5,9 @@ module-level function ``cell_fn(cell, device) -> list[metric row]``; its rows ar
 folder (``cells/<key>.json``) by the driver as they arrive, so a killed sweep restarts where it
 stopped and the final table is assembled in grid order, whatever the backend or completion order.
 
-Parallelism: ``n_jobs`` worker processes share ``cores`` CPU cores, so each worker gets
-``cores // n_jobs`` torch threads and the machine is never oversubscribed. ``backend="dask"``
+Parallelism: each cell runs with a fixed number of torch threads (so its numbers do not depend
+on the number of workers), and ``n_jobs`` worker processes times those threads never exceed the
+cores. ``backend="dask"``
 sends the same cells to a dask.distributed cluster through joblib's backend switch (the
 ``cluster`` extra); without a scheduler address it starts a local cluster of ``n_jobs`` workers.
 """
@@ -120,28 +121,50 @@ def _check_axis(name: str, values: Sequence[Scalar], positive: bool) -> None:
 
 @dataclass(frozen=True)
 class Execution:
-    """Where and how the cells run."""
+    """Where and how the cells run.
 
-    n_jobs: int = 1
+    ``threads`` torch threads per cell, whatever the number of workers, so that results do not
+    depend on ``n_jobs``; ``n_jobs`` defaults to as many workers as ``cores // threads``.
+    """
+
+    n_jobs: int | None = None
+    threads: int = 1
     backend: Literal["local", "dask"] = "local"
     device: str = "cpu"
-    cores: int | None = None  # CPU cores the workers share; default: all of this machine's
+    cores: int | None = None  # CPU cores the local workers share; default: all of this machine's
     scheduler: str | None = None  # dask scheduler address; None starts a local cluster
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.n_jobs < 1:
+        if self.n_jobs is not None and self.n_jobs < 1:
             raise ConfigError(f"n_jobs must be >= 1, got {self.n_jobs}")
+        if self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.backend not in ("local", "dask"):
             raise ConfigError(f"backend must be local or dask, got {self.backend!r}")
         if self.cores is not None and self.cores < 1:
             raise ConfigError(f"cores must be >= 1, got {self.cores}")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if self.backend == "local" and self.workers * self.threads > self.available_cores:
+            raise ConfigError(f"{self.workers} workers x {self.threads} threads oversubscribe "
+                              f"{self.available_cores} cores; lower n_jobs or threads")
 
     @property
-    def threads_per_worker(self) -> int:
-        return max(1, (self.cores or os.cpu_count() or 1) // self.n_jobs)
+    def available_cores(self) -> int:
+        return self.cores or os.cpu_count() or 1
+
+    @property
+    def workers(self) -> int:
+        return self.n_jobs or max(1, self.available_cores // self.threads)
+
+
+def execution_of(config: Any, progress: bool = True) -> Execution:
+    """The Execution named by a protocol config's ``n_jobs``, ``threads``, ``backend``, ``device``
+    and ``dask_scheduler`` fields (0 workers meaning: as many as the cores allow)."""
+    return Execution(n_jobs=getattr(config, "n_jobs", 0) or None, threads=getattr(config, "threads", 1),
+                     backend=getattr(config, "backend", "local"), device=getattr(config, "device", "cpu"),
+                     scheduler=getattr(config, "dask_scheduler", None), progress=progress)
 
 
 def _run_cell(fn: CellFn, cell: Cell, device: str, threads: int) -> tuple[str, list[dict[str, Any]]]:
@@ -160,8 +183,8 @@ def _run_cell(fn: CellFn, cell: Cell, device: str, threads: int) -> tuple[str, l
 @contextlib.contextmanager
 def _backend(execution: Execution) -> Iterator[None]:
     if execution.backend == "local":
-        with parallel_config(backend="loky", n_jobs=execution.n_jobs,
-                             inner_max_num_threads=execution.threads_per_worker):
+        with parallel_config(backend="loky", n_jobs=execution.workers,
+                             inner_max_num_threads=execution.threads):
             yield
         return
     try:
@@ -173,10 +196,10 @@ def _backend(execution: Execution) -> Iterator[None]:
             client = stack.enter_context(Client(execution.scheduler))
         else:
             cluster = stack.enter_context(LocalCluster(
-                n_workers=execution.n_jobs, threads_per_worker=1, processes=True,
+                n_workers=execution.workers, threads_per_worker=1, processes=True,
                 dashboard_address=None))
             client = stack.enter_context(Client(cluster))
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or execution.n_jobs)
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or execution.workers)
         with parallel_config(backend="dask", n_jobs=n_workers):
             yield
 
@@ -190,8 +213,7 @@ def run_sweep(run_dir: RunDir, grid: Grid, cell_fn: CellFn, execution: Execution
     """
     todo = [cell for cell in grid.cells() if not run_dir.has_cell(cell.key)]
     if todo:
-        threads = execution.threads_per_worker
-        jobs = (delayed(_run_cell)(cell_fn, cell, execution.device, threads) for cell in todo)
+        jobs = (delayed(_run_cell)(cell_fn, cell, execution.device, execution.threads) for cell in todo)
         bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc=desc, file=sys.stderr,
                    disable=not execution.progress, leave=False)
         with bar, _backend(execution):

@@ -55,10 +55,12 @@ def test_bad_execution_is_config_error():
         Execution(device="tpu")
 
 
-def test_threads_per_worker_never_oversubscribe():
-    assert Execution(n_jobs=2, cores=2).threads_per_worker == 1
-    assert Execution(n_jobs=1, cores=2).threads_per_worker == 2
-    assert Execution(n_jobs=4, cores=2).threads_per_worker == 1
+def test_workers_never_oversubscribe_the_cores():
+    assert Execution(cores=2).workers == 2
+    assert Execution(cores=2, threads=2).workers == 1
+    with pytest.raises(ConfigError, match="oversubscribe"):
+        Execution(n_jobs=2, threads=2, cores=2)
+    assert Execution(n_jobs=4, backend="dask", cores=2).workers == 4
 
 
 def test_grid_order_and_table(tmp_path):
@@ -75,7 +77,7 @@ def test_grid_order_and_table(tmp_path):
 
 def test_two_workers_give_the_serial_table(tmp_path):
     serial = _table(tmp_path, "serial", Execution(n_jobs=1, progress=False))
-    parallel = _table(tmp_path, "parallel", Execution(n_jobs=2, cores=2, progress=False))
+    parallel = _table(tmp_path, "parallel", Execution(n_jobs=2, threads=1, cores=2, progress=False))
     assert parallel == serial
 
 
