@@ -1,0 +1,96 @@
+"""Figures of the resistance and rebound experiments, drawn from the saved metrics only."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from theory.runs import RunDir  # noqa: E402
+
+
+def _cond(row: dict) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in str(row["condition"]).split(",") if part)
+
+
+def draw_resistance(run_dir: RunDir) -> list[str]:
+    """Inverse vs forward loss per comparison against y = x (mean over seeds), per measure."""
+    rows = run_dir.read_metrics()
+    written = []
+    for measure, label in (("loss_mean_nats", "training loss, mean over the epoch (nats/token)"),
+                           ("excess_mean_nats", "KL-excess: loss - generator self-loss (nats/token)")):
+        cells: dict[tuple, dict[str, list[float]]] = {}
+        for r in rows:
+            if r["measure"] != measure:
+                continue
+            c = _cond(r)
+            key = (c["init"], c["task"], c["size"], c["T"], c["pair"])
+            cells.setdefault(key, {}).setdefault(c["path"], []).append(r["value"])
+        if not cells:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharex=False)
+        for ax, init, title in zip(axes, ("pretrained", "random"),
+                                   ("from pre-trained theta0", "control: no pre-training"), strict=False):
+            pts = [(np.mean(v["forward"]), np.mean(v["inverse"]), k) for k, v in cells.items()
+                   if k[0] == init and "forward" in v and "inverse" in v]
+            if not pts:
+                ax.set_axis_off()
+                continue
+            tasks = sorted({p[2][1] for p in pts})
+            for t, marker in zip(tasks, "osD^v", strict=False):
+                sel = [p for p in pts if p[2][1] == t]
+                ax.scatter([p[0] for p in sel], [p[1] for p in sel], marker=marker, label=t, alpha=0.8)
+            lo = min(min(p[0], p[1]) for p in pts)
+            hi = max(max(p[0], p[1]) for p in pts)
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+            below = sum(p[1] < p[0] for p in pts)
+            ax.set_title(f"{title}\ninverse < forward in {below}/{len(pts)} (mean over seeds)")
+            ax.set_xlabel(f"forward path: {label}")
+            ax.set_ylabel("inverse path (same measure)")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = run_dir.figures_dir / f"resistance_{measure.removesuffix('_nats')}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path))
+    return written
+
+
+def draw_rebound(run_dir: RunDir) -> list[str]:
+    """Score vs reverse amount per forward amount F, with S0 dashed (probability and log-odds)."""
+    rows = run_dir.read_metrics()
+    tasks = sorted({_cond(r)["task"] for r in rows if r["measure"] == "score_prob"})
+    written = []
+    for task in tasks:
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+        for ax, measure, s0_name, ylabel in (
+            (axes[0], "score_prob", "s0_prob", "mean P(aligned) (probability)"),
+            (axes[1], "score_log_odds", "s0_log_odds", "mean log-odds of aligned (nats)"),
+            (axes[2], "kl_theta0_model", None, "KL(theta0 || model), nats/token"),
+        ):
+            curves: dict[int, dict[float, list[float]]] = {}
+            for r in rows:
+                c = _cond(r)
+                if r["measure"] == measure and c.get("task") == task:
+                    curves.setdefault(int(c["F"]), {}).setdefault(float(r["x"]), []).append(r["value"])
+            for f in sorted(curves):
+                xs = sorted(curves[f])
+                ys = [np.mean(curves[f][x]) for x in xs]
+                ax.plot(xs, ys, marker="o", ms=3, label=f"F={f}" + (" (control)" if f == 0 else ""))
+            if s0_name:
+                s0 = [r["value"] for r in rows if r["measure"] == s0_name and _cond(r).get("task") == task]
+                ax.axhline(np.mean(s0), color="grey", ls="--", label="S0 (pre-trained)")
+            ax.set_xscale("symlog", linthresh=16)
+            ax.set_xlabel("reverse examples R (steps = ceil(R / batch))")
+            ax.set_ylabel(ylabel)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"rebound, task {task}: mean over seeds")
+        fig.tight_layout()
+        path = run_dir.figures_dir / f"rebound_{task}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path))
+    return written

@@ -1,0 +1,180 @@
+"""Measures written once over the model protocol: losses, excess loss, scores, KL, rebound readings.
+
+Units: losses and KL in nats per response token; scores as probability (mass on the aligned
+continuations normalised over the contrast set) and as log-odds (nats). KL names carry the
+direction: ``kl_data_model`` is KL(data||model), ``kl_reference_model`` is KL(reference||model).
+Amount readings (``r_back``, ``table3_reverse_to_eps``) interpolate linearly between measured
+amounts and return NaN when the curve never gets there (censored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from theory.errors import ConfigError
+from toymodels.interface import Contrast, Example, LanguageModel
+
+
+def _nonempty(examples: Sequence[object], what: str = "dataset") -> None:
+    if len(examples) == 0:
+        raise ConfigError(f"empty {what}: nothing to measure")
+
+
+def sequence_logprobs(model: LanguageModel, examples: Sequence[Example]) -> np.ndarray:
+    """Sum of the response tokens' log-probabilities per example (nats)."""
+    _nonempty(examples)
+    return np.array([lp.sum() for lp in model.token_logprobs(examples)])
+
+
+def per_example_loss(model: LanguageModel, examples: Sequence[Example]) -> np.ndarray:
+    """Mean response-token loss of each example (nats per token)."""
+    _nonempty(examples)
+    return np.array([-lp.mean() for lp in model.token_logprobs(examples)])
+
+
+def mean_loss(model: LanguageModel, examples: Sequence[Example]) -> float:
+    """Mean loss over all response tokens of ``examples`` (nats per token), as training measures it."""
+    _nonempty(examples)
+    lps = model.token_logprobs(examples)
+    return float(-np.concatenate(lps).sum() / sum(len(x) for x in lps))
+
+
+def kl_excess(model: LanguageModel, examples: Sequence[Example], generator_loss: float) -> float:
+    """Loss above the generator's own loss on its data (nats per token).
+
+    When the generator scored its samples at the sampling temperature this estimates
+    KL(data||model); the protocols score at temperature 1, so at T < 1 the generator loss is the
+    cross-entropy H(p_T, p_generator) and the excess can be negative.
+    """
+    return mean_loss(model, examples) - generator_loss
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-prompt log P(aligned), with both summaries the figures show."""
+
+    log_p: np.ndarray
+
+    @property
+    def p(self) -> np.ndarray:
+        return np.exp(self.log_p)
+
+    @property
+    def log_odds(self) -> np.ndarray:
+        # log p - log(1 - p), stable for p near 0 and near 1
+        return self.log_p - np.log(-np.expm1(np.minimum(self.log_p, -1e-300)))
+
+    @property
+    def mean_prob(self) -> float:
+        return float(self.p.mean())
+
+    @property
+    def mean_log_odds(self) -> float:
+        return float(self.log_odds.mean())
+
+
+def log_p_aligned(model: LanguageModel, contrasts: Sequence[Contrast]) -> Scores:
+    """Per-prompt log P(aligned): mass on the aligned continuations over the whole contrast set.
+
+    One teacher-forced pass over every (prompt, continuation) pair; no sampling noise.
+    """
+    _nonempty(contrasts, "contrast set")
+    pairs: list[Example] = []
+    sizes = []
+    for c in contrasts:
+        if not c.aligned or not c.misaligned:
+            raise ConfigError("a contrast needs at least one aligned and one misaligned continuation")
+        pairs.extend(Example(c.prompt_ids, tuple(r)) for r in (*c.aligned, *c.misaligned))
+        sizes.append((len(c.aligned), len(c.misaligned)))
+    seq = sequence_logprobs(model, pairs)
+    out, pos = [], 0
+    for n_a, n_m in sizes:
+        block = seq[pos : pos + n_a + n_m]
+        out.append(logsumexp(block[:n_a]) - logsumexp(block))
+        pos += n_a + n_m
+    return Scores(np.array(out))
+
+
+def kl_data_model(model: LanguageModel, examples: Sequence[Example], data_logprobs: np.ndarray) -> float:
+    """KL(data||model) in nats per response token, on samples from the data distribution.
+
+    ``data_logprobs``: the data distribution's log-probability of each example's response
+    (sequence sums, nats). Monte Carlo over ``examples``, which must be drawn from that distribution.
+    """
+    lps = model.token_logprobs(examples)
+    n_tokens = sum(len(x) for x in lps)
+    return float((np.sum(data_logprobs) - sum(x.sum() for x in lps)) / n_tokens)
+
+
+def kl_reference_model(reference_logprobs: Sequence[np.ndarray], model: LanguageModel,
+                       examples: Sequence[Example]) -> float:
+    """KL(reference||model) in nats per response token, teacher-forced on the reference's samples.
+
+    ``reference_logprobs`` are the reference model's token log-probabilities on ``examples``
+    (compute them once with ``reference.token_logprobs``); the examples must be sampled from the
+    reference at temperature 1 so that the average log-ratio estimates the KL.
+    """
+    lps = model.token_logprobs(examples)
+    n_tokens = sum(len(x) for x in lps)
+    return float(sum(r.sum() - q.sum() for r, q in zip(reference_logprobs, lps, strict=False)) / n_tokens)
+
+
+# --- readings of a curve score(R) or KL(R) over reverse amounts -------------------------------
+def first_crossing(amounts: Sequence[float], values: Sequence[float], level: float) -> float:
+    """The first amount at which ``values`` falls to ``level`` or below (linear interpolation).
+
+    NaN when it never does (censored at the largest amount); amounts[0] when it starts there.
+    """
+    a, v = np.asarray(amounts, float), np.asarray(values, float)
+    if a.size != v.size or a.size == 0:
+        raise ConfigError("amounts and values must have the same non-zero length")
+    if np.any(np.diff(a) <= 0):
+        raise ConfigError(f"amounts must be strictly increasing, got {tuple(a)}")
+    if v[0] <= level:
+        return float(a[0])
+    for i in range(1, a.size):
+        if v[i] <= level:
+            frac = (v[i - 1] - level) / (v[i - 1] - v[i])
+            return float(a[i - 1] + frac * (a[i] - a[i - 1]))
+    return float("nan")
+
+
+def r_back(amounts: Sequence[float], scores: Sequence[float], s0: float) -> float:
+    """Reverse amount that brings the score back to the pre-training score S0 (Figure 4 reading)."""
+    return first_crossing(amounts, scores, s0)
+
+
+def table3_reverse_to_eps(amounts: Sequence[float], kl_to_theta0: Sequence[float], eps: float) -> float:
+    """Reverse amount that brings KL(theta0||model) under ``eps`` (the paper's Table 3 reading)."""
+    return first_crossing(amounts, kl_to_theta0, eps)
+
+
+def initial_decay_rate(amounts: Sequence[float], scores: Sequence[float]) -> float:
+    """Score lost per reverse example over the first measured interval (positive = decays)."""
+    a, v = np.asarray(amounts, float), np.asarray(scores, float)
+    return float((v[0] - v[1]) / (a[1] - a[0]))
+
+
+def late_slope(amounts: Sequence[float], scores: Sequence[float], n_points: int = 3) -> float:
+    """Least-squares slope of the score over the last ``n_points`` amounts (per example)."""
+    a, v = np.asarray(amounts, float)[-n_points:], np.asarray(scores, float)[-n_points:]
+    return float(np.polyfit(a, v, 1)[0])
+
+
+def decay_rate_at(amounts: Sequence[float], scores: Sequence[float], level: float) -> float:
+    """Score lost per example over the measured interval in which the score passes ``level``.
+
+    NaN when the curve never reaches ``level``. When it starts at or below ``level`` this is the
+    first interval's rate (the F = 0 control starts at S0).
+    """
+    a, v = np.asarray(amounts, float), np.asarray(scores, float)
+    if v[0] <= level:
+        return initial_decay_rate(a, v)
+    for i in range(1, a.size):
+        if v[i] <= level:
+            return float((v[i - 1] - v[i]) / (a[i] - a[i - 1]))
+    return float("nan")

@@ -1,0 +1,331 @@
+"""Rebound (the paper's Figure 4 and Table 3): does deeper alignment decay faster under reverse data?
+
+From theta0, one SFT run on aligned data is cut at forward amounts F (theta_F; F = 0 is theta0
+itself, the control). Each theta_F is then fine-tuned on increasing reverse (misaligned) amounts
+R, with a fresh optimizer, the same reverse examples and the same order for every F. After each
+amount the exact behaviour score (log-probabilities over the task's contrast set, no sampling) is
+measured on held-out prompts, as mean probability and as mean log-odds, together with
+KL(theta0||model) on samples of theta0.
+
+:func:`rebound_curves` / :func:`rebound_metrics` / :func:`rebound_probe` are the protocol over any
+LanguageModel and Task; ``EXPERIMENT`` is the toy command ``elasticity toy rebound``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from theory.config import Preset, require
+from theory.experiment import Experiment
+from theory.runs import RunDir, metric_row
+from theory.verdicts import Prediction, predict
+from toymodels import measures
+from toymodels.interface import LanguageModel, OptimizerSpec
+from toymodels.protocols import cached_rows, check_amounts, epoch_order, sample_responses, steps_for
+from toymodels.tasks import Task
+
+SCORES = ("prob", "log_odds")
+
+
+@dataclass(frozen=True)
+class ReboundSpec:
+    """Protocol settings: amounts in examples; optimizer steps follow from the batch size."""
+
+    forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)  # F; 0 is the control
+    reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)  # R
+    n_eval: int = 256  # held-out prompts for the exact score
+    n_kl_samples: int = 256  # samples of theta0 (temperature 1) for KL(theta0||model)
+    kl_eps: float = 0.01  # Table 3 threshold, nats per response token
+    optimizer: OptimizerSpec = OptimizerSpec(lr=1e-3, batch_size=16)
+
+    def __post_init__(self) -> None:
+        check_amounts(self.forward_amounts, "forward_amounts")
+        check_amounts(self.reverse_amounts, "reverse_amounts")
+        require(self.forward_amounts[0] == 0, "forward_amounts must start at 0 (the F = 0 control)")
+        require(len(self.forward_amounts) >= 3, "forward_amounts needs 0 and at least two F > 0")
+        require(self.reverse_amounts[0] == 0, "reverse_amounts must start at 0")
+        require(len(self.reverse_amounts) >= 3, "reverse_amounts needs at least three amounts")
+        require(self.n_eval >= 1 and self.n_kl_samples >= 1, "n_eval and n_kl_samples must be >= 1")
+        require(self.kl_eps > 0, f"kl_eps must be > 0, got {self.kl_eps}")
+
+
+@dataclass
+class ReboundCurves:
+    """Scores and KL at every (F, R); steps behind every amount."""
+
+    spec: ReboundSpec
+    s0_prob: float
+    s0_log_odds: float
+    prob: np.ndarray  # (n_F, n_R) mean P(aligned)
+    log_odds: np.ndarray  # (n_F, n_R) mean log-odds (nats)
+    kl_theta0_model: np.ndarray  # (n_F, n_R) KL(theta0||model), nats per response token
+    forward_steps: list[int]
+    reverse_steps: list[int]
+
+    def score(self, kind: str) -> np.ndarray:
+        return self.prob if kind == "prob" else self.log_odds
+
+    def s0(self, kind: str) -> float:
+        return self.s0_prob if kind == "prob" else self.s0_log_odds
+
+
+def _cumulative_steps(amounts: Sequence[int], optimizer: OptimizerSpec) -> list[int]:
+    # each increment is its own fit call, so a partial last batch is a step of each increment
+    return [int(v) for v in np.cumsum([0] + [steps_for(b - a, optimizer)
+                                           for a, b in zip(amounts, amounts[1:], strict=False)])]
+
+
+def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: int) -> ReboundCurves:
+    """Measure the (F, R) grid from ``model``'s current weights (theta0). Leaves ``model`` changed."""
+    theta0 = model.state_dict()
+    prompts = task.eval_prompts(spec.n_eval, seed=seed)
+    contrasts = task.contrasts(prompts)
+    s0 = measures.log_p_aligned(model, contrasts)
+    kl_prompts = task.eval_prompts(spec.n_kl_samples, seed=seed + 7919)
+    ref_samples = sample_responses(model, kl_prompts, task.max_new_tokens, 1.0, seed)
+    ref_lp = model.token_logprobs(ref_samples)
+
+    fwd_amounts, rev_amounts = spec.forward_amounts, spec.reverse_amounts
+    forward = task.forward_data(max(fwd_amounts[-1], 1), seed=seed)
+    reverse = task.reverse_data(max(rev_amounts[-1], 1), seed=seed)
+    f_order, r_order = epoch_order(len(forward), seed), epoch_order(len(reverse), seed + 1)
+
+    # one forward SFT run, cut at each F (nested checkpoints of one epoch)
+    states, state = [theta0], None
+    for a, b in zip(fwd_amounts, fwd_amounts[1:], strict=False):
+        _, state = model.fit(forward, f_order[a:b], spec.optimizer, state)
+        states.append(model.state_dict())
+
+    shape = (len(fwd_amounts), len(rev_amounts))
+    prob, log_odds, kl = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    for i, st in enumerate(states):
+        model.load_state_dict(st)
+        opt_state = None
+        for j, amount in enumerate(rev_amounts):
+            if j > 0:
+                _, opt_state = model.fit(reverse, r_order[rev_amounts[j - 1] : amount], spec.optimizer,
+                                         opt_state)
+            sc = measures.log_p_aligned(model, contrasts)
+            prob[i, j], log_odds[i, j] = sc.mean_prob, sc.mean_log_odds
+            kl[i, j] = measures.kl_reference_model(ref_lp, model, ref_samples)
+    return ReboundCurves(spec, s0.mean_prob, s0.mean_log_odds, prob, log_odds, kl,
+                         _cumulative_steps(fwd_amounts, spec.optimizer),
+                         _cumulative_steps(rev_amounts, spec.optimizer))
+
+
+def rebound_metrics(curves: ReboundCurves) -> dict[int, dict[str, float]]:
+    """Per F: initial decay rate, R_back, decay rate at S0 minus the F = 0 control's, late slope
+    (each in probability and log-odds), post-alignment KL and the Table 3 amount.
+
+    Rates are score lost per reverse example; R_back and the Table 3 amount are in examples
+    (NaN when not reached within the largest R).
+    """
+    r = np.asarray(curves.spec.reverse_amounts, float)
+    out: dict[int, dict[str, float]] = {}
+    for i, f in enumerate(curves.spec.forward_amounts):
+        m: dict[str, float] = {"steps_forward": curves.forward_steps[i]}
+        for kind in SCORES:
+            y, s0 = curves.score(kind)[i], curves.s0(kind)
+            control_at_s0 = measures.decay_rate_at(r, curves.score(kind)[0], s0)
+            m[f"score_start_{kind}"] = float(y[0])
+            m[f"initial_rate_{kind}"] = measures.initial_decay_rate(r, y)
+            m[f"r_back_{kind}"] = measures.r_back(r, y, s0)
+            m[f"rate_at_s0_{kind}"] = measures.decay_rate_at(r, y, s0)
+            m[f"knee_vs_control_{kind}"] = m[f"rate_at_s0_{kind}"] - control_at_s0
+            m[f"late_slope_{kind}"] = measures.late_slope(r, y)
+        m["kl_post_alignment_nats"] = float(curves.kl_theta0_model[i, 0])
+        m["table3_reverse_to_eps"] = measures.table3_reverse_to_eps(r, curves.kl_theta0_model[i],
+                                                                    curves.spec.kl_eps)
+        out[int(f)] = m
+    return out
+
+
+@dataclass
+class ReboundResult:
+    curves: ReboundCurves
+    metrics: dict[int, dict[str, float]]
+
+
+def rebound_probe(model: LanguageModel, task: Task, spec: ReboundSpec, seed: int) -> ReboundResult:
+    """Curves and metrics for one starting model and seed (the reusable unit of the scale study)."""
+    curves = rebound_curves(model, task, spec, seed)
+    return ReboundResult(curves, rebound_metrics(curves))
+
+
+def trend_in_f(metrics: Mapping[int, Mapping[str, float]], key: str) -> float:
+    """Least-squares slope of ``key`` against log10(F) over F > 0 (NaN with < 2 finite points)."""
+    pts = [(np.log10(f), m[key]) for f, m in metrics.items() if f > 0 and np.isfinite(m[key])]
+    if len(pts) < 2:
+        return float("nan")
+    x, y = np.array(pts).T
+    return float(np.polyfit(x, y, 1)[0])
+
+
+# --- the toy experiment ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReboundConfig:
+    tasks: tuple[str, ...] = ("sentiment",)
+    size: str = "100k"
+    n_seeds: int = 5
+    seed: int = 0
+    n_pretrain: int = 20_000
+    pretrain_lr: float = 1e-3
+    pretrain_batch: int = 32
+    forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)
+    reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)
+    lr: float = 1e-3
+    batch_size: int = 16
+    n_eval: int = 256
+    n_kl_samples: int = 256
+    kl_eps: float = 0.01
+    pi0: float = 0.3
+    device: Literal["cpu", "cuda"] = "cpu"
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        require(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
+        require(len(self.tasks) >= 1, "tasks must not be empty")
+        require(self.lr > 0 and self.pretrain_lr > 0, "learning rates must be > 0")
+        require(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+        self.spec()  # validates the amounts
+
+    def spec(self) -> ReboundSpec:
+        return ReboundSpec(self.forward_amounts, self.reverse_amounts, self.n_eval, self.n_kl_samples,
+                           self.kl_eps, OptimizerSpec(lr=self.lr, batch_size=self.batch_size))
+
+
+def _cell(config: ReboundConfig, seed: int) -> list[dict[str, Any]]:
+    from toymodels.corpus import Corpus, CorpusConfig
+    from toymodels.tasks import make_tasks
+    from toymodels.train import PretrainSpec, pretrain, set_threads
+
+    set_threads(config.threads)
+    pspec = PretrainSpec(size=config.size, n_pretrain=config.n_pretrain, lr=config.pretrain_lr,
+                         batch_size=config.pretrain_batch, seed=seed, corpus=CorpusConfig(pi0=config.pi0))
+    pre = pretrain(pspec, device=config.device)
+    rows = []
+    for task in make_tasks(Corpus(pspec.corpus), config.tasks):
+        result = rebound_probe(pre.model(device=config.device), task, config.spec(), seed)
+        c = result.curves
+        rows.append(metric_row("s0_prob", c.s0_prob, "prob", seed=seed, condition=f"task={task.name}"))
+        rows.append(metric_row("s0_log_odds", c.s0_log_odds, "nats", seed=seed, condition=f"task={task.name}"))
+        for (i, f), (j, r) in itertools.product(enumerate(c.spec.forward_amounts),
+                                                enumerate(c.spec.reverse_amounts)):
+            cond = f"task={task.name},F={f},steps_F={c.forward_steps[i]},steps_R={c.reverse_steps[j]}"
+            rows.append(metric_row("score_prob", c.prob[i, j], "prob", seed=seed, condition=cond, x=r))
+            rows.append(metric_row("score_log_odds", c.log_odds[i, j], "nats", seed=seed, condition=cond, x=r))
+            rows.append(metric_row("kl_theta0_model", c.kl_theta0_model[i, j], "nats/token", seed=seed,
+                                   condition=cond, x=r))
+        for f, m in result.metrics.items():
+            for key, value in m.items():
+                unit = ("steps" if key.startswith("steps") else "examples" if key.startswith(("r_back", "table3"))
+                        else "nats" if key.endswith(("log_odds", "nats")) else
+                        "prob/example" if "rate" in key or "slope" in key else "prob")
+                if key.endswith("log_odds") and ("rate" in key or "slope" in key):
+                    unit = "nats/example"
+                rows.append(metric_row(key, value, unit, seed=seed, condition=f"task={task.name},F={f}"))
+    return rows
+
+
+def _metrics_by_seed(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, str], dict[int, dict[str, float]]]:
+    out: dict[tuple[Any, str], dict[int, dict[str, float]]] = {}
+    for r in rows:
+        c = dict(part.split("=", 1) for part in str(r["condition"]).split(","))
+        if "F" not in c or "steps_F" in c:
+            continue
+        out.setdefault((r["seed"], c["task"]), {}).setdefault(int(c["F"]), {})[r["measure"]] = float(r["value"])
+    return out
+
+
+PREDICTIONS = (
+    # id, metric key, statistic, predicted sign, description
+    ("rebound.r_back_decreases_with_F", "r_back_log_odds", "trend", -1,
+     "slope of R_back (examples, log-odds score) vs log10 F"),
+    ("rebound.r_back_decreases_with_F.prob", "r_back_prob", "trend", -1,
+     "slope of R_back (examples, probability score) vs log10 F"),
+    ("rebound.initial_rate_increases_with_F", "initial_rate_log_odds", "trend", 1,
+     "slope of the initial log-odds decay rate (nats/example) vs log10 F"),
+    ("rebound.initial_rate_increases_with_F.prob", "initial_rate_prob", "trend", 1,
+     "slope of the initial probability decay rate (per example) vs log10 F"),
+    ("rebound.knee_at_s0_vs_control", "knee_vs_control_log_odds", "mean", 1,
+     "log-odds decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
+    ("rebound.knee_at_s0_vs_control.prob", "knee_vs_control_prob", "mean", 1,
+     "probability decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
+)
+
+
+def rebound_predictions(by_seed: Mapping[tuple[Any, str], Mapping[int, Mapping[str, float]]],
+                        seed: int = 0) -> list[Prediction]:
+    """One value per (seed, task); t-interval over them with >= 3 values, else a bootstrap."""
+    predictions = []
+    for pid, key, stat, sign, desc in PREDICTIONS:
+        values, censored = [], 0
+        for metrics in by_seed.values():
+            if stat == "trend":
+                values.append(trend_in_f(metrics, key))
+            else:
+                vals = [m[key] for f, m in metrics.items() if f > 0 and np.isfinite(m[key])]
+                values.append(float(np.mean(vals)) if vals else float("nan"))
+            censored += sum(1 for f, m in metrics.items() if f > 0 and not np.isfinite(m[key]))
+        finite = [v for v in values if np.isfinite(v)]
+        method = "t" if len(finite) >= 3 else "bootstrap"
+        predictions.append(predict(pid, values, sign, desc, method=method, seed=seed,
+                                   family="rebound: 3 predictions x 2 score scales; no correction",
+                                   n_censored_points=censored))
+    return predictions
+
+
+def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for s in range(config.n_seeds):
+        seed = config.seed + s
+        rows.extend(cached_rows(run_dir, f"seed{seed}", functools.partial(_cell, config, seed)))
+    run_dir.write_metrics(rows)
+    by_seed = _metrics_by_seed(rows)
+    spec = config.spec()
+    per_f: dict[str, dict[str, float]] = {}
+    for f in spec.forward_amounts:
+        keys = next(iter(by_seed.values()))[f].keys()
+        per_f[str(f)] = {k: float(np.nanmean([m[f][k] for m in by_seed.values()]))
+                         if any(np.isfinite(m[f][k]) for m in by_seed.values()) else float("nan")
+                         for k in keys}
+    return {"predictions": rebound_predictions(by_seed, config.seed),
+            "per_F_mean_over_seeds": per_f,
+            "forward_steps": _cumulative_steps(spec.forward_amounts, spec.optimizer),
+            "reverse_steps": _cumulative_steps(spec.reverse_amounts, spec.optimizer),
+            "examples_per_step": config.batch_size}
+
+
+def _draw(run_dir: RunDir) -> None:
+    from toymodels.figures import draw_rebound
+
+    draw_rebound(run_dir)
+
+
+PRESETS = {
+    "micro": Preset({"n_seeds": 2, "n_pretrain": 2000, "forward_amounts": (0, 32, 64),
+                     "reverse_amounts": (0, 16, 32, 64), "n_eval": 64, "n_kl_samples": 64},
+                    "tests: 2 seeds, tiny amounts", est_seconds=15),
+    "quick": Preset({"n_seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=90),
+    "full": Preset({"tasks": ("sentiment", "safety", "format"), "n_seeds": 8, "n_pretrain": 50_000,
+                    "forward_amounts": (0, 125, 250, 500, 1000, 2000),
+                    "reverse_amounts": (0, 16, 32, 64, 128, 256, 512, 1024)},
+                   "3 tasks, F over 1.2 decades plus the control, 8 seeds", est_seconds=3600),
+}
+
+EXPERIMENT = Experiment(
+    name="toy.rebound",
+    help=__doc__.split("\n\n")[0],
+    config_cls=ReboundConfig,
+    presets=PRESETS,
+    run=run,
+    draw=_draw,
+    aliases={"--device": "device", "--lr": "lr", "--seeds": "n_seeds"},
+    units={"score": "probability and log-odds (nats)", "kl": "nats per response token"},
+)

@@ -1,0 +1,333 @@
+"""Resistance (the paper's Table 1): is inverse alignment easier than forward alignment?
+
+From a starting model theta0, one SFT epoch on aligned data gives checkpoints theta1..theta3 at
+fractions of the epoch. Each checkpoint answers a shared held-out prompt set at temperature T,
+giving D1..D3. For a pair k < m: forward = theta_k trained on D_m, inverse = theta_m trained on
+D_k, with identical optimizer settings, step counts and data order (the same permutation of the
+shared prompts). Resistance predicts the inverse path has the lower loss.
+
+The raw loss mixes resistance with the entropy of the target data, so each dataset's generator
+self-loss is measured and the excess above it (KL-excess) is reported too, and the whole protocol
+is repeated from a randomly initialised theta0 (the no-pre-training control): an effect that also
+appears there is not elasticity.
+
+:func:`run_resistance` is the protocol over any LanguageModel and Task; ``EXPERIMENT`` is the toy
+command ``elasticity toy resistance``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats
+
+from theory.config import Preset, require
+from theory.experiment import Experiment
+from theory.runs import RunDir, metric_row
+from theory.verdicts import Prediction, predict
+from toymodels import measures
+from toymodels.interface import Example, LanguageModel, OptimizerSpec
+from toymodels.protocols import (
+    cached_rows,
+    check_fractions,
+    epoch_order,
+    fit_slices,
+    sample_responses,
+    steps_for,
+)
+from toymodels.tasks import Task
+
+DEFAULT_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (2, 3), (1, 3))
+
+
+@dataclass(frozen=True)
+class ResistanceSpec:
+    """Protocol settings for one starting model and one task."""
+
+    n_align: int = 1000  # |D_a|: aligned examples in the SFT epoch that yields theta1..theta3
+    checkpoint_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    n_queries: int = 256  # |Q|: shared held-out prompts answered by each checkpoint
+    temperature: float = 0.05
+    optimizer: OptimizerSpec = OptimizerSpec(lr=1e-3, batch_size=16)
+    pairs: tuple[tuple[int, int], ...] = DEFAULT_PAIRS
+
+    def __post_init__(self) -> None:
+        check_fractions(self.checkpoint_fractions)
+        require(self.n_align >= 1, f"n_align must be >= 1, got {self.n_align}")
+        require(self.n_queries >= 1, f"n_queries must be >= 1, got {self.n_queries}")
+        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        n = len(self.checkpoint_fractions)
+        for k, m in self.pairs:
+            require(1 <= k < m <= n, f"pair ({k}, {m}) must satisfy 1 <= k < m <= {n}")
+
+
+@dataclass
+class PathResult:
+    """One fine-tuning path: start checkpoint trained on a target dataset for one epoch."""
+
+    start: int
+    target: int
+    loss_step0_nats: float  # the start model's loss on the whole target dataset before training
+    loss_mean_nats: float  # training loss averaged over the epoch's steps
+    loss_final_nats: float
+    generator_loss_nats: float  # the target dataset's generator on its own data (temperature 1)
+    steps: int
+    order: list[int]
+
+    @property
+    def excess_step0_nats(self) -> float:
+        return self.loss_step0_nats - self.generator_loss_nats
+
+    @property
+    def excess_mean_nats(self) -> float:
+        return self.loss_mean_nats - self.generator_loss_nats
+
+    def measures(self) -> dict[str, float]:
+        return {"loss_step0": self.loss_step0_nats, "loss_mean": self.loss_mean_nats,
+                "loss_final": self.loss_final_nats, "generator_loss": self.generator_loss_nats,
+                "excess_step0": self.excess_step0_nats, "excess_mean": self.excess_mean_nats}
+
+
+@dataclass
+class ResistanceResult:
+    """Checkpoints, their datasets' attributes, and the forward/inverse path of each pair."""
+
+    checkpoint_steps: list[int]
+    checkpoint_scores: list[float]  # mean P(aligned) of theta0..theta_n on the shared prompts
+    pairs: dict[tuple[int, int], dict[str, PathResult]]
+
+
+def answer_dataset(model: LanguageModel, prompts: Sequence[tuple[int, ...]], temperature: float,
+                   max_new_tokens: int, seed: int) -> list[Example]:
+    """The model's answers to the shared prompts (the dataset D_k of checkpoint theta_k)."""
+    return sample_responses(model, prompts, max_new_tokens, temperature, seed)
+
+
+def _path(model: LanguageModel, start: dict[str, Any], generator_loss: float, data: list[Example],
+          order: np.ndarray, optimizer: OptimizerSpec, k: int, m: int) -> PathResult:
+    model.load_state_dict(start)
+    step0 = measures.mean_loss(model, data)
+    log, _ = model.fit(data, order, optimizer, None)
+    return PathResult(k, m, step0, log.mean_loss, measures.mean_loss(model, data), generator_loss,
+                      log.steps, [int(i) for i in order])
+
+
+def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed: int) -> ResistanceResult:
+    """The Table 1 protocol from ``model``'s current weights (theta0). Leaves ``model`` changed.
+
+    Forward and inverse paths of a pair use the same permutation of the shared prompts, the same
+    optimizer settings and a fresh optimizer each, so their step counts are equal by construction.
+    """
+    theta0 = model.state_dict()
+    aligned = task.forward_data(spec.n_align, seed=seed)
+    sft = fit_slices(model, aligned, epoch_order(len(aligned), seed), spec.optimizer,
+                     spec.checkpoint_fractions)
+    states = [theta0, *sft.states]
+    prompts = task.eval_prompts(spec.n_queries, seed=seed)
+    contrasts = task.contrasts(prompts)
+    datasets: dict[int, list[Example]] = {}
+    self_loss: dict[int, float] = {}
+    scores = []
+    for i, st in enumerate(states):
+        model.load_state_dict(st)
+        scores.append(measures.log_p_aligned(model, contrasts).mean_prob)
+        if i == 0:
+            continue
+        datasets[i] = answer_dataset(model, prompts, spec.temperature, task.max_new_tokens, seed * 100 + i)
+        self_loss[i] = measures.mean_loss(model, datasets[i])
+    order = epoch_order(spec.n_queries, seed=seed + 1)
+    pairs = {}
+    for k, m in spec.pairs:
+        pairs[(k, m)] = {
+            "forward": _path(model, states[k], self_loss[m], datasets[m], order, spec.optimizer, k, m),
+            "inverse": _path(model, states[m], self_loss[k], datasets[k], order, spec.optimizer, m, k),
+        }
+    return ResistanceResult([0, *sft.steps_at], scores, pairs)
+
+
+# --- the toy experiment ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResistanceConfig:
+    tasks: tuple[str, ...] = ("sentiment", "safety", "format")
+    sizes: tuple[str, ...] = ("100k",)
+    temperatures: tuple[float, ...] = (0.05,)
+    n_seeds: int = 5
+    seed: int = 0
+    n_pretrain: int = 20_000
+    pretrain_lr: float = 1e-3
+    pretrain_batch: int = 32
+    n_align: int = 1000
+    checkpoint_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    n_queries: int = 256
+    lr: float = 1e-3
+    batch_size: int = 16
+    pi0: float = 0.3
+    control: bool = True  # also run from a random init (the no-pre-training control)
+    device: Literal["cpu", "cuda"] = "cpu"
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        require(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
+        require(len(self.tasks) >= 1, "tasks must not be empty")
+        require(len(self.temperatures) >= 1, "temperatures must not be empty")
+        require(all(t > 0 for t in self.temperatures), "temperatures must be > 0")
+        require(self.lr > 0 and self.pretrain_lr > 0, "learning rates must be > 0")
+        require(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+        check_fractions(self.checkpoint_fractions)
+        require(len(self.checkpoint_fractions) == 3, "resistance uses three checkpoints theta1..theta3")
+
+
+def _condition(**parts: Any) -> str:
+    return ",".join(f"{k}={v}" for k, v in parts.items())
+
+
+def _cell(config: ResistanceConfig, size: str, seed: int, init: str) -> list[dict[str, Any]]:
+    from toymodels.corpus import Corpus, CorpusConfig
+    from toymodels.tasks import make_tasks
+    from toymodels.train import PretrainSpec, pretrain, set_threads
+
+    set_threads(config.threads)
+    pspec = PretrainSpec(size=size, n_pretrain=config.n_pretrain, lr=config.pretrain_lr,
+                         batch_size=config.pretrain_batch, seed=seed,
+                         corpus=CorpusConfig(pi0=config.pi0), random_init=init == "random")
+    pre = pretrain(pspec, device=config.device)
+    tasks = make_tasks(Corpus(pspec.corpus), config.tasks)
+    rows = []
+    base = ResistanceSpec(n_align=config.n_align, checkpoint_fractions=config.checkpoint_fractions,
+                          n_queries=config.n_queries,
+                          optimizer=OptimizerSpec(lr=config.lr, batch_size=config.batch_size))
+    for task, temp in itertools.product(tasks, config.temperatures):
+        result = run_resistance(pre.model(device=config.device), task, replace(base, temperature=temp), seed)
+        cond = dict(task=task.name, size=size, T=temp, init=init)
+        for i, (st, sc) in enumerate(zip(result.checkpoint_steps, result.checkpoint_scores, strict=False)):
+            rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=seed,
+                                   condition=_condition(**cond), x=i))
+            rows.append(metric_row("checkpoint_steps", st, "steps", seed=seed,
+                                   condition=_condition(**cond), x=i))
+        for (k, m), paths in result.pairs.items():
+            for direction, path in paths.items():
+                c = _condition(**cond, pair=f"{k}-{m}", path=direction)
+                for name, value in path.measures().items():
+                    rows.append(metric_row(f"{name}_nats", value, "nats", seed=seed, condition=c))
+                rows.append(metric_row("steps", path.steps, "steps", seed=seed, condition=c))
+    rows.append(metric_row("pretrain_steps", pre.steps, "steps", seed=seed,
+                           condition=_condition(size=size, init=init)))
+    if pre.losses:
+        rows.append(metric_row("pretrain_final_loss_nats", float(np.mean(pre.losses[-20:])), "nats",
+                               seed=seed, condition=_condition(size=size, init=init)))
+    return rows
+
+
+def comparisons(rows: Sequence[Mapping[str, Any]], measure: str, init: str) -> dict[tuple, float]:
+    """inverse - forward of ``measure`` per (seed, task, size, T, pair) for starting point ``init``."""
+    values: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        if r["measure"] != measure:
+            continue
+        c = dict(part.split("=", 1) for part in str(r["condition"]).split(","))
+        if c.get("init") != init:
+            continue
+        key = (r["seed"], c["task"], c["size"], c["T"], c["pair"])
+        values.setdefault(key, {})[c["path"]] = float(r["value"])
+    return {k: v["inverse"] - v["forward"] for k, v in values.items() if len(v) == 2}
+
+
+def _predictions(rows: list[dict[str, Any]], config: ResistanceConfig) -> tuple[list[Prediction], dict]:
+    predictions, tables = [], {}
+    inits = ["pretrained"] + (["random"] if config.control else [])
+    family = "resistance: 2 measures x starting points; no correction, each reported with its own CI"
+    for init, measure in itertools.product(inits, ("excess_mean_nats", "loss_mean_nats", "excess_step0_nats")):
+        diffs = comparisons(rows, measure, init)
+        if not diffs:
+            continue
+        d = np.array(list(diffs.values()))
+        per_seed: dict[Any, list[float]] = {}
+        for (seed, *_), v in diffs.items():
+            per_seed.setdefault(seed, []).append(v)
+        seed_means = [float(np.mean(v)) for v in per_seed.values()]
+        wilcoxon_p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) and d.size >= 2 else float("nan")
+        key = f"{init}.{measure}"
+        tables[key] = {"n_comparisons": int(d.size), "inverse_lower": int((d < 0).sum()),
+                       "wilcoxon_p": wilcoxon_p, "mean_diff_nats": float(d.mean())}
+        suffix = "" if init == "pretrained" else ".control_no_pretraining"
+        name = measure.removesuffix("_nats")
+        extra = dict(n_comparisons=int(d.size), inverse_lower=int((d < 0).sum()), wilcoxon_p=wilcoxon_p)
+        if len(seed_means) >= 3:
+            p = predict(f"resistance.{name}.inverse_lower{suffix}", seed_means, -1,
+                        f"mean over comparisons of inverse - forward {name} (nats/token)", method="t",
+                        family=family, **extra)
+        else:
+            p = predict(f"resistance.{name}.inverse_lower{suffix}", d, -1,
+                        f"inverse - forward {name} per comparison (nats/token)", method="bootstrap",
+                        seed=config.seed, family=family,
+                        note="fewer than 3 seeds: percentile bootstrap over comparisons", **extra)
+        predictions.append(p)
+    return predictions, tables
+
+
+def table1(rows: Sequence[Mapping[str, Any]], measure: str = "loss_mean_nats") -> list[dict[str, Any]]:
+    """Table 1 shape: mean over seeds of inverse vs forward per (init, task, size, T, pair)."""
+    cells: dict[tuple, dict[str, list[float]]] = {}
+    for r in rows:
+        if r["measure"] != measure:
+            continue
+        c = dict(part.split("=", 1) for part in str(r["condition"]).split(","))
+        key = (c["init"], c["task"], c["size"], c["T"], c["pair"])
+        cells.setdefault(key, {}).setdefault(c["path"], []).append(float(r["value"]))
+    return [{"init": k[0], "task": k[1], "size": k[2], "T": float(k[3]), "pair": k[4],
+             "inverse_nats": float(np.mean(v["inverse"])), "forward_nats": float(np.mean(v["forward"]))}
+            for k, v in sorted(cells.items()) if "inverse" in v and "forward" in v]
+
+
+def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    inits = ["pretrained"] + (["random"] if config.control else [])
+    for size, s, init in itertools.product(config.sizes, range(config.n_seeds), inits):
+        seed = config.seed + s
+        rows.extend(cached_rows(run_dir, f"{size}-seed{seed}-{init}", functools.partial(_cell, config, size, seed, init)))
+    run_dir.write_metrics(rows)
+    predictions, tables = _predictions(rows, config)
+    failures = []
+    steps = comparisons(rows, "steps", "pretrained")
+    if any(v != 0 for v in steps.values()):
+        failures.append("forward and inverse paths took different numbers of optimizer steps")
+    sft_steps = steps_for(config.n_queries, OptimizerSpec(batch_size=config.batch_size))
+    return {"predictions": predictions, "counts": tables, "table1_loss_mean_nats": table1(rows),
+            "table1_excess_mean_nats": table1(rows, "excess_mean_nats"),
+            "steps_per_path": sft_steps, "examples_per_step": config.batch_size,
+            "instrument_failures": failures}
+
+
+def _draw(run_dir: RunDir) -> None:
+    from toymodels.figures import draw_resistance
+
+    draw_resistance(run_dir)
+
+
+_QUICK = {"n_seeds": 3, "n_pretrain": 20000, "n_align": 512, "n_queries": 128}
+PRESETS = {
+    "micro": Preset({"tasks": ("sentiment",), "n_seeds": 2, "n_pretrain": 2000, "n_align": 128,
+                     "n_queries": 32, "pretrain_batch": 32},
+                    "tests: one task, 2 seeds, tiny data", est_seconds=15),
+    "quick": Preset(_QUICK, "3 tasks x 3 pairs, T=0.05, 100k params, 3 seeds, with the control",
+                    est_seconds=90),
+    "full": Preset({"sizes": ("50k", "100k", "600k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
+                    "n_pretrain": 50_000, "n_align": 2000, "n_queries": 512},
+                   "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=4 * 3600),
+}
+
+EXPERIMENT = Experiment(
+    name="toy.resistance",
+    help=__doc__.split("\n\n")[0],
+    config_cls=ResistanceConfig,
+    presets=PRESETS,
+    run=run,
+    draw=_draw,
+    aliases={"--device": "device", "--lr": "lr", "--temperature": "temperatures", "--seeds": "n_seeds"},
+    units={"loss": "nats per response token", "score": "probability"},
+)

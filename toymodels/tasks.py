@@ -1,0 +1,72 @@
+"""The task abstraction the protocols use: data for each direction, held-out prompts, contrasts.
+
+A protocol never looks inside a task's data; it asks the task for token-id Examples and Contrasts.
+:class:`ToyTask` implements it over a synthetic :class:`~toymodels.corpus.Corpus`; an LLM task
+(IMDb, BeaverTails, Alpaca) implements the same five members over a tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from theory.errors import ConfigError
+from toymodels.corpus import TASKS, Corpus, check_task
+from toymodels.interface import Contrast, Example
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What a protocol needs from a behaviour task."""
+
+    name: str
+    max_new_tokens: int  # response length to generate when a checkpoint answers a prompt
+
+    def forward_data(self, n: int, seed: int) -> list[Example]:
+        """``n`` aligned examples (the alignment / positive direction)."""
+        ...
+
+    def reverse_data(self, n: int, seed: int) -> list[Example]:
+        """``n`` misaligned examples (the reverse / negative direction)."""
+        ...
+
+    def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
+        """``n`` held-out prompts (token ids) for scores and for generated datasets."""
+        ...
+
+    def contrasts(self, prompts: Sequence[tuple[int, ...]]) -> list[Contrast]:
+        """The labelled contrast set of each prompt, for the exact behaviour score."""
+        ...
+
+
+class ToyTask:
+    """A behaviour task of a synthetic corpus; the score is the mass on the aligned markers."""
+
+    def __init__(self, corpus: Corpus, name: str):
+        self.corpus = corpus
+        self.name = check_task(name)
+        self.max_new_tokens = corpus.response_len
+
+    def forward_data(self, n: int, seed: int) -> list[Example]:
+        return self.corpus.task_examples(self.name, n, aligned=True, seed=seed)
+
+    def reverse_data(self, n: int, seed: int) -> list[Example]:
+        return self.corpus.task_examples(self.name, n, aligned=False, seed=seed)
+
+    def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
+        # a separate seed range from the one training prompts use
+        return self.corpus.sample_prompts(self.name, n, seed=1_000_000 + seed)
+
+    def contrasts(self, prompts: Sequence[tuple[int, ...]]) -> list[Contrast]:
+        return [self.corpus.contrast(self.name, p) for p in prompts]
+
+    def true_p_aligned(self, prompts: Sequence[tuple[int, ...]]) -> list[float]:
+        """Ground truth: the pre-training base rate of the aligned attribute per prompt."""
+        return [self.corpus.true_p_aligned(self.name, p) for p in prompts]
+
+
+def make_tasks(corpus: Corpus, names: Sequence[str]) -> list[ToyTask]:
+    """Toy tasks by name; an unknown name is a ConfigError."""
+    if not names:
+        raise ConfigError(f"at least one task is needed; tasks: {', '.join(TASKS)}")
+    return [ToyTask(corpus, n) for n in names]

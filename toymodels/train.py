@@ -1,0 +1,268 @@
+"""Training the toy Transformer: the :class:`ToyLM` adapter of the model protocol, pre-training
+with checkpoints at fractions of the epoch, resume after interruption, and a cache of pre-trained
+models keyed by config hash.
+
+Pre-training puts the loss on all tokens; ``fit`` (SFT) on response tokens only. AdamW with the
+paper's defaults: constant LR, betas (0.9, 0.95), weight decay 0, one epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from theory.config import require
+from theory.errors import ConfigError
+from theory.runs import atomic_write_bytes, cache_dir, config_hash
+from toymodels.corpus import PAD, TASKS, Corpus, CorpusConfig
+from toymodels.interface import Example, OptimizerSpec, TrainLog
+from toymodels.model import GPT, ModelConfig, model_config
+from toymodels.protocols import check_fractions, epoch_order, fit_slices
+
+LossOn = Literal["response", "all"]
+IGNORE = -100  # target id that cross_entropy skips
+
+
+def set_threads(threads: int | None) -> None:
+    """Fix torch's intra-op threads (results depend on it; the caller's config fixes it)."""
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but CUDA is not available")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{device}'; use cpu or cuda")
+    return torch.device(device)
+
+
+def encode(examples: Sequence[Example], loss_on: LossOn = "response") -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (N, T-1) right-padded with PAD, and targets (N, T-1) with IGNORE off the loss.
+
+    Input position t predicts token t+1; its target is kept when token t+1 is a response token
+    (``loss_on="response"``) or any real token after the first (``"all"``).
+    """
+    if len(examples) == 0:
+        raise ConfigError("empty dataset: nothing to train or score on")
+    width = max(len(e.prompt_ids) + len(e.response_ids) for e in examples)
+    tokens = torch.full((len(examples), width), PAD, dtype=torch.long)
+    targets = torch.full((len(examples), width - 1), IGNORE, dtype=torch.long)
+    for i, e in enumerate(examples):
+        seq = torch.tensor(e.prompt_ids + e.response_ids)
+        tokens[i, : len(seq)] = seq
+        start = len(e.prompt_ids) - 1 if loss_on == "response" else 0
+        targets[i, start : len(seq) - 1] = seq[start + 1 :]
+    return tokens[:, :-1].contiguous(), targets
+
+
+class ToyLM:
+    """The toy Transformer behind the :class:`~toymodels.interface.LanguageModel` protocol."""
+
+    def __init__(self, config: ModelConfig, seed: int, device: str = "cpu", eos_id: int = 2):
+        self.config = config
+        self.device = resolve_device(device)
+        self.eos_id = eos_id
+        torch.manual_seed(seed)
+        self.net = GPT(config).to(self.device)
+
+    # --- training -------------------------------------------------------------------------
+    def fit(self, examples: Sequence[Example], order: Sequence[int], optimizer: OptimizerSpec,
+            state: Any | None, loss_on: LossOn = "response") -> tuple[TrainLog, Any]:
+        inputs, targets = encode(examples, loss_on)
+        return self.fit_encoded(inputs, targets, order, optimizer, state)
+
+    def fit_encoded(self, inputs: torch.Tensor, targets: torch.Tensor, order: Sequence[int],
+                    optimizer: OptimizerSpec, state: Any | None) -> tuple[TrainLog, Any]:
+        """``fit`` on already-encoded data (pre-training encodes once and fits in slices)."""
+        opt = self._optimizer(optimizer, state)
+        self.net.train()
+        order_t = torch.as_tensor(np.asarray(order, dtype=np.int64))
+        counts = (targets != IGNORE).sum(dim=1)
+        micro, accum = optimizer.batch_size, optimizer.grad_accum
+        per_step = micro * accum
+        vocab = self.config.vocab_size
+        log = TrainLog()
+        for start in range(0, len(order_t), per_step):
+            step_idx = order_t[start : start + per_step]
+            n_targets = int(counts[step_idx].sum())
+            opt.zero_grad(set_to_none=True)
+            total = 0.0
+            for m in range(0, len(step_idx), micro):
+                idx = step_idx[m : m + micro]
+                x, y = inputs[idx].to(self.device), targets[idx].to(self.device)
+                logits = self.net(x)
+                # sum over the step's response tokens / their count: one mean per optimizer step,
+                # however the step is split into micro-batches
+                loss = F.cross_entropy(logits.view(-1, vocab), y.view(-1), ignore_index=IGNORE,
+                                       reduction="sum") / n_targets
+                loss.backward()
+                total += float(loss.detach())
+            if optimizer.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), optimizer.max_grad_norm, foreach=True)
+            opt.step()
+            log.losses.append(total)
+            log.steps += 1
+            log.tokens += n_targets
+        return log, {"adamw": copy.deepcopy(opt.state_dict())}
+
+    def _optimizer(self, spec: OptimizerSpec, state: Any | None) -> torch.optim.AdamW:
+        opt = torch.optim.AdamW(self.net.parameters(), lr=spec.lr, betas=tuple(spec.betas),
+                                weight_decay=spec.weight_decay, foreach=True)
+        if state is not None:
+            opt.load_state_dict(copy.deepcopy(state["adamw"]))
+        return opt
+
+    # --- scoring and sampling -------------------------------------------------------------
+    @torch.no_grad()
+    def token_logprobs(self, examples: Sequence[Example], batch_size: int = 1024) -> list[np.ndarray]:
+        inputs, targets = encode(examples, "response")
+        self.net.eval()
+        out: list[np.ndarray] = []
+        for s in range(0, len(examples), batch_size):
+            x, y = inputs[s : s + batch_size].to(self.device), targets[s : s + batch_size]
+            logp = torch.log_softmax(self.net(x).float(), dim=-1).cpu()
+            keep = y != IGNORE
+            picked = logp.gather(2, y.clamp(min=0)[..., None])[..., 0]
+            out.extend(picked[i][keep[i]].double().numpy() for i in range(len(x)))
+        return out
+
+    def generate(self, prompt_ids: Sequence[int], max_new_tokens: int, temperature: float,
+                 seed: int) -> list[int]:
+        return self.generate_batch([tuple(prompt_ids)], max_new_tokens, temperature, seed)[0]
+
+    @torch.no_grad()
+    def generate_batch(self, prompts: Sequence[tuple[int, ...]], max_new_tokens: int,
+                       temperature: float, seed: int) -> list[list[int]]:
+        """Sample responses for many prompts at once (prompts grouped by length), seeded."""
+        if temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
+        self.net.eval()
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        out: list[list[int]] = [[] for _ in prompts]
+        by_len: dict[int, list[int]] = {}
+        for i, p in enumerate(prompts):
+            by_len.setdefault(len(p), []).append(i)
+        for length in sorted(by_len):
+            idx = by_len[length]
+            x = torch.tensor([prompts[i] for i in idx], dtype=torch.long, device=self.device)
+            done = torch.zeros(len(idx), dtype=torch.bool, device=self.device)
+            new = []
+            for _ in range(max_new_tokens):
+                logits = self.net(x[:, -self.config.block_size :])[:, -1].float() / temperature
+                nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=gen)[:, 0]
+                nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
+                new.append(nxt)
+                done |= nxt == self.eos_id
+                x = torch.cat([x, nxt[:, None]], dim=1)
+                if bool(done.all()):
+                    break
+            rows = torch.stack(new, dim=1).cpu().tolist()
+            for i, row in zip(idx, rows, strict=False):
+                resp = []
+                for tok in row:
+                    resp.append(tok)
+                    if tok == self.eos_id:
+                        break
+                out[i] = resp
+        return out
+
+    # --- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["model"])
+
+
+# --- pre-training ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Everything that determines a pre-trained toy model (its cache key)."""
+
+    size: str = "100k"
+    n_pretrain: int = 20_000
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 1
+    checkpoint_fractions: tuple[float, ...] = (1.0,)
+    seed: int = 0
+    tasks: tuple[str, ...] = TASKS
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    random_init: bool = False  # the no-pre-training control: the same init, zero steps
+
+    def __post_init__(self) -> None:
+        require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
+        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check_fractions(self.checkpoint_fractions)
+
+    @property
+    def optimizer(self) -> OptimizerSpec:
+        return OptimizerSpec(lr=self.lr, batch_size=self.batch_size)
+
+    def cache_key(self) -> str:
+        return config_hash("toy.pretrain", self)
+
+
+@dataclass
+class Pretrained:
+    """Pre-trained weights at each checkpoint fraction, and the loss log (nats per token)."""
+
+    spec: PretrainSpec
+    model_config: ModelConfig
+    states: dict[float, dict[str, Any]]
+    losses: list[float]
+    steps: int
+    from_cache: bool = False
+
+    def model(self, fraction: float = 1.0, device: str = "cpu") -> ToyLM:
+        """A fresh ToyLM holding the weights at ``fraction`` of pre-training."""
+        lm = ToyLM(self.model_config, seed=self.spec.seed, device=device)
+        lm.load_state_dict(self.states[fraction])
+        return lm
+
+
+def pretrain(spec: PretrainSpec, device: str = "cpu", use_cache: bool = True,
+             checkpoint_path: str | None = None, save_every_steps: int = 0,
+             stop_after_steps: int | None = None) -> Pretrained:
+    """Pre-train (loss on all tokens) or load from the cache under ``cache_dir("toy", "pretrain")``.
+
+    ``checkpoint_path`` with ``save_every_steps`` saves a resumable checkpoint; a rerun resumes
+    from it and ends with the same weights as an uninterrupted run. ``stop_after_steps`` simulates
+    an interruption (for tests) and returns None-free partial results without caching.
+    """
+    corpus = Corpus(spec.corpus)
+    cfg = model_config(spec.size, corpus.vocab_size, block_size=corpus.seq_len)
+    target = cache_dir("toy", "pretrain") / f"{spec.cache_key()}.pt"
+    if use_cache and target.exists():
+        blob = torch.load(target, map_location="cpu", weights_only=False)
+        return Pretrained(spec, cfg, blob["states"], blob["losses"], blob["steps"], from_cache=True)
+    lm = ToyLM(cfg, seed=spec.seed, device=device, eos_id=corpus.eos_id)
+    if spec.random_init:
+        states = {f: lm.state_dict() for f in spec.checkpoint_fractions}
+        return Pretrained(spec, cfg, states, [], 0)
+    examples = corpus.pretrain_examples(spec.n_pretrain, seed=spec.seed, tasks=spec.tasks)
+    inputs, targets = encode(examples, "all")
+    order = np.concatenate([epoch_order(len(examples), seed=spec.seed * 1000 + e) for e in range(spec.epochs)])
+
+    def fit(sub_order: Sequence[int], state: Any) -> tuple[TrainLog, Any]:
+        return lm.fit_encoded(inputs, targets, sub_order, spec.optimizer, state)
+
+    result = fit_slices(lm, None, order, spec.optimizer, spec.checkpoint_fractions, fit=fit,
+                        checkpoint_path=checkpoint_path, save_every_steps=save_every_steps,
+                        stop_after_steps=stop_after_steps)
+    out = Pretrained(spec, cfg, dict(zip(spec.checkpoint_fractions, result.states, strict=False)),
+                     result.log.losses, result.log.steps)
+    if use_cache and stop_after_steps is None:
+        buffer = io.BytesIO()
+        torch.save({"states": out.states, "losses": out.losses, "steps": out.steps}, buffer)
+        atomic_write_bytes(target, buffer.getvalue())
+    return out
