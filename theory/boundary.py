@@ -1,0 +1,214 @@
+"""``elasticity theory boundary``: where Theta(-k) holds and where it breaks.
+
+"Holds" at a point means the coefficient ``ratio/(-k)`` over the step ``[0, l_max]`` is in
+[0.9, 1.1] *and* the theorem's signs hold (gamma_p falls, gamma_a rises). Three grids:
+
+- ``dist``: distribution level, similarity ``s`` of the perturbation (``s * pretrain + (1-s) *
+  novel``) against ``l_max``;
+- ``tree``: sampled level, similarity ``s`` against pruning depth (tree size: the world's leaves);
+- ``sample``: sampled level, pre-training-like perturbation, depth against ``|D_a|`` (sample size).
+
+Every sampled point also records the share of D_t's mass on leaves that the D_p and D_a samples never
+produced, so the breakdown can be read against it. This goes beyond the paper: it says when
+elasticity should *not* be expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from theory.config import Preset, require
+from theory.experiment import Experiment
+from theory.mixture import finite_step
+from theory.runs import RunDir, metric_row
+from theory.simulate import BAND
+from theory.verdicts import predict
+from theory.worlds import World, distribution_components, sample_components
+
+
+@dataclass(frozen=True)
+class BoundaryConfig:
+    alpha: float = 1.2
+    k: float = 1000.0
+    similarity: tuple[float, ...] = (0.0, 0.5, 0.9, 0.99, 1.0)
+    l_max: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+    depth: tuple[int, ...] = (2, 4, 8, 12)
+    n_align: tuple[int, ...] = (100, 1000, 10000)
+    sampled_l_max: float = 0.1
+    seeds: int = 5
+    seed: int = 0
+    n_leaves: int = 4096
+    vocab: int = 16
+    n_types: int = 16384
+    seq_len: int = 16
+    max_pretrain_samples: int = 200_000
+
+    def __post_init__(self) -> None:
+        require(self.alpha > 0, "alpha must be > 0")
+        require(self.k > 0, f"k must be > 0, got {self.k}")
+        require(len(self.similarity) >= 1 and all(0 <= s <= 1 for s in self.similarity),
+                "every similarity must be in [0, 1]")
+        require(len(self.l_max) >= 1 and all(x > 0 for x in self.l_max), "every l_max must be > 0")
+        require(len(self.depth) >= 1 and all(x >= 1 for x in self.depth), "every depth must be >= 1")
+        require(len(self.n_align) >= 1 and all(x >= 1 for x in self.n_align), "every n_align must be >= 1")
+        require(self.sampled_l_max > 0, "sampled_l_max must be > 0")
+        require(self.seeds >= 1, "seeds must be >= 1")
+        require(self.n_leaves >= 2 and self.vocab >= 2 and self.n_types >= 2 and self.seq_len >= 1,
+                "n_leaves, vocab and n_types must be >= 2 and seq_len >= 1")
+        require(self.max_pretrain_samples >= 1, "max_pretrain_samples must be >= 1")
+
+
+def holds(coefficient: float, signs: bool) -> bool:
+    return bool(signs and BAND[0] <= coefficient <= BAND[1])
+
+
+def _point(step, extra: dict[str, float]) -> dict[str, float]:
+    return {"coefficient": step.coefficient, "signs_hold": float(step.signs_hold),
+            "holds": float(holds(step.coefficient, step.signs_hold)),
+            "unseen_mass_share": step.unseen_mass, **extra}
+
+
+def seed_rows(config: BoundaryConfig, seed: int) -> list[dict[str, Any]]:
+    """Every grid point of one seed as tidy metric rows (condition names the grid and its axes)."""
+    rows: list[dict[str, Any]] = []
+
+    def emit(condition: str, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            rows.append(metric_row(name, value, "1", seed=seed, condition=condition, x=config.k))
+
+    for s in config.similarity:
+        comps = distribution_components(config.alpha, config.n_leaves, "mix", seed, s)
+        for lm in config.l_max:
+            emit(f"grid=dist;s={s:g};l_max={lm:g}", _point(finite_step(comps, config.k, lm, 8), {}))
+    world = World.make(seed, config.alpha, config.vocab, config.n_types, config.seq_len)
+    middle = config.n_align[len(config.n_align) // 2]
+    for depth in config.depth:
+        for s in config.similarity:
+            sample = sample_components(world, depth, config.k, middle, config.sampled_l_max,
+                                       config.max_pretrain_samples, "mix", s, seed)
+            emit(f"grid=tree;s={s:g};depth={depth}",
+                 _point(finite_step(sample.components, config.k, config.sampled_l_max, depth),
+                        {"world_leaves": float(sample.world_leaves)}))
+        for n_align in config.n_align:
+            sample = sample_components(world, depth, config.k, n_align, config.sampled_l_max,
+                                       config.max_pretrain_samples, "pretrain", 1.0, seed)
+            emit(f"grid=sample;depth={depth};n_align={n_align}",
+                 _point(finite_step(sample.components, config.k, config.sampled_l_max, depth),
+                        {"world_leaves": float(sample.world_leaves),
+                         "pretrain_drawn": float(sample.n_pretrain_drawn)}))
+    return rows
+
+
+def run(config: BoundaryConfig, run_dir: RunDir) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for i in range(config.seeds):
+        seed = config.seed + i
+        rows.extend(run_dir.cell(f"seed={seed}", lambda s=seed: seed_rows(config, s)))
+    run_dir.write_metrics(rows)
+    return summarise(config, rows)
+
+
+def parse_condition(condition: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in condition.split(";"):
+        key, _, value = part.partition("=")
+        out[key] = value if key == "grid" else float(value)
+    return out
+
+
+def cell_table(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """condition -> measure -> values over seeds (seed order)."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for r in sorted(rows, key=lambda r: r["seed"]):
+        table.setdefault(r["condition"], {}).setdefault(r["measure"], []).append(float(r["value"]))
+    return table
+
+
+def summarise(config: BoundaryConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    table = cell_table(rows)
+    grids: dict[str, list[dict[str, Any]]] = {}
+    for condition, measures in table.items():
+        axes = parse_condition(condition)
+        grid = axes.pop("grid")
+        grids.setdefault(grid, []).append({
+            **axes,
+            "holds_fraction": float(np.mean(measures["holds"])),
+            "coefficient_median": float(np.median(measures["coefficient"])),
+            "signs_fraction": float(np.mean(measures["signs_hold"])),
+            "unseen_mass_share": float(np.mean(measures["unseen_mass_share"])),
+            **({"world_leaves": float(np.mean(measures["world_leaves"]))} if "world_leaves" in measures else {}),
+        })
+    summary: dict[str, Any] = {"k": config.k, "alpha": config.alpha, "band": list(BAND), "grids": grids}
+    summary["predictions"] = _predictions(config, table)
+    return summary
+
+
+def _margin(values: list[float]) -> list[float]:
+    return [0.1 - abs(c - 1.0) if np.isfinite(c) else -1.0 for c in values]
+
+
+def _predictions(config: BoundaryConfig, table: dict[str, dict[str, list[float]]]) -> list:
+    family = "theory.boundary: 4 tests, no correction"
+    s_lo, s_hi, lm = min(config.similarity), max(config.similarity), max(config.l_max)
+    novel = table[f"grid=dist;s={s_lo:g};l_max={lm:g}"]
+    pretrain = table[f"grid=dist;s={s_hi:g};l_max={lm:g}"]
+    best = table[f"grid=sample;depth={min(config.depth)};n_align={max(config.n_align)}"]
+    margin = "0.1 - |ratio/(-k) - 1| over [0, l_max]"
+    preds = [
+        predict("boundary.novel_finite_l_breaks", _margin(novel["coefficient"]), -1,
+                f"{margin}, distribution level, s={s_lo:g}, l_max={lm:g} (negative: outside the band)",
+                family=family),
+        predict("boundary.pretrain_distribution_holds", _margin(pretrain["coefficient"]), +1,
+                f"{margin}, distribution level, s={s_hi:g}, l_max={lm:g}", family=family),
+        predict("boundary.sampled_small_tree_large_sample_holds", _margin(best["coefficient"]), +1,
+                f"{margin}, sampled, pretrain-like, depth={min(config.depth)}, "
+                f"n_align={max(config.n_align)}", family=family),
+    ]
+    # across sampled cells, per seed: does a larger unseen share go with a larger |coefficient - 1|?
+    rhos = []
+    for i in range(config.seeds):
+        share, dev = [], []
+        for condition, measures in table.items():
+            if condition.startswith("grid=dist"):
+                continue
+            share.append(measures["unseen_mass_share"][i])
+            c = measures["coefficient"][i]
+            dev.append(abs(c - 1.0) if np.isfinite(c) else np.inf)
+        rho = stats.spearmanr(share, dev).statistic if np.ptp(share) > 0 else float("nan")
+        rhos.append(float(rho))
+    preds.append(predict("boundary.unseen_share_breaks", rhos, +1,
+                         "Spearman correlation over sampled cells of unseen-leaf share and |coefficient - 1|",
+                         family=family))
+    return preds
+
+
+def draw(run_dir: RunDir) -> None:
+    from theory.figures import draw_boundary
+
+    draw_boundary(run_dir)
+
+
+PRESETS = {
+    "quick": Preset({}, "k=1000, 5 similarities x 4 l_max (exact), 4 depths x (5 s + 3 sizes) sampled, 5 seeds",
+                    est_seconds=20),
+    "full": Preset({"similarity": (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0),
+                    "l_max": (0.001, 0.01, 0.03, 0.1, 0.3, 1.0), "depth": (2, 3, 4, 6, 8, 10, 12),
+                    "n_align": (30, 100, 300, 1000, 3000, 10000), "seeds": 10},
+                   "finer grids, 10 seeds", est_seconds=240),
+}
+
+EXPERIMENT = Experiment(
+    name="theory.boundary",
+    help="map where Theta(-k) (coefficient in [0.9, 1.1] with the theorem's signs) holds and breaks",
+    config_cls=BoundaryConfig,
+    presets=PRESETS,
+    run=run,
+    draw=draw,
+    aliases={"--k": "k", "--alpha": "alpha", "--similarity": "similarity", "--l-max": "l_max",
+             "--depth": "depth", "--n-align": "n_align", "--seeds": "seeds"},
+    units={"coefficient": "1", "unseen_mass_share": "1"},
+)

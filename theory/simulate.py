@@ -1,0 +1,304 @@
+"""``elasticity theory simulate``: Delta gamma_p and Delta gamma_a as |D_t| grows, across k, alpha and depth.
+
+For every (alpha, depth, seed) the sweep measures, at each k, over the finite step ``l in [0, l_max]``
+and as ``l -> 0``:
+
+- ``Delta gamma_p``, ``Delta gamma_a`` (ideal lengths ``-log2 q``, bits per unit depth), their ratio,
+  the coefficient ``ratio / (-k)`` (1 is the theorem's Theta(-k) with unit constant) and whether the
+  theorem's signs hold (gamma_p falls, gamma_a rises);
+- the pointwise identity ``dgamma_a/dl = -(k + l) dgamma_p/dl`` and the conservation residual;
+- the same step with actual Huffman code lengths, and the mass of D_t on leaves D_p and D_a never
+  produced.
+
+The log-log slope of ``|ratio|`` against ``k`` is fitted per seed. The slope alone is not evidence:
+every summary reports the coefficient and the signs beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from theory.config import Preset, require
+from theory.experiment import Experiment
+from theory.mixture import Components, derivatives, finite_step, huffman_step
+from theory.runs import RunDir, metric_row
+from theory.verdicts import mean_ci, predict
+from theory.worlds import World, distribution_components, sample_components
+
+BAND = (0.9, 1.1)
+IDENTITY_TOLERANCE = 1e-9
+CONSERVATION_TOLERANCE = 1e-9
+K_DECADES = (10.0, 31.6227766, 100.0, 316.227766, 1000.0, 3162.27766, 10000.0, 31622.7766, 100000.0)
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """Sweep over k (and alpha, depth); see the module docstring and the glossary for the keys."""
+
+    k: tuple[float, ...] = (10.0, 100.0, 1000.0, 10000.0)
+    alpha: tuple[float, ...] = (1.2,)
+    depth: tuple[int, ...] = (8,)
+    perturbation: Literal["pretrain", "align", "novel", "unseen", "mix"] = "pretrain"
+    similarity: float = 1.0  # for perturbation=mix: s * pretrain-like + (1 - s) * novel
+    level: Literal["distribution", "sampled"] = "sampled"
+    l_max: float = 0.1
+    seeds: int = 5
+    seed: int = 0
+    n_leaves: int = 4096  # distribution level: leaves M
+    vocab: int = 16  # sampled level: V
+    n_types: int = 16384  # sampled level: distinct sequences the generator can emit
+    seq_len: int = 16
+    n_align: int = 1000  # |D_a| in sequences
+    max_pretrain_samples: int = 200_000  # D_p sequences actually drawn; weights stand in for the rest
+
+    def __post_init__(self) -> None:
+        require(len(self.k) >= 1 and all(k > 0 for k in self.k), f"every k must be > 0, got {self.k}")
+        require(len(self.alpha) >= 1 and all(a > 0 for a in self.alpha), "every alpha must be > 0")
+        require(len(self.depth) >= 1 and all(d >= 1 for d in self.depth), "every depth must be >= 1")
+        require(0.0 <= self.similarity <= 1.0, "similarity must be in [0, 1]")
+        require(self.l_max > 0, "l_max must be > 0")
+        require(self.seeds >= 1, "seeds must be >= 1")
+        require(self.n_leaves >= 2, "n_leaves must be >= 2")
+        require(self.vocab >= 2, "vocab must be >= 2")
+        require(self.n_types >= 2 and self.seq_len >= 1, "n_types must be >= 2 and seq_len >= 1")
+        require(self.n_align >= 1 and self.max_pretrain_samples >= 1, "sample sizes must be >= 1")
+        require(not (self.level == "sampled" and self.perturbation == "unseen"),
+                "perturbation 'unseen' is a distribution-level construction; at the sampled level "
+                "unseen leaves come from sampling")
+
+
+def measure(c: Components, k: float, l_max: float, depth: int) -> dict[str, float]:
+    """Every quantity of one (components, k) point; rates in bits."""
+    step = finite_step(c, k, l_max, depth)
+    d0 = derivatives(c, k, 0.0, depth)
+    dl = derivatives(c, k, l_max, depth)
+    huff = huffman_step(c, k, l_max, depth)
+    coef_l0 = d0.ratio / (-k)
+    return {
+        "delta_gamma_p_bits": step.dgamma_p,
+        "delta_gamma_a_bits": step.dgamma_a,
+        "ratio": step.ratio,
+        "coefficient": step.coefficient,
+        "signs_hold": float(step.signs_hold),
+        "coefficient_l0": coef_l0,
+        "dgamma_p_dl_l0_bits": d0.p,
+        "dgamma_a_dl_l0_bits": d0.a,
+        "identity_rel_error": max(d0.identity_error(), dl.identity_error()),
+        "conservation_residual": max(d0.conservation_residual(), dl.conservation_residual()),
+        "unseen_mass_share": step.unseen_mass,
+        # Hooke balance in units of |D_a| * bits: |D_p| dKL_p and -|D_a| dKL_a, KL(P_i || q)
+        "hooke_p_bits": k * depth * step.dgamma_p,
+        "hooke_a_bits": -depth * step.dgamma_a,
+        "huffman_delta_gamma_p_bits": huff.dgamma_p,
+        "huffman_delta_gamma_a_bits": huff.dgamma_a,
+        "huffman_resolves": float(huff.resolves),
+        "huffman_bound_holds": float(huff.bound_holds),
+        "huffman_component_bound_share": huff.component_bound_share,
+    }
+
+
+def _unit(name: str) -> str:
+    return "bits" if name.endswith("_bits") else "1"
+
+
+def condition_label(alpha: float, depth: int) -> str:
+    return f"alpha={alpha:g},depth={depth}"
+
+
+def cell_rows(config: SimulateConfig, alpha: float, depth: int, seed: int) -> list[dict[str, Any]]:
+    """All k for one (alpha, depth, seed): tidy records, one per measured point."""
+    rows: list[dict[str, Any]] = []
+    cond = condition_label(alpha, depth)
+    world = None
+    if config.level == "sampled":
+        world = World.make(seed, alpha, config.vocab, config.n_types, config.seq_len)
+        exact = world.true_components(depth)
+    else:
+        comps = distribution_components(alpha, config.n_leaves, config.perturbation, seed,
+                                        config.similarity)
+    for k in config.k:
+        extra: dict[str, float] = {}
+        if world is not None:
+            sample = sample_components(world, depth, k, config.n_align, config.l_max,
+                                       config.max_pretrain_samples, config.perturbation,
+                                       config.similarity, seed)
+            comps = sample.components
+            ref = finite_step(exact, k, config.l_max, depth)
+            extra = {"exact_coefficient": ref.coefficient, "exact_ratio": ref.ratio,
+                     "world_leaves": float(sample.world_leaves)}
+        values = {**measure(comps, k, config.l_max, depth), **extra}
+        for name, value in values.items():
+            rows.append(metric_row(name, value, _unit(name), seed=seed, condition=cond, x=k))
+    return rows
+
+
+def run(config: SimulateConfig, run_dir: RunDir) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for alpha in config.alpha:
+        for depth in config.depth:
+            for i in range(config.seeds):
+                seed = config.seed + i
+                key = f"alpha={alpha:g}-depth={depth}-seed={seed}"
+                rows.extend(run_dir.cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s)))
+    run_dir.write_metrics(rows)
+    return summarise(config, rows)
+
+
+def _table(rows: list[dict[str, Any]], measure_name: str) -> dict[tuple[str, int], dict[float, float]]:
+    """(condition, seed) -> {k: value} for one measure."""
+    out: dict[tuple[str, int], dict[float, float]] = {}
+    for r in rows:
+        if r["measure"] == measure_name:
+            out.setdefault((r["condition"], int(r["seed"])), {})[float(r["x"])] = float(r["value"])
+    return out
+
+
+def loglog_slope(ks: list[float], ratios: list[float]) -> float:
+    """Least-squares slope of log|ratio| on log k over finite non-zero ratios (nan if < 2 points)."""
+    x, y = np.asarray(ks, dtype=float), np.abs(np.asarray(ratios, dtype=float))
+    ok = np.isfinite(y) & (y > 0)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log10(x[ok]), np.log10(y[ok]), 1)[0])
+
+
+def _margin(x: float) -> float:
+    """Signed distance of a coefficient to the edge of [0.9, 1.1]: positive inside."""
+    return 0.1 - abs(x - 1.0) if np.isfinite(x) else float("-inf")
+
+
+def summarise(config: SimulateConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The simulate summary: lists in --k order, pooled over conditions, plus per-condition detail."""
+    ks = [float(k) for k in config.k]
+    tables = {m: _table(rows, m) for m in ("ratio", "coefficient", "coefficient_l0", "signs_hold",
+                                            "delta_gamma_p_bits", "delta_gamma_a_bits",
+                                            "conservation_residual", "identity_rel_error",
+                                            "unseen_mass_share", "huffman_resolves",
+                                            "huffman_bound_holds", "exact_coefficient")}
+    keys = sorted(tables["ratio"])
+    conditions = sorted({c for c, _ in keys}, key=lambda c: [float(v.split("=")[1]) for v in c.split(",")])
+    seeds = sorted({s for _, s in keys})
+
+    def at(measure_name: str, key: tuple[str, int]) -> list[float]:
+        table = tables[measure_name].get(key, {})
+        return [table.get(k, float("nan")) for k in ks]
+
+    slopes = {key: loglog_slope(ks, at("ratio", key)) for key in keys}
+
+    def pooled(measure_name: str, keyset: list[tuple[str, int]]) -> list[float]:
+        arr = np.array([at(measure_name, key) for key in keyset])
+        with np.errstate(invalid="ignore"):
+            return [float(v) for v in np.nanmean(arr, axis=0)]
+
+    def block(keyset: list[tuple[str, int]]) -> dict[str, Any]:
+        per_seed = {}
+        for cond, seed in keyset:
+            per_seed.setdefault(seed, []).append(slopes[(cond, seed)])
+        slope, slope_ci = mean_ci([float(np.nanmean(v)) for v in per_seed.values()])
+        coef_cis = []
+        for i in range(len(ks)):
+            coef_cis.append(list(mean_ci([at("coefficient", key)[i] for key in keyset])[1]))
+        signs = np.array([at("signs_hold", key) for key in keyset])
+        out = {
+            "slope": slope, "slope_ci": list(slope_ci),
+            "ratios": pooled("ratio", keyset),
+            "coefficients": pooled("coefficient", keyset),
+            "coefficients_ci": coef_cis,
+            "coefficients_l0": pooled("coefficient_l0", keyset),
+            "signs_hold": [bool(v) for v in np.all(signs == 1.0, axis=0)],
+            "signs_hold_fraction": [float(v) for v in signs.mean(axis=0)],
+            "in_band": [bool(BAND[0] <= c <= BAND[1]) for c in pooled("coefficient", keyset)],
+            "unseen_mass_share": pooled("unseen_mass_share", keyset),
+            "huffman_resolves_fraction": pooled("huffman_resolves", keyset),
+        }
+        if tables["exact_coefficient"]:
+            out["exact_coefficients"] = pooled("exact_coefficient", keyset)
+        return out
+
+    summary: dict[str, Any] = {"k": ks, "level": config.level, "perturbation": config.perturbation,
+                               "l_max": config.l_max, **block(keys)}
+    summary["max_conservation_residual"] = float(max(
+        max(v.values()) for v in tables["conservation_residual"].values()))
+    summary["max_identity_rel_error"] = float(max(max(v.values()) for v in tables["identity_rel_error"].values()))
+    summary["huffman_bound_holds"] = bool(all(all(x == 1.0 for x in v.values())
+                                              for v in tables["huffman_bound_holds"].values()))
+    summary["conditions"] = [{"condition": c, **block([key for key in keys if key[0] == c])}
+                             for c in conditions]
+    summary["predictions"] = _predictions(keys, seeds, ks, slopes, at)
+    failures = []
+    if summary["max_conservation_residual"] > CONSERVATION_TOLERANCE:
+        failures.append(f"conservation residual {summary['max_conservation_residual']:.3g} > {CONSERVATION_TOLERANCE:g}")
+    if (config.level == "distribution" and config.perturbation == "pretrain"
+            and summary["max_identity_rel_error"] > IDENTITY_TOLERANCE):
+        failures.append(f"dgamma_a/dl = -(k+l) dgamma_p/dl broken: relative error "
+                        f"{summary['max_identity_rel_error']:.3g} > {IDENTITY_TOLERANCE:g}")
+    if not summary["huffman_bound_holds"]:
+        failures.append("a Huffman code broke the 1-bit bound for the coded mixture")
+    summary["instrument_failures"] = failures
+    return summary
+
+
+def _predictions(keys, seeds, ks, slopes, at) -> list:
+    """Worst case over conditions (and k) per seed, then a t-interval over seeds."""
+    family = "theory.simulate: 5 tests, no correction; each is the worst case over alpha, depth and k"
+    per_seed: dict[str, list[float]] = {n: [] for n in ("slope", "coef", "coef_l0", "p", "a")}
+    slope_values = []
+    for seed in seeds:
+        mine = [key for key in keys if key[1] == seed]
+        per_seed["slope"].append(min(_margin(slopes[key]) for key in mine))
+        slope_values.append(float(np.nanmean([slopes[key] for key in mine])))
+        per_seed["coef"].append(min(_margin(c) for key in mine for c in at("coefficient", key)))
+        per_seed["coef_l0"].append(min(_margin(c) for key in mine for c in at("coefficient_l0", key)))
+        per_seed["p"].append(max(float(np.sign(v)) for key in mine for v in at("delta_gamma_p_bits", key)))
+        per_seed["a"].append(min(float(np.sign(v)) for key in mine for v in at("delta_gamma_a_bits", key)))
+    slope, slope_ci = mean_ci(slope_values)
+    finite = lambda v: [x if np.isfinite(x) else -1.0 for x in v]  # noqa: E731 (a coefficient that is not finite is out of band)
+    return [
+        predict("simulate.slope_near_one", finite(per_seed["slope"]), +1,
+                "0.1 - |slope - 1| of log|dgamma_a/dgamma_p| on log k (worst condition)",
+                family=family, slope=slope, slope_ci=list(slope_ci)),
+        predict("simulate.coefficient_in_band", finite(per_seed["coef"]), +1,
+                "0.1 - |ratio/(-k) - 1| over the step [0, l_max] (worst condition and k)", family=family),
+        predict("simulate.coefficient_l0_in_band", finite(per_seed["coef_l0"]), +1,
+                "0.1 - |ratio/(-k) - 1| as l -> 0 (worst condition and k)", family=family),
+        predict("simulate.gamma_p_falls", per_seed["p"], -1,
+                "max over conditions and k of sign(Delta gamma_p)", family=family),
+        predict("simulate.gamma_a_rises", per_seed["a"], +1,
+                "min over conditions and k of sign(Delta gamma_a)", family=family),
+    ]
+
+
+def draw(run_dir: RunDir) -> None:
+    from theory.figures import draw_simulate
+
+    draw_simulate(run_dir)
+
+
+PRESETS = {
+    "quick": Preset({}, "sampled level, alpha 1.2, depth 8, k 10..1e4, 5 seeds", est_seconds=15),
+    "full": Preset({"k": K_DECADES, "alpha": (0.8, 1.2, 2.0), "depth": (4, 8, 12), "seeds": 10},
+                   "sampled level, alpha {0.8,1.2,2}, depth {4,8,12}, k 10..1e5, 10 seeds",
+                   est_seconds=420),
+    "distribution": Preset({"k": K_DECADES, "alpha": (0.8, 1.2, 2.0), "depth": (4, 8, 12),
+                            "level": "distribution", "seeds": 5},
+                           "exact leaf masses, pre-training perturbation: the identity to 1e-9",
+                           est_seconds=60),
+    "novel": Preset({"k": K_DECADES, "level": "distribution", "perturbation": "novel"},
+                    "exact leaf masses, a perturbation unlike D_p and D_a (breaks the relation)",
+                    est_seconds=15),
+}
+
+EXPERIMENT = Experiment(
+    name="theory.simulate",
+    help="Delta gamma_p and Delta gamma_a as |D_t| grows: slope, coefficient and signs across k",
+    config_cls=SimulateConfig,
+    presets=PRESETS,
+    run=run,
+    draw=draw,
+    aliases={"--k": "k", "--alpha": "alpha", "--depth": "depth", "--perturbation": "perturbation",
+             "--level": "level", "--l-max": "l_max", "--seeds": "seeds", "--similarity": "similarity"},
+    units={"gamma": "bits", "delta_gamma": "bits", "kl": "bits"},
+)
