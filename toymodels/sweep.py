@@ -233,7 +233,9 @@ def grid_table(run_dir: RunDir, grid: Grid) -> list[dict[str, Any]]:
         for row in run_dir.cell(cell.key, lambda: []):
             own = str(row.get("condition", "") or "")
             condition = ",".join(part for part in (cell.condition, own) if part)
-            table.append({**row, "seed": cell.seed, "condition": condition})
+            # JSON stores NaN (a censored reading) as null: read it back as NaN
+            value = float("nan") if row["value"] is None else row["value"]
+            table.append({**row, "value": value, "seed": cell.seed, "condition": condition})
     return table
 
 

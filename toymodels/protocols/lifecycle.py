@@ -1,0 +1,191 @@
+"""``elasticity toy lifecycle``: when does elasticity emerge along pre-training, and in which regimes?
+
+One pre-training run per seed from random init, with checkpoints at ``checkpoints`` pre-training
+examples (0 is the random init itself, the no-pre-training point). At each checkpoint the toy
+core's align-then-reverse probe runs (alignment cut at F, F = 0 the control; then reverse
+fine-tuning), at each probe learning rate in ``lrs``: at a large learning rate optimizer steps
+dominate example counts. The rebound strength of a checkpoint is read against its own F = 0
+control, in both score metrics (probability and log-odds): the excess initial decay rate at the
+largest F, the excess late slope, the knee at S0 and the R_back trend (see ``toy.scale``).
+
+Reported per (learning rate, score metric): the strength curve over pre-training with 95%
+intervals, the first checkpoint whose interval lies above 0 (the emergence threshold, if any),
+and a verdict on the slope of strength against log10(pre-training examples).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from theory.config import Preset, require
+from theory.experiment import Experiment
+from theory.runs import RunDir
+from theory.verdicts import mean_ci, predict, verdict_from_ci
+from toymodels.corpus import Corpus
+from toymodels.interface import OptimizerSpec
+from toymodels.model import SIZE_PRESETS
+from toymodels.protocols.rebound import SCORES, ReboundSpec, rebound_probe
+from toymodels.protocols.scale import STRENGTHS, probe_rows, seeds_of
+from toymodels.sweep import (
+    Cell,
+    Grid,
+    aggregate,
+    execution_of,
+    parse_condition,
+    run_sweep,
+    write_aggregate,
+)
+from toymodels.tasks import ToyTask
+from toymodels.train import PretrainSpec, pretrain
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    task: str = "sentiment"
+    size: str = "100k"
+    checkpoints: tuple[int, ...] = (0, 250, 1000, 2500, 5000, 10_000, 20_000)  # pre-training examples
+    pretrain_lr: float = 1e-3
+    pretrain_batch: int = 32
+    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)  # probe (alignment and reverse) learning rates
+    forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)
+    reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)
+    batch_size: int = 16
+    n_eval: int = 256
+    n_kl_samples: int = 128
+    kl_eps: float = 0.01
+    n_seeds: int = 5
+    seed: int = 0
+    n_jobs: int = 0  # 0: as many workers as cores // threads
+    threads: int = 1
+    backend: Literal["local", "dask"] = "local"
+    dask_scheduler: str | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        require(self.size in SIZE_PRESETS, f"unknown model size '{self.size}'; sizes: {', '.join(SIZE_PRESETS)}")
+        require(all(c >= 0 for c in self.checkpoints), f"checkpoints must be >= 0, got {self.checkpoints}")
+        require(list(self.checkpoints) == sorted(set(self.checkpoints)),
+                f"checkpoints must be strictly increasing, got {self.checkpoints}")
+        require(sum(c > 0 for c in self.checkpoints) >= 2, "checkpoints need at least two positive amounts")
+        require(all(lr > 0 for lr in self.lrs) and self.pretrain_lr > 0, "learning rates must be > 0")
+        require(self.n_seeds >= 2, f"n_seeds must be >= 2 for a confidence interval, got {self.n_seeds}")
+        self.spec(self.lrs[0] if self.lrs else 1e-3)
+        Grid.of({"lr": self.lrs, "pretrain_examples": self.checkpoints}, self.n_seeds, positive=["lr"])
+
+    def spec(self, lr: float) -> ReboundSpec:
+        return ReboundSpec(self.forward_amounts, self.reverse_amounts, self.n_eval, self.n_kl_samples,
+                           self.kl_eps, OptimizerSpec(lr=lr, batch_size=self.batch_size))
+
+    def pretrain_spec(self, seed: int) -> PretrainSpec:
+        positive = [c for c in self.checkpoints if c > 0]
+        return PretrainSpec(size=self.size, n_pretrain=positive[-1], lr=self.pretrain_lr,
+                            batch_size=self.pretrain_batch, seed=seed,
+                            checkpoint_fractions=tuple(c / positive[-1] for c in positive))
+
+
+def measure_cell(config: LifecycleConfig, cell: Cell, device: str) -> list[dict[str, Any]]:
+    """The probe at one checkpoint (0: random init, same seed) and one probe learning rate."""
+    spec = config.pretrain_spec(cell.seed)
+    examples = int(cell["pretrain_examples"])
+    if examples == 0:
+        spec = PretrainSpec(size=spec.size, n_pretrain=1, seed=cell.seed, random_init=True)
+        model = pretrain(spec, device=device, use_cache=False).model(1.0, device=device)
+    else:
+        model = pretrain(spec, device=device).model(examples / spec.n_pretrain, device=device)
+    task = ToyTask(Corpus(spec.corpus), config.task)
+    return probe_rows(rebound_probe(model, task, config.spec(float(cell["lr"])), cell.seed))
+
+
+def run(config: LifecycleConfig, run_dir: RunDir) -> dict[str, Any]:
+    grid = Grid.of({"lr": config.lrs, "pretrain_examples": config.checkpoints}, seeds_of(config),
+                   positive=["lr"])
+    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), execution_of(config),
+                      desc="toy.lifecycle")
+    run_dir.write_metrics(table)
+    write_aggregate(run_dir, aggregate(table))
+    return summarise(config, table)
+
+
+def _strengths(table: Sequence[Mapping[str, Any]], measure: str, lr: float) -> dict[int, dict[int, float]]:
+    """seed -> checkpoint -> value of a cell-level strength measure at probe learning rate ``lr``."""
+    out: dict[int, dict[int, float]] = {}
+    for r in table:
+        cond = parse_condition(r["condition"])
+        if r["measure"] == measure and "F" not in cond and float(cond["lr"]) == lr:
+            out.setdefault(r["seed"], {})[int(cond["pretrain_examples"])] = r["value"]
+    return out
+
+
+def _slope_over_log_examples(points: Mapping[int, float]) -> float:
+    pts = [(math.log10(c), v) for c, v in points.items() if c > 0 and np.isfinite(v)]
+    if len(pts) < 2:
+        return float("nan")
+    x, y = np.array(pts).T
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def summarise(config: LifecycleConfig, table: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    family = (f"toy.lifecycle: {len(config.lrs)} learning rates x 2 score metrics, 95% intervals, "
+              "uncorrected (a regime map, not one test)")
+    predictions, regimes = [], []
+    for lr in config.lrs:
+        for kind in SCORES:
+            measure = f"excess_initial_rate_{kind}"
+            by_seed = _strengths(table, measure, lr)
+            curve = []
+            for c in config.checkpoints:
+                mean, ci = mean_ci([by_seed[s][c] for s in sorted(by_seed)])
+                curve.append({"pretrain_examples": c, "mean": mean, "ci": list(ci),
+                              "verdict": verdict_from_ci(ci, +1)})
+            threshold = next((p["pretrain_examples"] for p in curve
+                              if p["pretrain_examples"] > 0 and p["verdict"] == "holds"), None)
+            others = {}
+            for strength in STRENGTHS[1:]:
+                s_by_seed = _strengths(table, f"{strength}_{kind}", lr)
+                final = [s_by_seed[s][config.checkpoints[-1]] for s in sorted(s_by_seed)]
+                mean, ci = mean_ci(final)
+                others[f"{strength}_at_end"] = {"mean": mean, "ci": list(ci)}
+            regimes.append({"lr": lr, "score": kind, "strength": measure, "curve": curve,
+                            "emergence_threshold_examples": threshold,
+                            "random_init": curve[0] if config.checkpoints[0] == 0 else None,
+                            **others})
+            suffix = "" if kind == "log_odds" else ".prob"
+            predictions.append(predict(
+                f"lifecycle.elasticity_grows_with_pretraining.lr{lr:g}{suffix}",
+                [_slope_over_log_examples(by_seed[s]) for s in sorted(by_seed)], +1,
+                f"slope of the excess initial decay rate ({kind}; largest F minus the F=0 control) "
+                f"against log10(pre-training examples), probe lr {lr:g}", family=family))
+    return {"predictions": predictions, "regimes": regimes,
+            "tokens_per_example": Corpus(config.pretrain_spec(0).corpus).seq_len}
+
+
+def draw(run_dir: RunDir) -> None:
+    from toymodels.science_figures import draw_lifecycle
+
+    draw_lifecycle(run_dir)
+
+
+EXPERIMENT = Experiment(
+    name="toy.lifecycle",
+    help="rebound strength along pre-training from random init, by probe learning rate and score metric",
+    config_cls=LifecycleConfig,
+    presets={
+        "quick": Preset({"size": "50k", "checkpoints": (0, 1000, 4000), "lrs": (1e-3, 3e-3),
+                         "forward_amounts": (0, 32, 64), "reverse_amounts": (0, 16, 32, 64),
+                         "n_eval": 64, "n_kl_samples": 32, "n_seeds": 2},
+                        "50k model, checkpoints 0/1000/4000, 2 learning rates, 2 seeds", est_seconds=25),
+        "full": Preset({}, "100k model, 7 checkpoints (random init to 20k examples), 3 learning rates, 5 seeds",
+                       est_seconds=5400),
+    },
+    run=run,
+    draw=draw,
+    aliases={"--device": "device", "--backend": "backend", "--n-jobs": "n_jobs", "--seeds": "n_seeds",
+             "--size": "size"},
+    units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},
+)

@@ -1,0 +1,259 @@
+"""``elasticity toy scale``: rebound across model sizes and pre-training budgets (paper Figs. 5-6).
+
+Each cell (size, pre-training examples, seed) takes a checkpoint of one cached pre-training run
+per (size, seed) and runs the toy core's rebound probe on it: alignment cut at forward amounts F, F = 0 being the control (reverse
+training from the pre-trained model itself), then reverse fine-tuning. Per F, in probability and
+in log-odds: initial decay rate, R_back, the decay rate while passing S0 minus the control's (the
+knee), and the late slope.
+
+Rebound strength of a cell is read against its own control, because more pre-training can make a
+model stiffer in both directions without any pull back toward S0:
+
+- ``excess_initial_rate``: initial decay rate at the largest F minus the F = 0 control's;
+- ``excess_late_slope``: late slope at the largest F minus the control's.
+
+The paper expects a faster initial decline with size and with data. The test statistic is the
+least-squares slope of the excess initial rate against log10(parameters) or log10(pre-training
+examples), per seed, averaged over the other axis; a t-interval over seeds gives the verdict.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from theory.config import Preset, require
+from theory.experiment import Experiment
+from theory.runs import RunDir, metric_row
+from theory.verdicts import mean_ci, predict
+from toymodels.corpus import Corpus, CorpusConfig
+from toymodels.interface import OptimizerSpec
+from toymodels.model import GPT, SIZE_PRESETS, model_config, n_params
+from toymodels.protocols.rebound import (
+    SCORES,
+    ReboundResult,
+    ReboundSpec,
+    rebound_probe,
+    trend_in_f,
+)
+from toymodels.sweep import (
+    Cell,
+    Grid,
+    aggregate,
+    execution_of,
+    parse_condition,
+    run_sweep,
+    write_aggregate,
+)
+from toymodels.tasks import ToyTask
+from toymodels.train import PretrainSpec, pretrain
+
+STRENGTHS = ("excess_initial_rate", "excess_late_slope", "knee_vs_control", "r_back_trend")
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    task: str = "sentiment"
+    sizes: tuple[str, ...] = ("50k", "100k", "250k")
+    n_pretrain: tuple[int, ...] = (5_000, 10_000, 20_000)  # pre-training examples (16 tokens each)
+    pretrain_lr: float = 1e-3
+    pretrain_batch: int = 32
+    forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)
+    reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)
+    lr: float = 1e-3
+    batch_size: int = 16
+    n_eval: int = 256
+    n_kl_samples: int = 128
+    kl_eps: float = 0.01
+    n_seeds: int = 5
+    seed: int = 0
+    n_jobs: int = 0  # 0: as many workers as cores // threads
+    threads: int = 1
+    backend: Literal["local", "dask"] = "local"
+    dask_scheduler: str | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for size in self.sizes:
+            require(size in SIZE_PRESETS, f"unknown model size '{size}'; sizes: {', '.join(SIZE_PRESETS)}")
+        require(self.n_seeds >= 2, f"n_seeds must be >= 2 for a confidence interval, got {self.n_seeds}")
+        require(self.pretrain_lr > 0 and self.lr > 0, "learning rates must be > 0")
+        self.spec()  # validates the amounts
+        Grid.of({"size": self.sizes, "n_pretrain": self.n_pretrain}, self.n_seeds, positive=["n_pretrain"])
+
+    def spec(self) -> ReboundSpec:
+        return ReboundSpec(self.forward_amounts, self.reverse_amounts, self.n_eval, self.n_kl_samples,
+                           self.kl_eps, OptimizerSpec(lr=self.lr, batch_size=self.batch_size))
+
+
+def probe_rows(result: ReboundResult) -> list[dict[str, Any]]:
+    """The probe's curves (x = R), its per-F metrics and the cell's strengths against the control."""
+    c, metrics = result.curves, result.metrics
+    rows = [metric_row("s0_prob", c.s0_prob, "prob"), metric_row("s0_log_odds", c.s0_log_odds, "nats")]
+    for i, f in enumerate(c.spec.forward_amounts):
+        for j, r in enumerate(c.spec.reverse_amounts):
+            rows += [metric_row("score_prob", c.prob[i, j], "prob", condition=f"F={f}", x=r),
+                     metric_row("score_log_odds", c.log_odds[i, j], "nats", condition=f"F={f}", x=r)]
+        for key, value in metrics[int(f)].items():
+            rows.append(metric_row(key, value, _unit(key), condition=f"F={f}"))
+    rows.extend(strength_rows(metrics))
+    return rows
+
+
+def strength_rows(metrics: Mapping[int, Mapping[str, float]]) -> list[dict[str, Any]]:
+    """Rebound strength at the largest F against the F = 0 control, in both score scales."""
+    f_max = max(metrics)
+    top, control = metrics[f_max], metrics[0]
+    rows = []
+    for kind in SCORES:
+        unit = "nats/example" if kind == "log_odds" else "prob/example"
+        rows += [
+            metric_row(f"excess_initial_rate_{kind}",
+                       top[f"initial_rate_{kind}"] - control[f"initial_rate_{kind}"], unit),
+            metric_row(f"excess_late_slope_{kind}",
+                       top[f"late_slope_{kind}"] - control[f"late_slope_{kind}"], unit),
+            metric_row(f"knee_vs_control_{kind}", top[f"knee_vs_control_{kind}"], unit),
+            metric_row(f"r_back_trend_{kind}", trend_in_f(metrics, f"r_back_{kind}"), "examples/decade of F"),
+        ]
+    return rows
+
+
+def _unit(key: str) -> str:
+    if key.startswith("steps"):
+        return "steps"
+    if key.startswith(("r_back", "table3")):
+        return "examples"
+    if "rate" in key or "slope" in key or "knee" in key:
+        return "nats/example" if key.endswith("log_odds") else "prob/example"
+    return "nats" if key.endswith(("log_odds", "nats")) else "prob"
+
+
+def pretrain_spec(config: ScaleConfig, size: str, seed: int) -> PretrainSpec:
+    """One pre-training run per (size, seed) with a checkpoint at every budget: under a constant
+    learning rate the checkpoint after n examples is a model pre-trained on n examples (the paper's
+    Fig. 6 also compares checkpoints of one run)."""
+    budgets = sorted(config.n_pretrain)
+    return PretrainSpec(size=size, n_pretrain=budgets[-1], lr=config.pretrain_lr,
+                        batch_size=config.pretrain_batch, seed=seed,
+                        checkpoint_fractions=tuple(n / budgets[-1] for n in budgets))
+
+
+def measure_cell(config: ScaleConfig, cell: Cell, device: str) -> list[dict[str, Any]]:
+    """Load the (size, budget, seed) checkpoint, then run the rebound probe on it."""
+    spec = pretrain_spec(config, str(cell["size"]), cell.seed)
+    pre = pretrain(spec, device=device)
+    fraction = int(cell["n_pretrain"]) / spec.n_pretrain
+    task = ToyTask(Corpus(spec.corpus), config.task)
+    result = rebound_probe(pre.model(fraction, device=device), task, config.spec(), cell.seed)
+    return probe_rows(result)
+
+
+def param_counts(sizes: Sequence[str]) -> dict[str, int]:
+    corpus = Corpus(CorpusConfig())
+    return {s: n_params(GPT(model_config(s, corpus.vocab_size, corpus.seq_len))) for s in sizes}
+
+
+def seeds_of(config: Any) -> list[int]:
+    return [config.seed + i for i in range(config.n_seeds)]
+
+
+def axis_slopes(rows: Sequence[Mapping[str, Any]], measure: str, axis: str, other: str,
+                x_of: Mapping[str, float]) -> dict[int, float]:
+    """Per seed: least-squares slope of ``measure`` against log10 of ``axis`` (through ``x_of``),
+    averaged over the values of ``other``."""
+    table: dict[int, dict[str, dict[str, float]]] = {}
+    for r in rows:
+        if r["measure"] != measure:
+            continue
+        cond = parse_condition(r["condition"])
+        if "F" in cond:
+            continue
+        table.setdefault(r["seed"], {}).setdefault(cond[other], {})[cond[axis]] = r["value"]
+    out = {}
+    for seed, by_other in table.items():
+        slopes = []
+        for points in by_other.values():
+            pts = [(math.log10(x_of[a]), v) for a, v in points.items() if np.isfinite(v)]
+            if len(pts) >= 2:
+                x, y = np.array(pts).T
+                slopes.append(float(np.polyfit(x, y, 1)[0]))
+        out[seed] = float(np.mean(slopes)) if slopes else float("nan")
+    return out
+
+
+def run(config: ScaleConfig, run_dir: RunDir) -> dict[str, Any]:
+    grid = Grid.of({"size": config.sizes, "n_pretrain": config.n_pretrain}, seeds_of(config),
+                   positive=["n_pretrain"])
+    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), execution_of(config),
+                      desc="toy.scale")
+    params = param_counts(config.sizes)
+    rows = table + [metric_row("n_params", n, "parameters", condition=f"size={s}") for s, n in params.items()]
+    run_dir.write_metrics(rows)
+    write_aggregate(run_dir, aggregate(table))
+    return summarise(config, table, params)
+
+
+def summarise(config: ScaleConfig, table: Sequence[Mapping[str, Any]], params: Mapping[str, int]) -> dict[str, Any]:
+    family = ("toy.scale: excess initial decay rate vs tokens and vs size, 2 score scales "
+              "(4 tests), 95% intervals, uncorrected")
+    axes = {"n_pretrain": ("size", {str(n): float(n) for n in config.n_pretrain}),
+            "size": ("n_pretrain", {s: float(params[s]) for s in config.sizes})}
+    predictions, slopes = [], {}
+    for axis, (other, x_of) in axes.items():
+        name = "tokens" if axis == "n_pretrain" else "size"
+        for kind in SCORES:
+            for strength in STRENGTHS:
+                per_seed = axis_slopes(table, f"{strength}_{kind}", axis, other, x_of)
+                values = [per_seed[s] for s in sorted(per_seed)]
+                mean, ci = mean_ci(values)
+                slopes[f"{strength}_{kind}_vs_{name}"] = {"mean": mean, "ci": list(ci), "n_seeds": len(values)}
+            per_seed = axis_slopes(table, f"excess_initial_rate_{kind}", axis, other, x_of)
+            suffix = "" if kind == "log_odds" else ".prob"
+            predictions.append(predict(
+                f"scale.rebound_grows_with_{name}{suffix}", [per_seed[s] for s in sorted(per_seed)], +1,
+                f"slope of the excess initial decay rate ({kind}; largest F minus the F=0 control) "
+                f"against log10({'pre-training examples' if name == 'tokens' else 'parameters'})",
+                family=family))
+    cells = {}
+    for row in aggregate(table):
+        cond = parse_condition(row["condition"])
+        if "F" not in cond and row["measure"].split("_")[0] in ("excess", "knee", "r"):
+            cells.setdefault(row["condition"], {})[row["measure"]] = {
+                "mean": row["mean"], "ci": [row["ci_lo"], row["ci_hi"]], "n": row["n"]}
+    return {"predictions": predictions, "slopes_per_decade": slopes, "cells": cells,
+            "n_params": dict(params), "tokens_per_example": Corpus(CorpusConfig()).seq_len}
+
+
+def draw(run_dir: RunDir) -> None:
+    from toymodels.science_figures import draw_scale
+
+    draw_scale(run_dir)
+
+
+EXPERIMENT = Experiment(
+    name="toy.scale",
+    help="rebound metrics across model sizes and pre-training budgets, beside the F=0 control (paper Figs. 5-6)",
+    config_cls=ScaleConfig,
+    presets={
+        "micro": Preset({"sizes": ("50k", "100k"), "n_pretrain": (500, 1500, 4500),
+                         "forward_amounts": (0, 32, 64), "reverse_amounts": (0, 16, 32, 64),
+                         "n_eval": 64, "n_kl_samples": 32, "n_seeds": 5},
+                        "tests: 2 sizes x 3 budgets, tiny amounts, 5 seeds", est_seconds=60),
+        "quick": Preset({"sizes": ("50k", "100k"), "n_pretrain": (1000, 4000),
+                         "forward_amounts": (0, 32, 64), "reverse_amounts": (0, 16, 32, 64),
+                         "n_eval": 64, "n_kl_samples": 32, "n_seeds": 2},
+                        "2 sizes x 2 budgets, tiny amounts, 2 seeds", est_seconds=25),
+        "full": Preset({}, "3 sizes (50k-250k) x 3 budgets (5k-20k examples), F to 1000, 5 seeds",
+                       est_seconds=5400),
+    },
+    run=run,
+    draw=draw,
+    aliases={"--device": "device", "--backend": "backend", "--n-jobs": "n_jobs", "--seeds": "n_seeds",
+             "--lr": "lr"},
+    units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},
+)

@@ -1,0 +1,173 @@
+"""Figures of the scale, compression and lifecycle experiments, drawn from saved metrics only.
+
+Every function reads ``metrics.csv`` (and ``summary.json``) of a run folder, aggregates over
+seeds (mean and 95% t-interval) and writes PNGs into the run's ``figures/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from theory.runs import RunDir  # noqa: E402
+from toymodels.sweep import aggregate, parse_condition  # noqa: E402
+
+
+def _agg(run_dir: RunDir) -> list[dict[str, Any]]:
+    rows = [r for r in run_dir.read_metrics() if r["seed"] != ""]
+    out = aggregate(rows)
+    for row in out:
+        row["cond"] = parse_condition(row["condition"])
+    return out
+
+
+def _select(agg: Sequence[Mapping[str, Any]], measure: str, **cond: str) -> list[Mapping[str, Any]]:
+    return [r for r in agg if r["measure"] == measure
+            and all(r["cond"].get(k) == str(v) for k, v in cond.items())]
+
+
+def _errorbar(ax: Any, rows: Sequence[Mapping[str, Any]], xs: Sequence[float], **style: Any) -> None:
+    mean = np.array([r["mean"] for r in rows])
+    lo = np.array([r["ci_lo"] for r in rows])
+    hi = np.array([r["ci_hi"] for r in rows])
+    yerr = np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
+    yerr = np.where(np.isfinite(yerr), yerr, 0.0)
+    ax.errorbar(xs, mean, yerr=yerr, capsize=3, marker="o", **style)
+
+
+def _save(fig: Any, run_dir: RunDir, name: str) -> None:
+    fig.tight_layout()
+    fig.savefig(run_dir.figures_dir / f"{name}.png", dpi=120)
+    plt.close(fig)
+
+
+def draw_compression(run_dir: RunDir) -> None:
+    """γ on held-out D_p and D_a against |D_t|, and |dγ_a/dl ÷ dγ_p/dl| against k beside the mixture."""
+    agg = _agg(run_dir)
+    rows = run_dir.read_metrics()
+    kinds = sorted({r["cond"]["perturbation"] for r in agg if "perturbation" in r["cond"]})
+    ks = sorted({float(r["cond"]["k"]) for r in agg if "k" in r["cond"]})
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colors = plt.cm.viridis(np.linspace(0, 0.85, len(ks)))
+    for ax, measure, label in ((axes[0], "gamma_a_bits", "γ_a on held-out D_a"),
+                               (axes[1], "gamma_p_bits", "γ_p on held-out D_p")):
+        for k, color in zip(ks, colors, strict=False):
+            for kind, style in (("like", "-"), ("unlike", ":")):
+                sel = sorted(_select(agg, measure, k=k, perturbation=kind), key=lambda r: float(r["x"]))
+                if sel:
+                    _errorbar(ax, sel, [float(r["x"]) for r in sel], color=color, linestyle=style,
+                              label=f"k={k:g}, {kind}")
+        ax.set_xlabel("|D_t| (perturbation examples)")
+        ax.set_ylabel(f"{label} (bits/token, mean ± 95% CI)")
+        ax.set_title(label)
+    axes[0].legend(fontsize=7)
+    ax = axes[2]
+    for kind, color in zip(kinds, ("tab:blue", "tab:red"), strict=False):
+        sel = sorted(_select(agg, "ratio", perturbation=kind), key=lambda r: float(r["cond"]["k"]))
+        if not sel:
+            continue
+        kx = [float(r["cond"]["k"]) for r in sel]
+        means = np.abs([r["mean"] for r in sel])
+        ax.scatter(kx, means, color=color, label=f"trained, {kind} D_t (|mean ratio|)")
+        for r, kv in zip(sel, kx, strict=False):
+            lo, hi = r["ci_lo"], r["ci_hi"]
+            if np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0):
+                ax.plot([kv, kv], sorted([abs(lo), abs(hi)]), color=color, alpha=0.6)
+        mix = sorted((float(parse_condition(r["condition"])["k"]), abs(r["value"])) for r in rows
+                     if r["measure"] == "mixture_ratio" and parse_condition(r["condition"])["perturbation"] == kind)
+        if mix:
+            ax.plot(*zip(*mix, strict=False), color=color, linestyle="--", label=f"joint mixture, {kind} D_t")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("k = |D_p| / |D_a|")
+    ax.set_ylabel("|dγ_a/dl ÷ dγ_p/dl|")
+    ax.set_title("compression-rate ratio vs k (trained vs theory)")
+    ax.legend(fontsize=7)
+    _save(fig, run_dir, "compression")
+
+
+def _param_counts(run_dir: RunDir) -> dict[str, float]:
+    return {parse_condition(r["condition"])["size"]: r["value"] for r in run_dir.read_metrics()
+            if r["measure"] == "n_params"}
+
+
+def draw_scale(run_dir: RunDir) -> None:
+    """Excess initial decay rate (largest F minus the F = 0 control) against pre-training
+    examples and against parameters, in log-odds and in probability; and the score curves."""
+    agg = [r for r in _agg(run_dir) if "F" not in r["cond"]]
+    params = _param_counts(run_dir)
+    sizes = sorted(params, key=params.get)
+    budgets = sorted({int(r["cond"]["n_pretrain"]) for r in agg})
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    for row_axes, kind, label in ((axes[0], "log_odds", "log-odds (nats/example)"),
+                                  (axes[1], "prob", "probability (per example)")):
+        measure = f"excess_initial_rate_{kind}"
+        for size, color in zip(sizes, plt.cm.viridis(np.linspace(0, 0.85, len(sizes))), strict=False):
+            sel = sorted(_select(agg, measure, size=size), key=lambda r: int(r["cond"]["n_pretrain"]))
+            _errorbar(row_axes[0], sel, [int(r["cond"]["n_pretrain"]) for r in sel], color=color,
+                      label=f"{size} ({params[size]:.0f} params)")
+        for budget, color in zip(budgets, plt.cm.plasma(np.linspace(0, 0.85, len(budgets))), strict=False):
+            sel = sorted(_select(agg, measure, n_pretrain=budget), key=lambda r: params[r["cond"]["size"]])
+            _errorbar(row_axes[1], sel, [params[r["cond"]["size"]] for r in sel], color=color,
+                      label=f"{budget} pre-training examples")
+        for ax, xlabel in ((row_axes[0], "pre-training examples"), (row_axes[1], "parameters")):
+            ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+            ax.set_xscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"initial decay, largest F − F=0 control\n{label}")
+            ax.legend(fontsize=7)
+    axes[0][0].set_title("rebound vs pre-training data (Fig. 6 analogue)")
+    axes[0][1].set_title("rebound vs model size (Fig. 5 analogue)")
+    _save(fig, run_dir, "scale")
+    _draw_scale_curves(run_dir, sizes, budgets)
+
+
+def _draw_scale_curves(run_dir: RunDir, sizes: Sequence[str], budgets: Sequence[int]) -> None:
+    """Score against reverse amount for every F at the corner cells, S0 dashed (Fig. 4 style)."""
+    agg = _agg(run_dir)
+    corners = [(sizes[0], budgets[0]), (sizes[-1], budgets[-1])]
+    fig, axes = plt.subplots(1, len(corners), figsize=(11, 4), squeeze=False)
+    for ax, (size, budget) in zip(axes[0], corners, strict=False):
+        curves = _select(agg, "score_log_odds", size=size, n_pretrain=budget)
+        fs = sorted({int(r["cond"]["F"]) for r in curves})
+        for f, color in zip(fs, plt.cm.magma(np.linspace(0, 0.8, len(fs))), strict=False):
+            sel = sorted([r for r in curves if int(r["cond"]["F"]) == f], key=lambda r: float(r["x"]))
+            _errorbar(ax, sel, [float(r["x"]) for r in sel], color=color,
+                      label=f"F={f}" + (" (control)" if f == 0 else ""))
+        s0 = _select(agg, "s0_log_odds", size=size, n_pretrain=budget)
+        if s0:
+            ax.axhline(s0[0]["mean"], color="grey", linestyle="--", label="S0 (pre-trained)")
+        ax.set_title(f"{size}, {budget} pre-training examples")
+        ax.set_xlabel("reverse examples R")
+        ax.set_ylabel("mean log-odds of the aligned attribute (nats)")
+        ax.legend(fontsize=7)
+    _save(fig, run_dir, "scale_curves")
+
+
+def draw_lifecycle(run_dir: RunDir) -> None:
+    """Rebound strength (largest F minus the F = 0 control) along pre-training, per probe
+    learning rate, in log-odds and in probability; 0 examples is the random init."""
+    agg = [r for r in _agg(run_dir) if "F" not in r["cond"]]
+    lrs = sorted({float(r["cond"]["lr"]) for r in agg})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, kind, label in ((axes[0], "log_odds", "log-odds (nats/example)"),
+                            (axes[1], "prob", "probability (per example)")):
+        for lr, color in zip(lrs, plt.cm.viridis(np.linspace(0, 0.85, len(lrs))), strict=False):
+            sel = sorted([r for r in _select(agg, f"excess_initial_rate_{kind}")
+                          if float(r["cond"]["lr"]) == lr], key=lambda r: int(r["cond"]["pretrain_examples"]))
+            _errorbar(ax, sel, [int(r["cond"]["pretrain_examples"]) for r in sel], color=color,
+                      label=f"probe lr {lr:g}")
+        ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+        positive = sorted({int(r["cond"]["pretrain_examples"]) for r in agg} - {0})
+        ax.set_xscale("symlog", linthresh=positive[0] if positive else 1)
+        ax.set_xlabel("pre-training examples (0 = random init)")
+        ax.set_ylabel(f"initial decay, largest F − F=0 control\n{label}")
+        ax.set_title(f"elasticity along pre-training ({kind.replace('_', '-')})")
+        ax.legend(fontsize=7)
+    _save(fig, run_dir, "lifecycle")
