@@ -240,10 +240,10 @@ EXPERIMENT = Experiment(
     help="rebound metrics across model sizes and pre-training budgets, beside the F=0 control (paper Figs. 5-6)",
     config_cls=ScaleConfig,
     presets={
-        "micro": Preset({"sizes": ("50k", "100k"), "n_pretrain": (500, 1500, 4500),
+        "micro": Preset({"sizes": ("50k",), "n_pretrain": (500, 1500, 4500),
                          "forward_amounts": (0, 32, 64), "reverse_amounts": (0, 16, 32, 64),
                          "n_eval": 64, "n_kl_samples": 32, "n_seeds": 5},
-                        "tests: 2 sizes x 3 budgets, tiny amounts, 5 seeds", est_seconds=60),
+                        "tests: one size, 3 budgets, tiny amounts, 5 seeds", est_seconds=40),
         "quick": Preset({"sizes": ("50k", "100k"), "n_pretrain": (1000, 4000),
                          "forward_amounts": (0, 32, 64), "reverse_amounts": (0, 16, 32, 64),
                          "n_eval": 64, "n_kl_samples": 32, "n_seeds": 2},

@@ -1,0 +1,79 @@
+"""Prediction and instrument tests of the toy science experiments (scale, compression, lifecycle)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from theory.errors import ConfigError
+from theory.experiment import execute
+from theory.reference import check_recorded_verdict
+from toymodels.protocols import compression, lifecycle, scale
+
+
+def _prediction(outcome, pid: str) -> dict:
+    return next(p for p in outcome.summary["predictions"] if p["id"] == pid)
+
+
+def test_compression_ratio_grows_with_k(compression_run):
+    """Prediction: |dγ_a/dl ÷ dγ_p/dl| of trained networks grows with k (log-log slope > 0)."""
+    p = _prediction(compression_run, "compression.ratio_grows_with_k")
+    assert p["n_seeds"] == 5
+    check_recorded_verdict("toy.compression", compression_run.run.config_hash, p)
+
+
+def test_rebound_strength_vs_pretraining_tokens(scale_micro_run):
+    """Prediction: the excess initial decay over the F=0 control grows with pre-training examples."""
+    for pid in ("scale.rebound_grows_with_tokens", "scale.rebound_grows_with_tokens.prob"):
+        p = _prediction(scale_micro_run, pid)
+        assert p["n_seeds"] == 5
+        check_recorded_verdict("toy.scale", scale_micro_run.run.config_hash, p)
+
+
+def test_mixture_prediction_is_exact_for_like_perturbation(compression_run):
+    """Instrument: with P_t = P_p the joint mixture gives dγ_a/dl ÷ dγ_p/dl = -(k + l) exactly."""
+    config = compression.EXPERIMENT.resolve("quick", sets={"k": (10.0, 1000.0), "mixture_samples": 2000})
+    predicted = compression.mixture_predictions(config)["like"]
+    for k, ratio in predicted.items():
+        l_mean = sum(config.perturb_amounts) / len(config.perturb_amounts) / config.n_align(k)
+        assert ratio == pytest.approx(-(k + l_mean), rel=1e-9)
+
+
+def test_compression_run_records_every_cell_and_figure(compression_run):
+    rows = compression_run.run.read_metrics()
+    gammas = [r for r in rows if r["measure"] in ("gamma_p_bits", "gamma_a_bits")]
+    assert len(gammas) == 3 * 5 * 3 * 2  # k x seeds x amounts x {p, a}
+    assert all(math.isfinite(r["value"]) and r["value"] > 0 for r in gammas)
+    assert (compression_run.run.figures_dir / "compression.png").exists()
+
+
+def test_rerun_into_the_same_folder_resumes_with_identical_metrics(scale_micro_run):
+    """Instrument: every cell is cached, so a rerun computes nothing and writes the same table."""
+    before = (scale_micro_run.run.path / "metrics.csv").read_text()
+    config = scale.EXPERIMENT.resolve("micro")
+    again = execute(scale.EXPERIMENT, config, out=scale_micro_run.run.path, draw=False)
+    assert again.run.resumed
+    assert (scale_micro_run.run.path / "metrics.csv").read_text() == before
+    assert (scale_micro_run.run.figures_dir / "scale.png").exists()
+
+
+def test_scale_reports_the_control_beside_every_cell(scale_micro_run):
+    rows = scale_micro_run.run.read_metrics()
+    controls = {r["condition"] for r in rows if r["measure"] == "score_log_odds" and ",F=0" in r["condition"]}
+    assert len(controls) == 3  # one F = 0 control per budget (one size in the micro grid)
+
+
+@pytest.mark.parametrize("experiment, sets, message", [
+    (compression.EXPERIMENT, {"k": (10.0, 20.0)}, "spanning a decade"),
+    (compression.EXPERIMENT, {"k": (10.0, 1e6)}, "must be >= 1 example"),
+    (compression.EXPERIMENT, {"perturbations": ("like", "sideways")}, "perturbations"),
+    (scale.EXPERIMENT, {"sizes": ("50k", "3m")}, "unknown model size"),
+    (scale.EXPERIMENT, {"n_pretrain": (1000, 1000)}, "repeats the value"),
+    (scale.EXPERIMENT, {"n_pretrain": (0, 1000)}, "positive sizes"),
+    (lifecycle.EXPERIMENT, {"checkpoints": (0, 4000, 1000)}, "strictly increasing"),
+    (lifecycle.EXPERIMENT, {"lrs": ()}, "empty"),
+])
+def test_bad_science_configs_are_config_errors(experiment, sets, message):
+    with pytest.raises(ConfigError, match=message):
+        experiment.resolve("quick", sets=sets)
