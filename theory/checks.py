@@ -1,3 +1,4 @@
+# ruff: noqa: E741  (l is the paper's symbol for |D_t|/|D_a|)
 """``elasticity theory check``: every check with its number. Only exact results set the exit code.
 
 Exact checks: the sympy identities (and a negative control that must *not* reduce to 0), the

@@ -1,3 +1,4 @@
+# ruff: noqa: E741  (l is the paper's symbol for |D_t|/|D_a|)
 """The elasticity theorem derived in sympy, one identity per function, from the definitions only.
 
 Model (paper Defs 3.1-3.3, digest §2.5-2.6): after pruning there are ``M`` leaves; dataset ``i``

@@ -1,3 +1,4 @@
+# ruff: noqa: E741  (l is the paper's symbol for |D_t|/|D_a|)
 """The joint-training mixture ``q(l)`` and the rate changes it implies, computed without cancellation.
 
 Sizes in units of ``n = |D_a|``: ``N_p = k``, ``N_a = 1``, ``N_t = l``, ``S = k + 1 + l`` and

@@ -186,8 +186,7 @@ def _lognormal_loglik(x: np.ndarray, w: np.ndarray, lower: float) -> np.ndarray:
 
     mean = float((w * logx).sum() / w.sum())
     std = float(np.sqrt((w * (logx - mean) ** 2).sum() / w.sum())) or 1.0
-    res = optimize.minimize(loss, np.array([mean, np.log(std)]), method="Nelder-Mead",
-                            options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 4000})
+    res = optimize.minimize(loss, np.array([mean, np.log(std)]), method="L-BFGS-B")
     return pointwise(res.x)
 
 

@@ -1,0 +1,94 @@
+"""simulate: summary schema, determinism, resume, the exact distribution level, recorded verdicts."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from theory.experiment import execute
+from theory.reference import check_recorded_verdict
+from theory.runs import config_hash
+from theory.simulate import EXPERIMENT
+
+KEYS = ("slope", "slope_ci", "ratios", "coefficients", "coefficients_l0", "signs_hold",
+        "max_conservation_residual", "predictions")
+
+
+def test_summary_has_the_promised_keys(simulate_run):
+    summary = simulate_run.summary
+    for key in KEYS:
+        assert key in summary
+    n_k = len(simulate_run.run.config.k)
+    for key in ("ratios", "coefficients", "coefficients_l0", "signs_hold"):
+        assert len(summary[key]) == n_k
+    assert summary["max_conservation_residual"] <= 1e-9
+    assert summary["instrument_failures"] == []
+    assert (simulate_run.run.path / "figures" / "ratio_vs_k.png").exists()
+    assert (simulate_run.run.path / "figures" / "hooke.png").exists()
+
+
+def test_exact_generator_masses_give_the_theorem(simulate_run):
+    """The sampled run also codes the generator's exact masses with P_t = P_p: coefficient ~1."""
+    for c, k in zip(simulate_run.summary["exact_coefficients"], simulate_run.run.config.k, strict=True):
+        assert 0.9 <= c <= 1.1 + 1.0 / k
+
+
+@pytest.mark.parametrize("prediction", ["simulate.slope_near_one", "simulate.coefficient_in_band",
+                                        "simulate.coefficient_l0_in_band", "simulate.gamma_p_falls",
+                                        "simulate.gamma_a_rises"])
+def test_sampled_level_verdicts(simulate_run, prediction):
+    """Sampled level, pre-training-like D_t: findings, compared with the recorded verdicts."""
+    found = {p["id"]: p for p in simulate_run.summary["predictions"]}[prediction]
+    check_recorded_verdict(EXPERIMENT.name, config_hash(EXPERIMENT.name, simulate_run.run.config), found)
+
+
+def test_distribution_level_is_exact(tmp_path):
+    config = EXPERIMENT.resolve("distribution", sets={"k": "10,1000,100000", "alpha": "0.8,2",
+                                                      "depth": "4,12", "seeds": "2",
+                                                      "n_leaves": "1024"})
+    summary = execute(EXPERIMENT, config, out=tmp_path / "d", draw=False).summary
+    assert summary["max_identity_rel_error"] <= 1e-9
+    assert all(summary["signs_hold"])
+    assert all(abs(c - 1) <= 1.1e-3 for c in summary["coefficients_l0"])
+    verdicts = {p["id"]: p["verdict"] for p in summary["predictions"]}
+    assert verdicts["simulate.coefficient_l0_in_band"] == "holds"
+    assert verdicts["simulate.gamma_p_falls"] == verdicts["simulate.gamma_a_rises"] == "holds"
+    print(f"distribution level: slope {summary['slope']:.4f}, coefficients {summary['coefficients']}")
+
+
+def test_novel_slope_near_one_is_not_the_theorem(tmp_path):
+    """A slope near 1 with a tiny coefficient and wrong signs: why the slope alone is not evidence."""
+    config = EXPERIMENT.resolve("novel", sets={"k": "100,1000,10000", "seeds": "2"})
+    summary = execute(EXPERIMENT, config, out=tmp_path / "n", draw=False).summary
+    print(f"novel: slope {summary['slope']:.3f}, coefficients {summary['coefficients']}, signs {summary['signs_hold']}")
+    assert abs(summary["slope"] - 1) < 0.2
+    assert max(summary["coefficients"]) < 0.1 and not any(summary["signs_hold"])
+
+
+def test_deterministic_and_resumable(tmp_path):
+    config = EXPERIMENT.resolve("quick", sets={"k": "10,100", "seeds": "2", "n_types": "512"})
+    a = execute(EXPERIMENT, config, out=tmp_path / "a", draw=False)
+    b = execute(EXPERIMENT, config, out=tmp_path / "b", draw=False)
+    assert (a.run.path / "metrics.csv").read_text() == (b.run.path / "metrics.csv").read_text()
+    cells = sorted((a.run.path / "cells").glob("*.json"))
+    cells[0].unlink()  # an interrupted run: one cell missing
+    resumed = execute(EXPERIMENT, config, out=tmp_path / "a", draw=False)
+    assert resumed.run.resumed
+    assert (resumed.run.path / "metrics.csv").read_text() == (b.run.path / "metrics.csv").read_text()
+
+
+def test_cli_json_and_bad_input(capsys, tmp_path):
+    from theory.commands import main
+
+    code = main(["simulate", "--k", "10,100", "--seeds", "2", "--set", "n_types=512",
+                 "--out", str(tmp_path / "cli"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(out["ratios"]) == 2 and not math.isnan(out["slope"])
+    for argv, message in ([["simulate", "--k", "0"], "k must be > 0"],
+                          [["simulate", "--depth", "0"], "depth must be >= 1"],
+                          [["simulate", "--alpha", "x"], "bad value for 'alpha'"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
