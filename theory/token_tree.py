@@ -150,18 +150,33 @@ def prune(seqs: Sequences, depth: int, weights: np.ndarray | None = None) -> tup
 
 
 def build_tree(seqs: Sequences, depth: int, weights: np.ndarray | None = None) -> TokenTree:
-    """Node weights at every depth ``0..depth`` (sequences that ended earlier drop out) and the leaves."""
+    """Node weights at every depth ``0..depth`` (sequences that ended earlier drop out) and the leaves.
+
+    One sort of the packed ``depth``-prefixes serves every depth: truncating sorted keys keeps them
+    sorted, so each depth's nodes are runs found with one comparison pass.
+    """
     w = _weights(seqs, weights)
     keys = prefix_matrix(seqs, depth)
     base = seqs.vocab + 1
     counts = [np.array([w.sum()])]
-    for t in range(1, depth + 1):
-        alive = seqs.lengths >= t
-        if not alive.any():
-            counts.append(np.zeros(0))
-            continue
-        _, inverse = _group(keys[alive, :t], base)
-        counts.append(np.bincount(inverse, weights=w[alive]))
+    if depth * np.log2(base) < 63:
+        powers = base ** np.arange(depth - 1, -1, -1, dtype=np.int64)
+        codes = keys @ powers
+        order = np.argsort(codes, kind="stable")
+        codes, w_sorted, lengths = codes[order], w[order], seqs.lengths[order]
+        for t in range(1, depth + 1):
+            alive = lengths >= t
+            prefix = codes[alive] // powers[t - 1]
+            starts = np.flatnonzero(np.r_[True, prefix[1:] != prefix[:-1]]) if prefix.size else prefix
+            counts.append(np.add.reduceat(w_sorted[alive], starts) if prefix.size else np.zeros(0))
+    else:
+        for t in range(1, depth + 1):
+            alive = seqs.lengths >= t
+            if not alive.any():
+                counts.append(np.zeros(0))
+                continue
+            _, inverse = _group(keys[alive, :t], base)
+            counts.append(np.bincount(inverse, weights=w[alive]))
     leaves, _ = prune(seqs, depth, w)
     return TokenTree(counts, leaves)
 

@@ -113,3 +113,16 @@ def test_token_file_errors(tmp_path):
     good = tmp_path / "good.txt"
     good.write_text("1 2 3\n\n4,5\n")
     assert len(load_token_file(good)) == 2
+
+
+def test_node_weights_match_reference_counts():
+    seqs = random_sequences(300, 3, 7, seed=11)
+    for vocab_wide in (False, True):
+        vocab = 300 if vocab_wide else 3  # 301**6 does not fit in 63 bits: the fallback path
+        tree = build_tree(as_sequences(seqs, vocab), 6)
+        for t in range(1, 7):
+            ref: dict[tuple[int, ...], int] = {}
+            for s in seqs:
+                if len(s) >= t:
+                    ref[tuple(s[:t])] = ref.get(tuple(s[:t]), 0) + 1
+            assert sorted(tree.node_counts[t].tolist()) == sorted(float(v) for v in ref.values())
