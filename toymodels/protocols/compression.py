@@ -52,6 +52,8 @@ class CompressionConfig:
     task: str = "sentiment"
     size: str = "100k"
     n_pretrain: int = 20_000  # |D_p|, fixed; |D_a| = n_pretrain / k
+    pretrain_lr: float = 3e-3
+    pretrain_batch: int = 64
     k: tuple[float, ...] = (10.0, 100.0, 1000.0)
     perturb_amounts: tuple[int, ...] = (0, 16, 32, 64, 128)  # |D_t| in examples
     perturbations: tuple[str, ...] = PERTURBATIONS
@@ -82,6 +84,7 @@ class CompressionConfig:
         require(len(self.perturbations) >= 1 and set(self.perturbations) <= set(PERTURBATIONS),
                 f"perturbations must be among {', '.join(PERTURBATIONS)}, got {self.perturbations}")
         require(self.lr > 0 and self.batch_size >= 1, "lr must be > 0 and batch_size >= 1")
+        require(self.pretrain_lr > 0 and self.pretrain_batch >= 1, "pretrain_lr must be > 0 and pretrain_batch >= 1")
         require(self.n_eval >= 1 and self.mixture_samples >= 1, "n_eval and mixture_samples must be >= 1")
         require(self.mixture_depth >= 1, f"mixture_depth must be >= 1, got {self.mixture_depth}")
         require(self.n_seeds >= 2, f"n_seeds must be >= 2 for a confidence interval, got {self.n_seeds}")
@@ -95,7 +98,8 @@ class CompressionConfig:
         return OptimizerSpec(lr=self.lr, batch_size=self.batch_size)
 
     def pretrain_spec(self, seed: int) -> PretrainSpec:
-        return PretrainSpec(size=self.size, n_pretrain=self.n_pretrain, seed=seed)
+        return PretrainSpec(size=self.size, n_pretrain=self.n_pretrain, lr=self.pretrain_lr,
+                            batch_size=self.pretrain_batch, seed=seed)
 
 
 def unlike_corpus(corpus: Corpus, alpha: float) -> Corpus:
@@ -296,9 +300,10 @@ EXPERIMENT = Experiment(
     help="the theorem on trained networks: dγ_a/dl ÷ dγ_p/dl against k, beside the joint-mixture prediction",
     config_cls=CompressionConfig,
     presets={
-        "quick": Preset({"size": "50k", "n_pretrain": 4000, "perturb_amounts": (0, 32, 64),
-                         "n_eval": 256, "n_seeds": 2, "mixture_samples": 20_000},
-                        "50k model, |D_p| 4000, k 10-1000, 2 seeds", est_seconds=20),
+        "quick": Preset({"perturb_amounts": (0, 32, 64), "n_eval": 256, "n_seeds": 2,
+                         "mixture_samples": 20_000},
+                        "100k model, |D_p| 20000 (the toy core's cached pre-training), k 10-1000, 2 seeds",
+                        est_seconds=25),
         "full": Preset({"n_seeds": 5}, "100k model, |D_p| 20000, k 10-1000, 5 amounts, 5 seeds",
                        est_seconds=600),
     },

@@ -50,8 +50,8 @@ class LifecycleConfig:
     task: str = "sentiment"
     size: str = "100k"
     checkpoints: tuple[int, ...] = (0, 250, 1000, 2500, 5000, 10_000, 20_000)  # pre-training examples
-    pretrain_lr: float = 1e-3
-    pretrain_batch: int = 32
+    pretrain_lr: float = 3e-3
+    pretrain_batch: int = 64
     lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)  # probe (alignment and reverse) learning rates
     forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)
     reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)

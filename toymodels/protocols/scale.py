@@ -61,8 +61,8 @@ class ScaleConfig:
     task: str = "sentiment"
     sizes: tuple[str, ...] = ("50k", "100k", "250k")
     n_pretrain: tuple[int, ...] = (5_000, 10_000, 20_000)  # pre-training examples (16 tokens each)
-    pretrain_lr: float = 1e-3
-    pretrain_batch: int = 32
+    pretrain_lr: float = 3e-3
+    pretrain_batch: int = 64
     forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)
     reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)
     lr: float = 1e-3
