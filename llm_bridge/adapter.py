@@ -1,0 +1,273 @@
+"""A Hugging Face causal LM behind the toy model protocol (``toymodels.interface.LanguageModel``).
+
+The protocols and measures see token ids only; the tokenizer and the chat template live here.
+
+Template rule (the one rule, also when measuring KL): a task's text becomes token ids exactly
+once, in :meth:`HFCausalLM.encode`, with the template the task names:
+
+- ``raw``: ``prompt`` tokenised as plain text (with the tokenizer's BOS), ``response`` tokenised
+  without special tokens and closed with EOS. Used for sentiment, like the paper's IMDb runs, and for
+  every model without a chat template (Gemma 3 270M is a base model);
+- ``chat``: the tokenizer's chat template renders the prompt as one user turn with the generation
+  prompt; the response is the assistant text closed with the template's end-of-turn token (EOS).
+
+Every score, loss and KL then compares models on these identical ids. Two models are only ever
+compared through one adapter (one tokenizer, one template), by swapping weights with
+``load_state_dict``; KL(reference‖model) is estimated on the reference's own samples,
+teacher-forced through the same ids, so the template can never differ between the two sides.
+
+Training follows the paper's SFT: AdamW with betas (0.9, 0.95), constant LR, weight decay 0, loss on
+response tokens only (token-weighted mean over each optimizer step), bf16 autocast on CUDA. LoRA
+goes through peft; the full path trains every weight.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from theory.errors import ConfigError
+from toymodels.interface import Example, OptimizerSpec, TrainLog
+
+Template = Literal["raw", "chat"]
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """peft LoRA settings; ``target_modules`` names the linear layers (Llama and Gemma share them)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+def paper_optimizer(max_length_kind: Literal["safety", "sentiment"] = "safety") -> OptimizerSpec:
+    """The paper's SFT settings (digest §5.6): lr 1e-5 constant, batch 4 x accumulation 8.
+
+    The sentiment (IMDb) script used per-device batch 1 x 8; max length is the adapter's
+    (2048, or 512 for sentiment).
+    """
+    batch = 1 if max_length_kind == "sentiment" else 4
+    return OptimizerSpec(lr=1e-5, betas=(0.9, 0.95), weight_decay=0.0, batch_size=batch, grad_accum=8)
+
+
+class HFCausalLM:
+    """``LanguageModel`` over a transformers causal LM (full fine-tuning or LoRA)."""
+
+    def __init__(
+        self, model: Any, tokenizer: Any, *, lora: LoraSpec | None = None, max_length: int = 2048,
+        eval_batch: int = 8, device: str = "cpu", seed: int = 42, template: Template = "raw",
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        if template == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ConfigError("template 'chat' needs a tokenizer with a chat template; use template=raw")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.eval_batch = eval_batch
+        self.device = torch.device(device)
+        self.template = template
+        self.lora = lora
+        self.eos_id = int(tokenizer.eos_token_id)
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
+        self.autocast = self.device.type == "cuda"  # bf16 on GPU, as the paper; fp32 on CPU
+        if lora is not None:
+            from peft import LoraConfig, get_peft_model
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)  # LoRA's A matrices are random: seed them
+                model = get_peft_model(model, LoraConfig(
+                    r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                    target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM",
+                ))
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            if lora is not None:
+                model.enable_input_require_grads()
+        self.model = model.to(self.device)
+        self.model.eval()
+
+    # ----- text <-> ids (the template rule) -------------------------------------------------
+    def prompt_ids(self, prompt: str) -> tuple[int, ...]:
+        if self.template == "chat":
+            ids = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True,
+                return_dict=False,
+            )
+            return tuple(int(i) for i in ids)
+        return tuple(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+    def response_ids(self, response: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer(response, add_special_tokens=False)["input_ids"]) + (self.eos_id,)
+
+    def encode(self, prompt: str, response: str) -> Example:
+        """One {prompt, response} pair as token ids, truncated to ``max_length`` (response tail cut)."""
+        p, r = self.prompt_ids(prompt), self.response_ids(response)
+        if len(p) >= self.max_length:
+            raise ConfigError(f"a prompt of {len(p)} tokens leaves no room under max_length={self.max_length}")
+        return Example(p, r[: self.max_length - len(p)])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode([i for i in ids if i != self.eos_id], skip_special_tokens=True)
+
+    def tokenizer_fingerprint(self) -> str:
+        """Hash of vocabulary and template: KL and scores compare ids only under one fingerprint."""
+        vocab = sorted(self.tokenizer.get_vocab().items())
+        text = repr(vocab) + str(getattr(self.tokenizer, "chat_template", "")) + self.template
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # ----- batching ------------------------------------------------------------------------
+    def _batch(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """Right-padded ids, attention mask, response-target mask, and the first logit position.
+
+        ``targets[b, t]`` is True where position t's logits predict a response token.
+        """
+        seqs = [e.prompt_ids + e.response_ids for e in examples]
+        width = max(len(s) for s in seqs)
+        if width > self.max_length:
+            raise ConfigError(f"an example of {width} tokens exceeds max_length={self.max_length}")
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(seqs), width), dtype=torch.long)
+        targets = torch.zeros((len(seqs), width), dtype=torch.bool)
+        for b, (e, s) in enumerate(zip(examples, seqs, strict=True)):
+            ids[b, : len(s)] = torch.tensor(s)
+            attn[b, : len(s)] = 1
+            targets[b, len(e.prompt_ids) - 1 : len(s) - 1] = True
+        first = min(len(e.prompt_ids) for e in examples) - 1
+        return ids.to(self.device), attn.to(self.device), targets.to(self.device), first
+
+    def _response_logprobs(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities of the next (response) tokens and their mask, from one forward pass.
+
+        Logits are computed only from the first response position on (``logits_to_keep``), which
+        matters for Gemma's 262k-token vocabulary.
+        """
+        ids, attn, targets, first = self._batch(examples)
+        keep = torch.arange(first, ids.shape[1], device=self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.model(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
+        logp = F.log_softmax(logits.float(), dim=-1)
+        nxt = ids[:, first + 1 :]
+        mask = targets[:, first : ids.shape[1] - 1]
+        token_logp = logp[:, : nxt.shape[1]].gather(-1, nxt.unsqueeze(-1)).squeeze(-1)
+        return token_logp, mask
+
+    # ----- the protocol --------------------------------------------------------------------
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def fit(
+        self, examples: Sequence[Example], order: Sequence[int], optimizer: OptimizerSpec,
+        state: Any | None,
+    ) -> tuple[TrainLog, Any]:
+        """SFT on ``examples`` in ``order``; consecutive batches, ``grad_accum`` per step.
+
+        A last, shorter step takes the remaining examples, so one epoch covers every example.
+        """
+        if len(order) == 0:
+            return TrainLog(), state
+        params = self.trainable_parameters()
+        opt = torch.optim.AdamW(params, lr=optimizer.lr, betas=optimizer.betas,
+                                weight_decay=optimizer.weight_decay)
+        if state is not None:
+            # the caller may reuse ``state`` for several arms: never let this run mutate it
+            opt.load_state_dict(copy.deepcopy(state))
+        log = TrainLog()
+        per_step = optimizer.examples_per_step
+        self.model.train()
+        for start in range(0, len(order), per_step):
+            step_idx = list(order[start : start + per_step])
+            step_examples = [examples[i] for i in step_idx]
+            n_tokens = sum(len(e.response_ids) for e in step_examples)
+            opt.zero_grad(set_to_none=True)
+            total = 0.0
+            for b in range(0, len(step_examples), optimizer.batch_size):
+                token_logp, mask = self._response_logprobs(step_examples[b : b + optimizer.batch_size])
+                loss = -(token_logp * mask).sum() / n_tokens
+                loss.backward()
+                total += float(loss.detach())
+            if optimizer.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, optimizer.max_grad_norm)
+            opt.step()
+            log.losses.append(total)
+            log.steps += 1
+            log.tokens += n_tokens
+        self.model.eval()
+        opt.zero_grad(set_to_none=True)
+        return log, opt.state_dict()
+
+    @torch.no_grad()
+    def token_logprobs(self, examples: Sequence[Example]) -> list[np.ndarray]:
+        self.model.eval()
+        out: list[np.ndarray] = []
+        for b in range(0, len(examples), self.eval_batch):
+            chunk = examples[b : b + self.eval_batch]
+            token_logp, mask = self._response_logprobs(chunk)
+            for row, m in zip(token_logp, mask, strict=True):
+                out.append(row[m].double().cpu().numpy())
+        return out
+
+    @torch.no_grad()
+    def generate_batch(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, temperature: float, seed: int,
+        top_p: float = 1.0,
+    ) -> list[list[int]]:
+        """Sample one response per prompt (left-padded batch); each ends at EOS, which it keeps."""
+        self.model.eval()
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        for b, p in enumerate(prompts):
+            ids[b, width - len(p) :] = torch.tensor(list(p))
+            attn[b, width - len(p) :] = 1
+        from transformers import GenerationConfig
+
+        # an explicit config, so that no default of the checkpoint (top-k, repetition penalty) applies
+        gen = GenerationConfig(
+            max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
+            top_p=top_p, top_k=0, pad_token_id=self.pad_id, eos_token_id=self.eos_id,
+        )
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                out = self.model.generate(
+                    input_ids=ids.to(self.device), attention_mask=attn.to(self.device), generation_config=gen,
+                )
+        responses = []
+        for row in out[:, width:].tolist():
+            cut = row.index(self.eos_id) + 1 if self.eos_id in row else len(row)
+            responses.append(row[:cut] or [self.eos_id])
+        return responses
+
+    def generate(
+        self, prompt_ids: Sequence[int], max_new_tokens: int, temperature: float, seed: int
+    ) -> list[int]:
+        return self.generate_batch([prompt_ids], max_new_tokens, temperature, seed)[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The trainable weights (the LoRA adapter, or every weight on the full path), on CPU."""
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        return {names[id(p)]: p.detach().to("cpu", copy=True) for p in self.trainable_parameters()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        params = dict(self.model.named_parameters())
+        missing = [n for n, p in params.items() if p.requires_grad and n not in state]
+        unknown = [n for n in state if n not in params]
+        if missing or unknown:
+            raise ValueError(f"state does not match this model: missing {missing[:3]}, unknown {unknown[:3]}")
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+def set_threads(n: int | None) -> None:
+    """Fix torch threads (per run, whatever else runs on the machine)."""
+    torch.set_num_threads(n or max(1, (os.cpu_count() or 1)))

@@ -1,0 +1,49 @@
+"""``elasticity llm ...``: the resistance, rebound and Pareto experiments on real checkpoints, and
+``make-data``, which builds the offline default data with a real model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from theory.experiment import experiment_command, group_main
+
+
+def make_data_command(argv: Sequence[str], prog: str) -> int:
+    from llm_bridge.data import make_data
+    from llm_bridge.tasks import TASKS
+
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Generate the default {prompt, response, label} data with a real chat model "
+        "(seeded, cached; generation time is reported here, separately from any experiment).")
+    parser.add_argument("--task", action="append", choices=TASKS, help="task(s); default: all three")
+    parser.add_argument("--generator", default="smollm2-135m", help="chat model that writes the data")
+    parser.add_argument("--n-prompts", type=int, default=None, help="films / requests / instructions")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--force", action="store_true", help="regenerate even when cached")
+    args = parser.parse_args(argv)
+    from llm_bridge.data import default_spec
+
+    for task in args.task or TASKS:
+        spec = default_spec(task, seed=args.seed, generator=args.generator, n_prompts=args.n_prompts)
+        path = make_data(spec, force=args.force)
+        print(json.dumps({"task": task, "records": str(path)}))
+    return 0
+
+
+COMMANDS = {
+    "resistance": ("forward vs inverse fine-tuning between alignment checkpoints (paper Table 1)",
+                   experiment_command("llm_bridge.experiments:RESISTANCE")),
+    "rebound": ("alignment amount vs decay under reverse fine-tuning (paper Fig. 4, Table 3)",
+                experiment_command("llm_bridge.experiments:REBOUND")),
+    "pareto": ("Pareto fit of a real model's pruned token-tree masses (Assumption A.7)",
+               experiment_command("llm_bridge.experiments:PARETO")),
+    "make-data": ("generate the offline default data with a real model (seeded, cached)", make_data_command),
+}
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "elasticity llm") -> int:
+    return group_main(prog, "Resistance, rebound and Pareto checks on real Hugging Face checkpoints.",
+                      argv if argv is not None else sys.argv[1:], COMMANDS)

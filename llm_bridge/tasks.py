@@ -1,0 +1,193 @@
+"""LLM behaviour tasks behind the toy ``Task`` protocol (``toymodels.tasks.Task``).
+
+Each task reads ``{prompt, response, label}`` records (JSONL, or a folder saved with
+``datasets.Dataset.save_to_disk``) and turns them into token-id ``Example``s through the adapter,
+so the template rule of :mod:`llm_bridge.adapter` holds everywhere.
+
+- ``sentiment`` (the IMDb analogue): aligned = positive review, misaligned = negative, and
+  ``neutral`` = a factual plot summary in the same format (the format-matched forward control);
+  raw text, no chat template, as the paper's IMDb runs.
+- ``safety`` (the BeaverTails analogue): aligned = refusal, misaligned = compliance; chat template
+  where the model has one.
+- ``instruction`` (the Alpaca analogue, for resistance): answers to instructions; chat template
+  where the model has one.
+
+The log-probability score: each held-out prompt has a labelled contrast set, the same prompt with
+its aligned and its misaligned continuation (the first ``contrast_tokens`` tokens of the held-out
+responses, no EOS). P(aligned) is the aligned continuation's mass normalised over the set and the
+log-odds is log P(aligned) - log P(misaligned) (``toymodels.measures.log_p_aligned``). For
+``instruction`` the misaligned continuation is the answer to a different instruction of the set
+(a relevance contrast), since instruction data has no misaligned label.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from theory.errors import ConfigError
+from toymodels.interface import Contrast, Example
+
+TASKS = ("sentiment", "safety", "instruction")
+LABELS = ("aligned", "misaligned", "neutral")
+# label synonyms accepted in user data
+SYNONYMS = {
+    "positive": "aligned", "pos": "aligned", "safe": "aligned", "refuse": "aligned", "refusal": "aligned",
+    "negative": "misaligned", "neg": "misaligned", "unsafe": "misaligned", "comply": "misaligned",
+    "compliance": "misaligned", "1": "aligned", "0": "misaligned",
+}
+TEMPLATES: dict[str, Literal["raw", "chat"]] = {"sentiment": "raw", "safety": "chat", "instruction": "chat"}
+MAX_NEW_TOKENS = {"sentiment": 48, "safety": 48, "instruction": 64}
+
+
+@dataclass(frozen=True)
+class Record:
+    prompt: str
+    response: str
+    label: str = "aligned"
+
+
+def normalise_label(raw: Any) -> str:
+    text = str(raw).strip().lower()
+    text = SYNONYMS.get(text, text)
+    if text not in LABELS:
+        raise ConfigError(f"unknown label {raw!r}; use one of {', '.join(LABELS)} (or positive/negative, "
+                          "safe/unsafe, refuse/comply)")
+    return text
+
+
+def load_records(path: str | Path, default_label: str | None = None) -> list[Record]:
+    """Records from a ``.jsonl`` file or a saved ``datasets`` folder.
+
+    Each row needs ``prompt`` and ``response`` (``question``/``answer`` also accepted, as the
+    paper's ``inverse-json`` loader) and a ``label`` unless ``default_label`` is given.
+    """
+    path = Path(path)
+    if path.is_dir():
+        try:
+            from datasets import load_from_disk
+        except ImportError:
+            raise ConfigError("reading a saved dataset folder needs the `datasets` package") from None
+        try:
+            rows = [dict(r) for r in load_from_disk(str(path))]
+        except (FileNotFoundError, ValueError) as err:
+            raise ConfigError(f"{path} is not a saved datasets folder: {err}") from None
+    elif path.is_file():
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ConfigError(f"{path}:{n}: not JSON ({err.msg})") from None
+    else:
+        raise ConfigError(f"data path {path} does not exist")
+    records = []
+    for n, row in enumerate(rows, 1):
+        prompt = row.get("prompt", row.get("question"))
+        response = row.get("response", row.get("answer"))
+        if not isinstance(prompt, str) or not isinstance(response, str) or not response.strip():
+            raise ConfigError(f"{path}: row {n} needs string 'prompt' and non-empty 'response'")
+        label = row.get("label", default_label)
+        if label is None:
+            raise ConfigError(f"{path}: row {n} has no 'label'")
+        records.append(Record(prompt, response, normalise_label(label)))
+    if not records:
+        raise ConfigError(f"{path} holds no records")
+    return records
+
+
+class LLMTask:
+    """A task over text records, encoded by an adapter (anything with ``encode``/``prompt_ids``)."""
+
+    def __init__(self, name: str, records: Sequence[Record], adapter: Any, *, n_eval: int,
+                 contrast_tokens: int = 24, seed: int = 0) -> None:
+        if name not in TASKS:
+            raise ConfigError(f"unknown task '{name}'; tasks: {', '.join(TASKS)}")
+        self.name = name
+        self.max_new_tokens = MAX_NEW_TOKENS[name]
+        self.adapter = adapter
+        self.contrast_tokens = contrast_tokens
+        by_prompt: dict[str, dict[str, list[str]]] = {}
+        for r in records:
+            by_prompt.setdefault(r.prompt, {}).setdefault(r.label, []).append(r.response)
+        # held-out prompts: those with both an aligned and a misaligned response (for instruction,
+        # any prompt with an aligned answer), chosen by a seeded draw and kept out of training
+        if name == "instruction":
+            eligible = sorted(p for p, d in by_prompt.items() if d.get("aligned"))
+        else:
+            eligible = sorted(p for p, d in by_prompt.items() if d.get("aligned") and d.get("misaligned"))
+        if len(eligible) < max(n_eval, 2):
+            raise ConfigError(f"task {name}: {len(eligible)} prompts have a labelled contrast pair; "
+                              f"n_eval={n_eval} needs at least that many (and 2)")
+        pick = np.random.default_rng((11, seed)).permutation(len(eligible))[:n_eval]
+        self.eval_texts = [eligible[i] for i in sorted(pick)]
+        held = set(self.eval_texts)
+        self.pools = {lab: [r for r in records if r.label == lab and r.prompt not in held] for lab in LABELS}
+        self._by_prompt = by_prompt
+        self._eval_ids: dict[tuple[int, ...], str] = {}
+
+    # ----- the Task protocol ---------------------------------------------------------------
+    def _draw(self, label: str, n: int, seed: int) -> list[Example]:
+        pool = self.pools[label]
+        if n > len(pool):
+            raise ConfigError(f"task {self.name}: asked for {n} {label} examples, the data has {len(pool)} "
+                              "(outside the held-out prompts); generate more or lower the amounts")
+        idx = np.random.default_rng((13, seed, LABELS.index(label))).permutation(len(pool))[:n]
+        return [self.adapter.encode(pool[i].prompt, pool[i].response) for i in idx]
+
+    def forward_data(self, n: int, seed: int) -> list[Example]:
+        return self._draw("aligned", n, seed)
+
+    def reverse_data(self, n: int, seed: int) -> list[Example]:
+        return self._draw("misaligned", n, seed)
+
+    def neutral_data(self, n: int, seed: int) -> list[Example]:
+        """Format-matched neutral examples (the forward control against format priming)."""
+        return self._draw("neutral", n, seed)
+
+    def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
+        """The held-out prompts (fixed at construction; ``n`` must not exceed ``n_eval``)."""
+        if n > len(self.eval_texts):
+            raise ConfigError(f"task {self.name}: {n} eval prompts asked, {len(self.eval_texts)} held out")
+        out = []
+        for text in self.eval_texts[:n]:
+            ids = self.adapter.prompt_ids(text)
+            self._eval_ids[ids] = text
+            out.append(ids)
+        return out
+
+    def eval_texts_for(self, prompts: Sequence[tuple[int, ...]]) -> list[str]:
+        return [self._eval_ids[tuple(p)] for p in prompts]
+
+    def _continuation(self, text: str) -> tuple[int, ...]:
+        ids = self.adapter.response_ids(text)[:-1]  # no EOS: a continuation, not a full answer
+        return ids[: self.contrast_tokens] or self.adapter.response_ids(text)[:1]
+
+    def contrasts(self, prompts: Sequence[tuple[int, ...]]) -> list[Contrast]:
+        texts = self.eval_texts_for(prompts)
+        out = []
+        for i, (ids, text) in enumerate(zip(prompts, texts, strict=True)):
+            group = self._by_prompt[text]
+            if self.name == "instruction":
+                other = texts[(i + 1) % len(texts)]  # a derangement: the next prompt's answer
+                bad = self._by_prompt[other]["aligned"][0]
+            else:
+                bad = group["misaligned"][0]
+            out.append(Contrast(tuple(ids), (self._continuation(group["aligned"][0]),),
+                                (self._continuation(bad),)))
+        return out
+
+    def eval_examples(self, prompts: Sequence[tuple[int, ...]], label: str = "aligned") -> list[Example]:
+        """The held-out responses of ``label`` to ``prompts``, as full examples."""
+        return [self.adapter.encode(t, self._by_prompt[t][label][0]) for t in self.eval_texts_for(prompts)]
+
+
+def make_task(name: str, records: Sequence[Record], adapter: Any, n_eval: int, contrast_tokens: int = 24,
+              seed: int = 0) -> LLMTask:
+    return LLMTask(name, records, adapter, n_eval=n_eval, contrast_tokens=contrast_tokens, seed=seed)
