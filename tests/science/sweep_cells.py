@@ -22,3 +22,8 @@ def noisy_line(cell: Cell, device: str) -> list[dict]:
     rows = [metric_row("y", slope * x + rng.normal(0, 0.1), "nats", x=x) for x in (1, 2, 4)]
     rows.append(metric_row("device_is_" + device, 1.0, "count", condition="probe=a"))
     return rows
+
+
+def censored(cell: Cell, device: str) -> list[dict]:
+    """A reading that never got there (NaN), as R_back is when the curve stays above S0."""
+    return [metric_row("r_back", float("nan"), "examples"), metric_row("steps", 3.0, "steps")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.science.sweep_cells import noisy_line
+from tests.science.sweep_cells import censored, noisy_line
 from theory.errors import ConfigError
 from theory.runs import RunDir
 from toymodels.sweep import Execution, Grid, aggregate, parse_condition, run_sweep
@@ -105,6 +106,17 @@ def test_killed_and_resumed_sweep_gives_the_uninterrupted_table(tmp_path):
     resumed = _table(tmp_path, "killed", Execution(n_jobs=1, progress=False))
     uninterrupted = _table(tmp_path, "whole", Execution(n_jobs=1, progress=False))
     assert resumed == uninterrupted
+
+
+def test_censored_readings_come_back_as_nan(tmp_path):
+    run = RunDir.open("test.sweep", _Cfg(), out=tmp_path / "nan")
+    grid = Grid.of({"slope": (1.0,)}, seeds=2)
+    first = run_sweep(run, grid, censored, Execution(n_jobs=1, progress=False))
+    again = run_sweep(run, grid, censored, Execution(n_jobs=1, progress=False))  # from the cache
+    for table in (first, again):
+        assert [math.isnan(r["value"]) for r in table] == [True, False, True, False]
+    run.write_metrics(again)  # NaN survives the metrics table too
+    assert math.isnan(run.read_metrics()[0]["value"])
 
 
 @pytest.mark.slow
