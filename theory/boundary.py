@@ -194,11 +194,11 @@ def draw(run_dir: RunDir) -> None:
 
 PRESETS = {
     "quick": Preset({}, "k=1000, 5 similarities x 4 l_max (exact), 4 depths x (5 s + 3 sizes) sampled, 5 seeds",
-                    est_seconds=20),
+                    est_seconds=10),
     "full": Preset({"similarity": (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0),
                     "l_max": (0.001, 0.01, 0.03, 0.1, 0.3, 1.0), "depth": (2, 3, 4, 6, 8, 10, 12),
                     "n_align": (30, 100, 300, 1000, 3000, 10000), "seeds": 10},
-                   "finer grids, 10 seeds", est_seconds=240),
+                   "finer grids, 10 seeds", est_seconds=40),
 }
 
 EXPERIMENT = Experiment(

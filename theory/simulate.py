@@ -278,10 +278,10 @@ def draw(run_dir: RunDir) -> None:
 
 
 PRESETS = {
-    "quick": Preset({}, "sampled level, alpha 1.2, depth 8, k 10..1e4, 5 seeds", est_seconds=15),
+    "quick": Preset({}, "sampled level, alpha 1.2, depth 8, k 10..1e4, 5 seeds", est_seconds=10),
     "full": Preset({"k": K_DECADES, "alpha": (0.8, 1.2, 2.0), "depth": (4, 8, 12), "seeds": 10},
                    "sampled level, alpha {0.8,1.2,2}, depth {4,8,12}, k 10..1e5, 10 seeds",
-                   est_seconds=420),
+                   est_seconds=300),
     "distribution": Preset({"k": K_DECADES, "alpha": (0.8, 1.2, 2.0), "depth": (4, 8, 12),
                             "level": "distribution", "seeds": 5},
                            "exact leaf masses, pre-training perturbation: the identity to 1e-9",
