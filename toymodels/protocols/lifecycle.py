@@ -180,11 +180,11 @@ EXPERIMENT = Experiment(
                          "forward_amounts": (0, 32, 64), "reverse_amounts": (0, 16, 32, 64),
                          "n_eval": 64, "n_kl_samples": 32, "n_seeds": 2},
                         "50k model, checkpoints 0/1000/3000, 2 learning rates, 2 seeds", est_seconds=20),
-        "reduced": Preset({"checkpoints": (0, 500, 2500, 10_000, 20_000), "lrs": (3e-4, 1e-3, 3e-3),
+        "reduced": Preset({"checkpoints": (0, 1000, 5000, 20_000), "lrs": (1e-3, 3e-3),
                            "forward_amounts": (0, 125, 250, 500), "reverse_amounts": (0, 16, 32, 64, 128, 256),
                            "n_eval": 128, "n_kl_samples": 64},
-                          "100k model, 5 checkpoints (random init to 20k examples), 3 learning rates, "
-                          "F to 500, R to 256, 5 seeds", est_seconds=1500),
+                          "100k model, random init and 3 checkpoints to 20k examples (shared with toy.scale "
+                          "reduced), 2 learning rates, F to 500, R to 256, 5 seeds", est_seconds=900),
         "full": Preset({}, "100k model, 7 checkpoints (random init to 20k examples), 3 learning rates, "
                        "F to 1000, R to 512, 5 seeds", est_seconds=3600),
     },
