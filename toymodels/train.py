@@ -189,8 +189,8 @@ class PretrainSpec:
 
     size: str = "100k"
     n_pretrain: int = 20_000
-    lr: float = 1e-3
-    batch_size: int = 32
+    lr: float = 3e-3
+    batch_size: int = 64
     epochs: int = 1
     checkpoint_fractions: tuple[float, ...] = (1.0,)
     seed: int = 0

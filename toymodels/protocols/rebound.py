@@ -26,7 +26,9 @@ from theory.experiment import Experiment
 from theory.runs import RunDir, metric_row
 from theory.verdicts import Prediction, predict
 from toymodels import measures
+from toymodels.corpus import check_task
 from toymodels.interface import LanguageModel, OptimizerSpec
+from toymodels.model import SIZE_PRESETS
 from toymodels.protocols import cached_rows, check_amounts, epoch_order, sample_responses, steps_for
 from toymodels.tasks import Task
 
@@ -175,8 +177,8 @@ class ReboundConfig:
     n_seeds: int = 5
     seed: int = 0
     n_pretrain: int = 20_000
-    pretrain_lr: float = 1e-3
-    pretrain_batch: int = 32
+    pretrain_lr: float = 3e-3
+    pretrain_batch: int = 64
     forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)
     reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)
     lr: float = 1e-3
@@ -186,13 +188,17 @@ class ReboundConfig:
     kl_eps: float = 0.01
     pi0: float = 0.3
     device: Literal["cpu", "cuda"] = "cpu"
-    threads: int = 2
+    threads: int = 1  # 1 is fastest for these tiny matmuls, and robust when cores are shared
 
     def __post_init__(self) -> None:
         require(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
         require(len(self.tasks) >= 1, "tasks must not be empty")
+        for name in self.tasks:
+            check_task(name)
+        require(self.size in SIZE_PRESETS, f"unknown model size '{self.size}'; sizes: {', '.join(SIZE_PRESETS)}")
         require(self.lr > 0 and self.pretrain_lr > 0, "learning rates must be > 0")
         require(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+        require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
         self.spec()  # validates the amounts
 
     def spec(self) -> ReboundSpec:
@@ -312,7 +318,9 @@ PRESETS = {
     "micro": Preset({"n_seeds": 2, "n_pretrain": 2000, "forward_amounts": (0, 32, 64),
                      "reverse_amounts": (0, 16, 32, 64), "n_eval": 64, "n_kl_samples": 64},
                     "tests: 2 seeds, tiny amounts", est_seconds=15),
-    "quick": Preset({"n_seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=90),
+    "quick": Preset({"n_seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=60),
+    "reduced": Preset({"tasks": ("sentiment", "safety", "format"), "n_seeds": 6},
+                      "3 tasks, F in {0,125..1000}, 6 seeds", est_seconds=900),
     "full": Preset({"tasks": ("sentiment", "safety", "format"), "n_seeds": 8, "n_pretrain": 50_000,
                     "forward_amounts": (0, 125, 250, 500, 1000, 2000),
                     "reverse_amounts": (0, 16, 32, 64, 128, 256, 512, 1024)},

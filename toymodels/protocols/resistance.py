@@ -31,7 +31,9 @@ from theory.experiment import Experiment
 from theory.runs import RunDir, metric_row
 from theory.verdicts import Prediction, predict
 from toymodels import measures
+from toymodels.corpus import check_task
 from toymodels.interface import Example, LanguageModel, OptimizerSpec
+from toymodels.model import SIZE_PRESETS
 from toymodels.protocols import (
     cached_rows,
     check_fractions,
@@ -159,8 +161,8 @@ class ResistanceConfig:
     n_seeds: int = 5
     seed: int = 0
     n_pretrain: int = 20_000
-    pretrain_lr: float = 1e-3
-    pretrain_batch: int = 32
+    pretrain_lr: float = 3e-3
+    pretrain_batch: int = 64
     n_align: int = 1000
     checkpoint_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
     n_queries: int = 256
@@ -169,17 +171,22 @@ class ResistanceConfig:
     pi0: float = 0.3
     control: bool = True  # also run from a random init (the no-pre-training control)
     device: Literal["cpu", "cuda"] = "cpu"
-    threads: int = 2
+    threads: int = 1  # 1 is fastest for these tiny matmuls, and robust when cores are shared
 
     def __post_init__(self) -> None:
         require(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
         require(len(self.tasks) >= 1, "tasks must not be empty")
+        for name in self.tasks:
+            check_task(name)
+        for size in self.sizes:
+            require(size in SIZE_PRESETS, f"unknown model size '{size}'; sizes: {', '.join(SIZE_PRESETS)}")
         require(len(self.temperatures) >= 1, "temperatures must not be empty")
         require(all(t > 0 for t in self.temperatures), "temperatures must be > 0")
         require(self.lr > 0 and self.pretrain_lr > 0, "learning rates must be > 0")
         require(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
-        check_fractions(self.checkpoint_fractions)
+        require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
         require(len(self.checkpoint_fractions) == 3, "resistance uses three checkpoints theta1..theta3")
+        ResistanceSpec(self.n_align, self.checkpoint_fractions, self.n_queries)  # validates the rest
 
 
 def _condition(**parts: Any) -> str:
@@ -309,14 +316,18 @@ def _draw(run_dir: RunDir) -> None:
     draw_resistance(run_dir)
 
 
-_QUICK = {"n_seeds": 3, "n_pretrain": 20000, "n_align": 512, "n_queries": 128}
 PRESETS = {
     "micro": Preset({"tasks": ("sentiment",), "n_seeds": 2, "n_pretrain": 2000, "n_align": 128,
-                     "n_queries": 32, "pretrain_batch": 32},
-                    "tests: one task, 2 seeds, tiny data", est_seconds=15),
-    "quick": Preset(_QUICK, "3 tasks x 3 pairs, T=0.05, 100k params, 3 seeds, with the control",
-                    est_seconds=90),
-    "full": Preset({"sizes": ("50k", "100k", "600k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
+                     "n_queries": 32},
+                    "tests: one task, 2 seeds, tiny data", est_seconds=20),
+    "quick": Preset({"n_seeds": 3, "n_align": 512, "n_queries": 128},
+                    "3 tasks x 3 pairs, T=0.05, 100k params, 3 seeds, with the no-pre-training control",
+                    est_seconds=100),
+    "reduced": Preset({"sizes": ("50k", "100k", "250k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
+                       "n_align": 512, "n_queries": 128},
+                      "27-grid (3 sizes up to 250k) x 2 temperatures x 5 seeds, with the control",
+                      est_seconds=1800),
+    "full": Preset({"sizes": ("50k", "250k", "600k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
                     "n_pretrain": 50_000, "n_align": 2000, "n_queries": 512},
                    "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=4 * 3600),
 }

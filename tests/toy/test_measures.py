@@ -1,0 +1,89 @@
+"""Instrument tests of the measures: exact score vs Monte Carlo, identities, curve readings."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from theory.errors import ConfigError
+from toymodels import measures
+from toymodels.corpus import TASKS, Corpus
+from toymodels.protocols import sample_responses
+from toymodels.tasks import ToyTask
+from toymodels.train import PretrainSpec, pretrain
+
+MC_SAMPLES = 20_000
+MC_SEED = 1234
+
+
+@pytest.fixture(scope="module")
+def trained(toy_cache):
+    return pretrain(PretrainSpec(size="50k", n_pretrain=2000, seed=0)).model()
+
+
+@pytest.mark.parametrize("task_name", TASKS)
+def test_exact_score_matches_monte_carlo(trained, task_name):
+    """P(aligned | prompt) from log-probabilities vs the aligned fraction among 20,000 first
+    tokens sampled at temperature 1 (seed 1234), restricted to the contrast set: within 4 SE."""
+    task = ToyTask(Corpus(), task_name)
+    prompt = task.eval_prompts(1, seed=0)[0]
+    exact = float(measures.log_p_aligned(trained, task.contrasts([prompt])).p[0])
+    firsts = [r[0] for r in trained.generate_batch([prompt] * MC_SAMPLES, 1, 1.0, MC_SEED)]
+    labels = [task.corpus.is_aligned(task_name, [t]) for t in firsts]
+    in_set = np.array([x for x in labels if x is not None], float)
+    se = math.sqrt(exact * (1 - exact) / in_set.size)
+    print(f"{task_name}: exact {exact:.4f}, sampled {in_set.mean():.4f} over {in_set.size} "
+          f"of {MC_SAMPLES} samples in the contrast set, SE {se:.4f}")
+    assert abs(in_set.mean() - exact) < 4 * se
+
+
+def test_log_odds_and_probability_are_consistent(trained):
+    task = ToyTask(Corpus(), "sentiment")
+    scores = measures.log_p_aligned(trained, task.contrasts(task.eval_prompts(50, seed=0)))
+    p = scores.p
+    np.testing.assert_allclose(scores.log_odds, np.log(p / (1 - p)), rtol=1e-9, atol=1e-9)
+    assert np.all((p > 0) & (p < 1))
+    assert scores.mean_prob == pytest.approx(p.mean())
+
+
+def test_kl_of_a_model_to_itself_is_zero_and_loss_identities(trained):
+    task = ToyTask(Corpus(), "safety")
+    samples = sample_responses(trained, task.eval_prompts(32, seed=1), task.max_new_tokens, 1.0, seed=3)
+    ref = trained.token_logprobs(samples)
+    assert measures.kl_reference_model(ref, trained, samples) == pytest.approx(0.0, abs=1e-12)
+    seq = np.array([x.sum() for x in ref])
+    assert measures.kl_data_model(trained, samples, seq) == pytest.approx(0.0, abs=1e-12)
+    loss = measures.mean_loss(trained, samples)
+    assert measures.kl_excess(trained, samples, loss) == pytest.approx(0.0, abs=1e-12)
+    n_tokens = sum(len(x) for x in ref)
+    assert loss == pytest.approx(-sum(x.sum() for x in ref) / n_tokens)
+
+
+def test_first_crossing_interpolates_and_censors():
+    amounts = [0, 10, 20, 40]
+    assert measures.r_back(amounts, [1.0, 0.8, 0.4, 0.1], 0.6) == pytest.approx(15.0)
+    assert math.isnan(measures.r_back(amounts, [1.0, 0.9, 0.8, 0.7], 0.6))
+    assert measures.r_back(amounts, [0.5, 0.4, 0.3, 0.2], 0.6) == 0.0
+    assert measures.table3_reverse_to_eps(amounts, [0.3, 0.2, 0.005, 0.001], 0.01) == pytest.approx(
+        10 + 10 * (0.2 - 0.01) / (0.2 - 0.005))
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        measures.r_back([0, 20, 10], [1, 0.5, 0.1], 0.6)
+
+
+def test_rates_and_slopes():
+    amounts = [0, 10, 20, 40, 80]
+    scores = [1.0, 0.8, 0.5, 0.3, 0.2]
+    assert measures.initial_decay_rate(amounts, scores) == pytest.approx(0.02)
+    assert measures.decay_rate_at(amounts, scores, 0.6) == pytest.approx(0.03)
+    assert measures.decay_rate_at(amounts, [0.6, 0.5, 0.4, 0.3, 0.2], 0.6) == pytest.approx(0.01)
+    assert math.isnan(measures.decay_rate_at(amounts, scores, 0.1))
+    assert measures.late_slope(amounts, scores, 3) == pytest.approx(np.polyfit([20, 40, 80], [0.5, 0.3, 0.2], 1)[0])
+
+
+def test_empty_inputs_are_config_errors(trained):
+    with pytest.raises(ConfigError, match="empty"):
+        measures.mean_loss(trained, [])
+    with pytest.raises(ConfigError, match="empty"):
+        measures.log_p_aligned(trained, [])
