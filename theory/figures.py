@@ -75,6 +75,20 @@ def draw_simulate(run_dir: RunDir) -> list[Path]:
     ax.set_title("Hooke balance over l ∈ [0, l_max] (KL data‖model)", fontsize=9)
     ax.legend(fontsize=6)
     written.append(_save(fig, run_dir.figures_dir / "hooke.png"))
+    counts_file = run_dir.path / "pareto_counts.json"
+    if counts_file.exists() and summary.get("pareto_fits"):
+        counts = run_dir.read_json("pareto_counts.json")
+        fits = summary["pareto_fits"]
+        cols = min(3, len(fits))
+        rows_n = -(-len(fits) // cols)
+        fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.6 * rows_n), squeeze=False)
+        for ax, fit in zip(axes.ravel(), fits, strict=False):
+            _ccdf_panel(ax, np.array(counts[fit["condition"]]), fit["x_min"], fit["tail_index_fit"],
+                        fit["alpha_fit"], fit["tests"],
+                        f"D_p leaf counts, {fit['condition']} (true Zipf α {fit['alpha']:g})")
+        for ax in axes.ravel()[len(fits):]:
+            ax.axis("off")
+        written.append(_save(fig, run_dir.figures_dir / "pareto_ccdf.png"))
     return written
 
 
@@ -152,23 +166,29 @@ def draw_boundary(run_dir: RunDir) -> list[Path]:
     return written
 
 
-def draw_pareto_ccdf(values: np.ndarray, fit, path: Path, title: str = "") -> Path:
-    """Complementary CDF of the mass values on log-log axes, with the fitted Pareto tail."""
+def _ccdf_panel(ax, values: np.ndarray, x_min: float, tail_index: float, alpha: float,
+                tests: dict, title: str) -> None:
     x = np.sort(np.asarray(values, dtype=float))
     x = x[x > 0]
     ccdf = 1.0 - np.arange(x.size) / x.size
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
     ax.loglog(x, ccdf, ".", ms=2, label="data")
-    tail_share = float((x >= fit.x_min).mean())
-    xt = np.geomspace(fit.x_min, x.max(), 50)
-    ax.loglog(xt, tail_share * (xt / fit.x_min) ** -fit.tail_index, "r-",
-              label=f"Pareto fit: tail index {fit.tail_index:.3f} (Zipf α = {fit.alpha:.3f})")
-    ax.axvline(fit.x_min, color="grey", ls=":", lw=1, label=f"x_min = {fit.x_min:.3g}")
-    lines = [f"vs {t.alternative}: R={t.log_ratio:.3g}, p={t.p_value:.3g}" for t in fit.tests.values()]
-    ax.set_title((title + "\n" if title else "") + "; ".join(lines), fontsize=7)
-    ax.set_xlabel("leaf mass (or count)")
-    ax.set_ylabel("P(X ≥ x)")
-    ax.legend(fontsize=7)
+    tail_share = float((x >= x_min).mean())
+    xt = np.geomspace(x_min, x.max(), 50)
+    ax.loglog(xt, tail_share * (xt / x_min) ** -tail_index, "r-",
+              label=f"Pareto tail index {tail_index:.3f} (Zipf α {alpha:.3f})")
+    ax.axvline(x_min, color="grey", ls=":", lw=1, label=f"x_min = {x_min:.3g}")
+    lines = [f"vs {t['alternative']}: R={t['log_ratio']:.3g}, p={t['p_value']:.2g}" for t in tests.values()]
+    ax.set_title(title + "\n" + "; ".join(lines), fontsize=6)
+    ax.set_xlabel("leaf mass (count)", fontsize=7)
+    ax.set_ylabel("P(X ≥ x)", fontsize=7)
+    ax.legend(fontsize=6)
+
+
+def draw_pareto_ccdf(values: np.ndarray, fit, path: Path, title: str = "") -> Path:
+    """Complementary CDF of the mass values on log-log axes, with the fitted Pareto tail."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    _ccdf_panel(ax, values, fit.x_min, fit.tail_index, fit.alpha,
+                {n: vars(t) for n, t in fit.tests.items()}, title)
     return _save(fig, path)
 
 

@@ -10,6 +10,9 @@ and as ``l -> 0``:
 - the same step with actual Huffman code lengths, and the mass of D_t on leaves D_p and D_a never
   produced.
 
+At the sampled level the leaf counts of D_p (largest k, first seed) are also fitted with a Pareto
+tail and tested against lognormal and exponential alternatives (``pareto_fits``).
+
 The log-log slope of ``|ratio|`` against ``k`` is fitted per seed. The slope alone is not evidence:
 every summary reports the coefficient and the signs beside it.
 """
@@ -24,6 +27,7 @@ import numpy as np
 from theory.config import Preset, require
 from theory.experiment import Experiment
 from theory.mixture import Components, derivatives, finite_step, huffman_step
+from theory.pareto import fit_pareto
 from theory.runs import RunDir, metric_row
 from theory.verdicts import mean_ci, predict
 from theory.worlds import World, distribution_components, sample_components
@@ -143,8 +147,39 @@ def run(config: SimulateConfig, run_dir: RunDir) -> dict[str, Any]:
                 seed = config.seed + i
                 key = f"alpha={alpha:g}-depth={depth}-seed={seed}"
                 rows.extend(run_dir.cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s)))
+    fits = pareto_fits(config, run_dir) if config.level == "sampled" else []
+    for fit in fits:
+        rows.append(metric_row("pareto_alpha_fit", fit["alpha_fit"], "1", seed=config.seed,
+                               condition=fit["condition"], x=max(config.k)))
     run_dir.write_metrics(rows)
-    return summarise(config, rows)
+    summary = summarise(config, rows)
+    summary["pareto_fits"] = fits
+    return summary
+
+
+def pareto_fits(config: SimulateConfig, run_dir: RunDir) -> list[dict[str, Any]]:
+    """Is the pruned tree's leaf-mass distribution Pareto? Fit the D_p sample at the largest k.
+
+    One fit per (alpha, depth) on the first seed's leaf counts, which are saved for the CCDF figure.
+    """
+    fits, saved = [], {}
+    k = max(config.k)
+    for alpha in config.alpha:
+        world = World.make(config.seed, alpha, config.vocab, config.n_types, config.seq_len)
+        for depth in config.depth:
+            sample = sample_components(world, depth, k, config.n_align, config.l_max,
+                                       config.max_pretrain_samples, config.perturbation,
+                                       config.similarity, config.seed)
+            counts = np.rint(sample.components.p * sample.n_pretrain_drawn).astype(np.int64)
+            counts = counts[counts > 0]
+            fit = fit_pareto(counts)
+            cond = condition_label(alpha, depth)
+            saved[cond] = counts.tolist()
+            fits.append({"condition": cond, "alpha": alpha, "alpha_fit": fit.alpha,
+                         "tail_index_fit": fit.tail_index, "x_min": fit.x_min, "n_tail": fit.n_tail,
+                         "ks": fit.ks, "tests": {n: vars(t) for n, t in fit.tests.items()}})
+    run_dir.write_json("pareto_counts.json", saved)
+    return fits
 
 
 def _table(rows: list[dict[str, Any]], measure_name: str) -> dict[tuple[str, int], dict[float, float]]:

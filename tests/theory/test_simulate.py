@@ -27,6 +27,10 @@ def test_summary_has_the_promised_keys(simulate_run):
     assert summary["instrument_failures"] == []
     assert (simulate_run.run.path / "figures" / "ratio_vs_k.png").exists()
     assert (simulate_run.run.path / "figures" / "hooke.png").exists()
+    assert (simulate_run.run.path / "figures" / "pareto_ccdf.png").exists()
+    fit = summary["pareto_fits"][0]
+    print(f"Pareto fit of the D_p sample: alpha {fit['alpha_fit']:.3f} (generator {fit['alpha']})")
+    assert set(fit["tests"]) == {"lognormal", "exponential"}
 
 
 def test_exact_generator_masses_give_the_theorem(simulate_run):
