@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from theory.runs import RunDir  # noqa: E402
+from theory.verdicts import mean_ci  # noqa: E402
 from toymodels.sweep import aggregate, parse_condition  # noqa: E402
 
 
@@ -69,16 +70,23 @@ def draw_compression(run_dir: RunDir) -> None:
     axes[0].legend(fontsize=7)
     ax = axes[2]
     for kind, color in zip(kinds, ("tab:blue", "tab:red"), strict=False):
-        sel = sorted(_select(agg, "ratio", perturbation=kind), key=lambda r: float(r["cond"]["k"]))
-        if not sel:
+        # the geometric mean of |ratio| over seeds, with a t-interval on log10|ratio| (the scale
+        # on which the log-log slope is fitted); a sign flip across seeds does not cancel here
+        logs: dict[float, list[float]] = {}
+        for r in rows:
+            cond = parse_condition(str(r["condition"]))
+            if r["measure"] == "ratio" and cond.get("perturbation") == kind and np.isfinite(r["value"]) \
+                    and r["value"] != 0:
+                logs.setdefault(float(cond["k"]), []).append(float(np.log10(abs(r["value"]))))
+        if not logs:
             continue
-        kx = [float(r["cond"]["k"]) for r in sel]
-        means = np.abs([r["mean"] for r in sel])
-        ax.scatter(kx, means, color=color, label=f"trained, {kind} D_t (|mean ratio|)")
-        for r, kv in zip(sel, kx, strict=False):
-            lo, hi = r["ci_lo"], r["ci_hi"]
-            if np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0):
-                ax.plot([kv, kv], sorted([abs(lo), abs(hi)]), color=color, alpha=0.6)
+        kx = sorted(logs)
+        stats = [mean_ci(logs[kv]) for kv in kx]
+        centre = np.array([10 ** m for m, _ in stats])
+        lo = np.array([10 ** ci[0] if np.isfinite(ci[0]) else 10 ** m for m, ci in stats])
+        hi = np.array([10 ** ci[1] if np.isfinite(ci[1]) else 10 ** m for m, ci in stats])
+        ax.errorbar(kx, centre, yerr=np.vstack([centre - lo, hi - centre]), fmt="o", capsize=3, color=color,
+                    label=f"trained, {kind} D_t (geometric mean ± 95% CI)")
         mix = sorted((float(parse_condition(r["condition"])["k"]), abs(r["value"])) for r in rows
                      if r["measure"] == "mixture_ratio" and parse_condition(r["condition"])["perturbation"] == kind)
         if mix:
