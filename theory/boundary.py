@@ -107,7 +107,9 @@ def run(config: BoundaryConfig, run_dir: RunDir) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for i in range(config.seeds):
         seed = config.seed + i
-        rows.extend(run_dir.cell(f"seed={seed}", lambda s=seed: seed_rows(config, s)))
+        cached = run_dir.cell(f"seed={seed}", lambda s=seed: seed_rows(config, s))
+        # JSON stores NaN (a ratio with Delta gamma_p = 0) as null
+        rows.extend({**r, "value": float("nan") if r["value"] is None else r["value"]} for r in cached)
     run_dir.write_metrics(rows)
     return summarise(config, rows)
 

@@ -14,8 +14,8 @@ from theory.experiment import EXIT_INSTRUMENT, EXIT_OK, experiment_command, grou
 def derive(argv: Sequence[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description="print the sympy derivation, each step verified")
     parser.add_argument("--latex", action="store_true", help="LaTeX instead of pretty-printed text")
-    parser.add_argument("--verify", default="M,2", help="leaf counts to verify each step for, e.g. M,2,3,4 "
-                        "(M = symbolic)")
+    parser.add_argument("--verify", default="M", help="leaf counts to verify each step for, e.g. M,2,3,4 "
+                        "(M = symbolic; '' prints without verifying)")
     args = parser.parse_args(argv)
     from theory.derivation import render
 

@@ -19,6 +19,7 @@ every summary reports the coefficient and the signs beside it.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -98,6 +99,7 @@ def measure(c: Components, k: float, l_max: float, depth: int) -> dict[str, floa
         "hooke_a_bits": -depth * step.dgamma_a,
         "huffman_delta_gamma_p_bits": huff.dgamma_p,
         "huffman_delta_gamma_a_bits": huff.dgamma_a,
+        "huffman_coefficient": (huff.dgamma_a / huff.dgamma_p / (-k)) if huff.resolves else float("nan"),
         "huffman_resolves": float(huff.resolves),
         "huffman_bound_holds": float(huff.bound_holds),
         "huffman_component_bound_share": huff.component_bound_share,
@@ -146,7 +148,9 @@ def run(config: SimulateConfig, run_dir: RunDir) -> dict[str, Any]:
             for i in range(config.seeds):
                 seed = config.seed + i
                 key = f"alpha={alpha:g}-depth={depth}-seed={seed}"
-                rows.extend(run_dir.cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s)))
+                cached = run_dir.cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s))
+                # JSON stores NaN (e.g. a Huffman step that did not resolve) as null
+                rows.extend({**r, "value": float("nan") if r["value"] is None else r["value"]} for r in cached)
     fits = pareto_fits(config, run_dir) if config.level == "sampled" else []
     for fit in fits:
         rows.append(metric_row("pareto_alpha_fit", fit["alpha_fit"], "1", seed=config.seed,
@@ -212,7 +216,8 @@ def summarise(config: SimulateConfig, rows: list[dict[str, Any]]) -> dict[str, A
                                             "delta_gamma_p_bits", "delta_gamma_a_bits",
                                             "conservation_residual", "identity_rel_error",
                                             "unseen_mass_share", "huffman_resolves",
-                                            "huffman_bound_holds", "exact_coefficient")}
+                                            "huffman_bound_holds", "exact_coefficient",
+                                            "huffman_coefficient")}
     keys = sorted(tables["ratio"])
     conditions = sorted({c for c, _ in keys}, key=lambda c: [float(v.split("=")[1]) for v in c.split(",")])
     seeds = sorted({s for _, s in keys})
@@ -224,8 +229,9 @@ def summarise(config: SimulateConfig, rows: list[dict[str, Any]]) -> dict[str, A
     slopes = {key: loglog_slope(ks, at("ratio", key)) for key in keys}
 
     def pooled(measure_name: str, keyset: list[tuple[str, int]]) -> list[float]:
-        arr = np.array([at(measure_name, key) for key in keyset])
-        with np.errstate(invalid="ignore"):
+        arr = np.array([at(measure_name, key) for key in keyset], dtype=float)
+        with warnings.catch_warnings():  # an all-NaN column (nothing resolved) stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
             return [float(v) for v in np.nanmean(arr, axis=0)]
 
     def block(keyset: list[tuple[str, int]]) -> dict[str, Any]:
@@ -248,6 +254,7 @@ def summarise(config: SimulateConfig, rows: list[dict[str, Any]]) -> dict[str, A
             "in_band": [bool(BAND[0] <= c <= BAND[1]) for c in pooled("coefficient", keyset)],
             "unseen_mass_share": pooled("unseen_mass_share", keyset),
             "huffman_resolves_fraction": pooled("huffman_resolves", keyset),
+            "huffman_coefficients": pooled("huffman_coefficient", keyset),
         }
         if tables["exact_coefficient"]:
             out["exact_coefficients"] = pooled("exact_coefficient", keyset)

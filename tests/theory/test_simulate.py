@@ -96,3 +96,15 @@ def test_cli_json_and_bad_input(capsys, tmp_path):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unresolved_huffman_steps_survive_resume(tmp_path):
+    """At k = 1e4 integer lengths do not change: the Huffman coefficient is NaN, cached as null."""
+    config = EXPERIMENT.resolve("quick", sets={"level": "distribution", "k": "10,10000",
+                                               "seeds": "2", "n_leaves": "512"})
+    first = execute(EXPERIMENT, config, out=tmp_path / "h", draw=False)
+    again = execute(EXPERIMENT, config, out=tmp_path / "h", draw=False)
+    assert again.run.resumed
+    assert (first.run.path / "metrics.csv").read_text() == (again.run.path / "metrics.csv").read_text()
+    print(f"Huffman coefficients {again.summary['huffman_coefficients']}, "
+          f"resolved fraction {again.summary['huffman_resolves_fraction']}")
