@@ -84,6 +84,7 @@ def draw_rebound(run_dir: RunDir) -> list[str]:
                 s0 = [r["value"] for r in rows if r["measure"] == s0_name and _cond(r).get("task") == task]
                 ax.axhline(np.mean(s0), color="grey", ls="--", label="S0 (pre-trained)")
             ax.set_xscale("symlog", linthresh=16)
+            ax.set_xlim(left=0)
             ax.set_xlabel("reverse examples R (steps = ceil(R / batch))")
             ax.set_ylabel(ylabel)
             ax.legend(fontsize=7)

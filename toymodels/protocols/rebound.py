@@ -230,13 +230,21 @@ def _cell(config: ReboundConfig, seed: int) -> list[dict[str, Any]]:
                                    condition=cond, x=r))
         for f, m in result.metrics.items():
             for key, value in m.items():
-                unit = ("steps" if key.startswith("steps") else "examples" if key.startswith(("r_back", "table3"))
-                        else "nats" if key.endswith(("log_odds", "nats")) else
-                        "prob/example" if "rate" in key or "slope" in key else "prob")
-                if key.endswith("log_odds") and ("rate" in key or "slope" in key):
-                    unit = "nats/example"
-                rows.append(metric_row(key, value, unit, seed=seed, condition=f"task={task.name},F={f}"))
+                rows.append(metric_row(key, value, _unit(key), seed=seed, condition=f"task={task.name},F={f}"))
     return rows
+
+
+def _unit(key: str) -> str:
+    """Unit of a rebound metric, from its name."""
+    if key.startswith("steps"):
+        return "steps"
+    if key.startswith(("r_back", "table3")):
+        return "examples"
+    if key.endswith("_nats"):
+        return "nats/token"
+    scale = "nats" if key.endswith("log_odds") else "prob"
+    per_example = any(word in key for word in ("rate", "slope", "knee"))
+    return f"{scale}/example" if per_example else scale
 
 
 def _metrics_by_seed(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, str], dict[int, dict[str, float]]]:
@@ -318,13 +326,13 @@ PRESETS = {
     "micro": Preset({"n_seeds": 2, "n_pretrain": 2000, "forward_amounts": (0, 32, 64),
                      "reverse_amounts": (0, 16, 32, 64), "n_eval": 64, "n_kl_samples": 64},
                     "tests: 2 seeds, tiny amounts", est_seconds=15),
-    "quick": Preset({"n_seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=60),
-    "reduced": Preset({"tasks": ("sentiment", "safety", "format"), "n_seeds": 6},
-                      "3 tasks, F in {0,125..1000}, 6 seeds", est_seconds=900),
+    "quick": Preset({"n_seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=80),
+    "reduced": Preset({"tasks": ("sentiment", "safety", "format"), "n_seeds": 3},
+                      "3 tasks, F in {0,125..1000}, 3 seeds", est_seconds=240),
     "full": Preset({"tasks": ("sentiment", "safety", "format"), "n_seeds": 8, "n_pretrain": 50_000,
                     "forward_amounts": (0, 125, 250, 500, 1000, 2000),
                     "reverse_amounts": (0, 16, 32, 64, 128, 256, 512, 1024)},
-                   "3 tasks, F over 1.2 decades plus the control, 8 seeds", est_seconds=3600),
+                   "3 tasks, F over 1.2 decades plus the control, 8 seeds", est_seconds=1500),
 }
 
 EXPERIMENT = Experiment(

@@ -322,14 +322,14 @@ PRESETS = {
                     "tests: one task, 2 seeds, tiny data", est_seconds=20),
     "quick": Preset({"n_seeds": 3, "n_align": 512, "n_queries": 128},
                     "3 tasks x 3 pairs, T=0.05, 100k params, 3 seeds, with the no-pre-training control",
-                    est_seconds=100),
-    "reduced": Preset({"sizes": ("50k", "100k", "250k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
+                    est_seconds=60),
+    "reduced": Preset({"sizes": ("50k", "100k", "250k"), "temperatures": (0.05, 1.0), "n_seeds": 3,
                        "n_align": 512, "n_queries": 128},
-                      "27-grid (3 sizes up to 250k) x 2 temperatures x 5 seeds, with the control",
-                      est_seconds=1800),
+                      "27-grid (3 sizes up to 250k) x 2 temperatures x 3 seeds, with the control",
+                      est_seconds=900),
     "full": Preset({"sizes": ("50k", "250k", "600k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
                     "n_pretrain": 50_000, "n_align": 2000, "n_queries": 512},
-                   "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=4 * 3600),
+                   "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=3 * 3600),
 }
 
 EXPERIMENT = Experiment(
