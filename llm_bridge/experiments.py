@@ -104,9 +104,10 @@ def _records(config: Any):
 def _setup(config: Any, run_dir: RunDir):
     """Load the model (record its weight hashes), build the adapter and the task."""
     from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
-    from llm_bridge.models import load_model
+    from llm_bridge.models import describe_source, load_model
     from llm_bridge.tasks import TEMPLATES, make_task
 
+    describe_source(config.model)  # a bad model name fails before any data is generated
     set_threads(config.threads or None)
     if config.device == "cuda":
         import torch

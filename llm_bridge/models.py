@@ -101,6 +101,9 @@ def describe_source(spec: str) -> tuple[str, str]:
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ConfigError(f"{spec} is a folder but holds no config.json (not a HF model folder)")
+        if not any(path.glob("*.safetensors")):
+            raise ConfigError(f"{spec} holds no .safetensors weights; pickled checkpoints (.bin, .pt) are "
+                              "never loaded: convert them to safetensors first")
         return "folder", str(path.resolve())
     if spec.endswith(".gguf") or spec.startswith((".", "/", "~")):
         raise ConfigError(f"model path {spec} does not exist")
@@ -162,9 +165,9 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=_torch_dtype(dtype), use_safetensors=True, **common
         )
-    except OSError as err:
-        raise ConfigError(f"cannot load model '{spec}' from safetensors ({str(err).splitlines()[0]}); "
-                          "pickled .bin checkpoints are refused, convert them to safetensors") from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot load model '{spec}' ({str(err).splitlines()[0]}); weights are read from "
+                          "safetensors only, never unpickled") from None
     model.to(device)
     if kind == "hub":
         from huggingface_hub import snapshot_download

@@ -1,0 +1,65 @@
+"""The `elasticity llm` commands: lazy imports, presets, bad input, and no transformers needed for help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from llm_bridge.commands import main
+
+BLOCKED = "import sys; sys.modules['transformers'] = None; sys.modules['peft'] = None; "
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_theory_help_works_without_transformers():
+    out = _run(BLOCKED + "from llm_bridge.cli import main; sys.exit(main(['theory', '--help']))")
+    assert out.returncode == 0, out.stderr
+    assert "usage" in out.stdout.lower()
+
+
+def test_llm_config_resolves_without_transformers():
+    out = _run(BLOCKED + "from llm_bridge.cli import main; "
+               "sys.exit(main(['llm', 'rebound', '--model', 'gemma3-270m', '--print-config']))")
+    assert out.returncode == 0, out.stderr
+    config = json.loads(out.stdout)["config"]
+    assert config["model"] == "gemma3-270m" and config["finetune"] == "lora"
+    assert "torch" not in out.stderr
+
+
+def test_list_presets(capsys):
+    assert main(["rebound", "--list-presets"]) == 0
+    text = capsys.readouterr().out
+    assert "cpu-micro" in text and "paper" in text
+
+
+def test_paper_preset_is_the_papers_sft(capsys):
+    assert main(["resistance", "--preset", "paper", "--print-config"]) == 0
+    c = json.loads(capsys.readouterr().out)["config"]
+    assert (c["lr"], c["batch_size"], c["grad_accum"], c["finetune"], c["seed"], c["max_length"]) == \
+        (1e-5, 4, 8, "full", 42, 2048)
+    assert main(["rebound", "--preset", "paper", "--print-config"]) == 0
+    c = json.loads(capsys.readouterr().out)["config"]
+    assert (c["max_length"], c["batch_size"], c["grad_accum"]) == (512, 1, 8)
+
+
+@pytest.mark.parametrize("argv", [
+    ["rebound", "--task", "poetry"],
+    ["rebound", "--set", "forward_amounts=0,8,4"],
+    ["rebound", "--set", "lr=-1"],
+    ["rebound", "--set", "colour=red"],
+    ["resistance", "--set", "n_align=4"],
+    ["pareto", "--depth", "0"],
+    ["rebound", "--model", "someone/some-model", "--set", "n_eval=2", "--set", "n_kl_samples=2"],
+])
+def test_bad_input_exits_2(argv, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err

