@@ -22,6 +22,7 @@ from theory.config import require
 from theory.errors import ConfigError
 from theory.runs import atomic_write_bytes, cache_dir, config_hash
 from toymodels.corpus import PAD, TASKS, Corpus, CorpusConfig
+from toymodels.determinism import make_deterministic
 from toymodels.interface import Example, OptimizerSpec, TrainLog
 from toymodels.model import GPT, ModelConfig, model_config
 from toymodels.protocols import check_fractions, epoch_order, fit_slices
@@ -30,10 +31,10 @@ LossOn = Literal["response", "all"]
 IGNORE = -100  # target id that cross_entropy skips
 
 
-def set_threads(threads: int | None) -> None:
-    """Fix torch's intra-op threads (results depend on it; the caller's config fixes it)."""
-    if threads:
-        torch.set_num_threads(int(threads))
+def set_threads(threads: int | None, device: str = "cpu") -> None:
+    """Fix torch's intra-op threads (results depend on it; the caller's config fixes it), and
+    deterministic kernels on CUDA."""
+    make_deterministic(threads, device)
 
 
 def resolve_device(device: str) -> torch.device:

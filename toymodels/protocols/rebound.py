@@ -211,7 +211,7 @@ def _cell(config: ReboundConfig, seed: int) -> list[dict[str, Any]]:
     from toymodels.tasks import make_tasks
     from toymodels.train import PretrainSpec, pretrain, set_threads
 
-    set_threads(config.threads)
+    set_threads(config.threads, config.device)
     pspec = PretrainSpec(size=config.size, n_pretrain=config.n_pretrain, lr=config.pretrain_lr,
                          batch_size=config.pretrain_batch, seed=seed, corpus=CorpusConfig(pi0=config.pi0))
     pre = pretrain(pspec, device=config.device)
