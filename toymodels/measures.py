@@ -36,21 +36,30 @@ def per_example_loss(model: LanguageModel, examples: Sequence[Example]) -> np.nd
     return np.array([-lp.mean() for lp in model.token_logprobs(examples)])
 
 
-def mean_loss(model: LanguageModel, examples: Sequence[Example]) -> float:
-    """Mean loss over all response tokens of ``examples`` (nats per token), as training measures it."""
+def mean_loss(model: LanguageModel, examples: Sequence[Example], temperature: float = 1.0) -> float:
+    """Mean loss over all response tokens of ``examples`` (nats per token), as training measures it.
+
+    ``temperature`` != 1 scores under the model's tempered distribution; it needs a model whose
+    ``token_logprobs`` accepts ``temperature=`` (the toy model does), else a ConfigError.
+    """
     _nonempty(examples)
-    lps = model.token_logprobs(examples)
+    if temperature == 1.0:
+        lps = model.token_logprobs(examples)
+    else:
+        try:
+            lps = model.token_logprobs(examples, temperature=temperature)  # type: ignore[call-arg]
+        except TypeError:
+            raise ConfigError(f"{type(model).__name__} cannot score at temperature {temperature}") from None
     return float(-np.concatenate(lps).sum() / sum(len(x) for x in lps))
 
 
-def kl_excess(model: LanguageModel, examples: Sequence[Example], generator_loss: float) -> float:
-    """Loss above the generator's own loss on its data (nats per token).
+def kl_excess(model: LanguageModel, examples: Sequence[Example], generator_entropy: float) -> float:
+    """Loss above the data's entropy (nats per token): an estimate of KL(data||model).
 
-    When the generator scored its samples at the sampling temperature this estimates
-    KL(data||model); the protocols score at temperature 1, so at T < 1 the generator loss is the
-    cross-entropy H(p_T, p_generator) and the excess can be negative.
+    ``generator_entropy`` is the generator's own loss on its samples at the sampling temperature
+    (``mean_loss(generator, examples, temperature=T)``), an estimate of the data entropy H(p_T).
     """
-    return mean_loss(model, examples) - generator_loss
+    return mean_loss(model, examples) - generator_entropy
 
 
 @dataclass(frozen=True)

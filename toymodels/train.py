@@ -123,13 +123,16 @@ class ToyLM:
 
     # --- scoring and sampling -------------------------------------------------------------
     @torch.no_grad()
-    def token_logprobs(self, examples: Sequence[Example], batch_size: int = 1024) -> list[np.ndarray]:
+    def token_logprobs(self, examples: Sequence[Example], batch_size: int = 1024,
+                       temperature: float = 1.0) -> list[np.ndarray]:
+        """Teacher-forced response log-probabilities; ``temperature`` scores under the tempered
+        distribution softmax(logits / T) that :meth:`generate_batch` samples from."""
         inputs, targets = encode(examples, "response")
         self.net.eval()
         out: list[np.ndarray] = []
         for s in range(0, len(examples), batch_size):
             x, y = inputs[s : s + batch_size].to(self.device), targets[s : s + batch_size]
-            logp = torch.log_softmax(self.net(x).float(), dim=-1).cpu()
+            logp = torch.log_softmax(self.net(x).float() / temperature, dim=-1).cpu()
             keep = y != IGNORE
             picked = logp.gather(2, y.clamp(min=0)[..., None])[..., 0]
             out.extend(picked[i][keep[i]].double().numpy() for i in range(len(x)))

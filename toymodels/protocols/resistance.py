@@ -7,7 +7,9 @@ D_k, with identical optimizer settings, step counts and data order (the same per
 shared prompts). Resistance predicts the inverse path has the lower loss.
 
 The raw loss mixes resistance with the entropy of the target data, so each dataset's generator
-self-loss is measured and the excess above it (KL-excess) is reported too, and the whole protocol
+self-loss is measured at temperature 1 and at the sampling temperature T (the latter estimates
+the data entropy H(p_T)), and the excess above the entropy (KL-excess, an estimate of
+KL(data||model)) is reported too, and the whole protocol
 is repeated from a randomly initialised theta0 (the no-pre-training control): an effect that also
 appears there is not elasticity.
 
@@ -78,20 +80,23 @@ class PathResult:
     loss_mean_nats: float  # training loss averaged over the epoch's steps
     loss_final_nats: float
     generator_loss_nats: float  # the target dataset's generator on its own data (temperature 1)
+    generator_entropy_nats: float  # the same at the sampling temperature: the data entropy H(p_T)
     steps: int
     order: list[int]
 
     @property
     def excess_step0_nats(self) -> float:
-        return self.loss_step0_nats - self.generator_loss_nats
+        """KL-excess before training: an estimate of KL(data||start model)."""
+        return self.loss_step0_nats - self.generator_entropy_nats
 
     @property
     def excess_mean_nats(self) -> float:
-        return self.loss_mean_nats - self.generator_loss_nats
+        return self.loss_mean_nats - self.generator_entropy_nats
 
     def measures(self) -> dict[str, float]:
         return {"loss_step0": self.loss_step0_nats, "loss_mean": self.loss_mean_nats,
                 "loss_final": self.loss_final_nats, "generator_loss": self.generator_loss_nats,
+                "generator_entropy": self.generator_entropy_nats,
                 "excess_step0": self.excess_step0_nats, "excess_mean": self.excess_mean_nats}
 
 
@@ -110,12 +115,12 @@ def answer_dataset(model: LanguageModel, prompts: Sequence[tuple[int, ...]], tem
     return sample_responses(model, prompts, max_new_tokens, temperature, seed)
 
 
-def _path(model: LanguageModel, start: dict[str, Any], generator_loss: float, data: list[Example],
-          order: np.ndarray, optimizer: OptimizerSpec, k: int, m: int) -> PathResult:
+def _path(model: LanguageModel, start: dict[str, Any], generator: tuple[float, float],
+          data: list[Example], order: np.ndarray, optimizer: OptimizerSpec, k: int, m: int) -> PathResult:
     model.load_state_dict(start)
     step0 = measures.mean_loss(model, data)
     log, _ = model.fit(data, order, optimizer, None)
-    return PathResult(k, m, step0, log.mean_loss, measures.mean_loss(model, data), generator_loss,
+    return PathResult(k, m, step0, log.mean_loss, measures.mean_loss(model, data), *generator,
                       log.steps, [int(i) for i in order])
 
 
@@ -133,7 +138,7 @@ def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed:
     prompts = task.eval_prompts(spec.n_queries, seed=seed)
     contrasts = task.contrasts(prompts)
     datasets: dict[int, list[Example]] = {}
-    self_loss: dict[int, float] = {}
+    self_loss: dict[int, tuple[float, float]] = {}  # generator loss at T = 1 and at T
     scores = []
     for i, st in enumerate(states):
         model.load_state_dict(st)
@@ -141,7 +146,8 @@ def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed:
         if i == 0:
             continue
         datasets[i] = answer_dataset(model, prompts, spec.temperature, task.max_new_tokens, seed * 100 + i)
-        self_loss[i] = measures.mean_loss(model, datasets[i])
+        self_loss[i] = (measures.mean_loss(model, datasets[i]),
+                        measures.mean_loss(model, datasets[i], temperature=spec.temperature))
     order = epoch_order(spec.n_queries, seed=seed + 1)
     pairs = {}
     for k, m in spec.pairs:
@@ -323,10 +329,10 @@ PRESETS = {
     "quick": Preset({"n_seeds": 3, "n_align": 512, "n_queries": 128},
                     "3 tasks x 3 pairs, T=0.05, 100k params, 3 seeds, with the no-pre-training control",
                     est_seconds=60),
-    "reduced": Preset({"sizes": ("50k", "100k", "250k"), "temperatures": (0.05, 1.0), "n_seeds": 3,
+    "reduced": Preset({"sizes": ("50k", "100k"), "temperatures": (0.05, 1.0), "n_seeds": 3,
                        "n_align": 512, "n_queries": 128},
-                      "27-grid (3 sizes up to 250k) x 2 temperatures x 3 seeds, with the control",
-                      est_seconds=900),
+                      "3 tasks x 2 sizes x 3 pairs x 2 temperatures x 3 seeds, with the control",
+                      est_seconds=420),
     "full": Preset({"sizes": ("50k", "250k", "600k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
                     "n_pretrain": 50_000, "n_align": 2000, "n_queries": 512},
                    "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=3 * 3600),
