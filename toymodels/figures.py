@@ -17,11 +17,12 @@ def _cond(row: dict) -> dict[str, str]:
 
 
 def draw_resistance(run_dir: RunDir) -> list[str]:
-    """Inverse vs forward loss per comparison against y = x (mean over seeds), per measure."""
+    """Inverse vs forward per comparison against y = x (mean over seeds): one row per sampling
+    temperature, pre-trained theta0 on the left, the no-pre-training control on the right."""
     rows = run_dir.read_metrics()
     written = []
     for measure, label in (("loss_mean_nats", "training loss, mean over the epoch (nats/token)"),
-                           ("excess_mean_nats", "KL-excess: loss - generator self-loss (nats/token)")):
+                           ("excess_mean_nats", "KL-excess = loss - data entropy H(p_T), est. KL(data||model)")):
         cells: dict[tuple, dict[str, list[float]]] = {}
         for r in rows:
             if r["measure"] != measure:
@@ -31,26 +32,28 @@ def draw_resistance(run_dir: RunDir) -> list[str]:
             cells.setdefault(key, {}).setdefault(c["path"], []).append(r["value"])
         if not cells:
             continue
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharex=False)
-        for ax, init, title in zip(axes, ("pretrained", "random"),
-                                   ("from pre-trained theta0", "control: no pre-training"), strict=False):
-            pts = [(np.mean(v["forward"]), np.mean(v["inverse"]), k) for k, v in cells.items()
-                   if k[0] == init and "forward" in v and "inverse" in v]
-            if not pts:
-                ax.set_axis_off()
-                continue
-            tasks = sorted({p[2][1] for p in pts})
-            for t, marker in zip(tasks, "osD^v", strict=False):
-                sel = [p for p in pts if p[2][1] == t]
-                ax.scatter([p[0] for p in sel], [p[1] for p in sel], marker=marker, label=t, alpha=0.8)
-            lo = min(min(p[0], p[1]) for p in pts)
-            hi = max(max(p[0], p[1]) for p in pts)
-            ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
-            below = sum(p[1] < p[0] for p in pts)
-            ax.set_title(f"{title}\ninverse < forward in {below}/{len(pts)} (mean over seeds)")
-            ax.set_xlabel(f"forward path: {label}")
-            ax.set_ylabel("inverse path (same measure)")
-            ax.legend(fontsize=8)
+        temps = sorted({k[3] for k in cells}, key=float)
+        fig, axes = plt.subplots(len(temps), 2, figsize=(10, 4.4 * len(temps)), squeeze=False)
+        for row, temp in zip(axes, temps, strict=True):
+            for ax, init, title in zip(row, ("pretrained", "random"),
+                                       ("from pre-trained theta0", "control: no pre-training"), strict=True):
+                pts = [(np.mean(v["forward"]), np.mean(v["inverse"]), k) for k, v in cells.items()
+                       if k[0] == init and k[3] == temp and "forward" in v and "inverse" in v]
+                if not pts:
+                    ax.set_axis_off()
+                    continue
+                for t, marker in zip(sorted({p[2][1] for p in pts}), "osD^v", strict=False):
+                    sel = [p for p in pts if p[2][1] == t]
+                    ax.scatter([p[0] for p in sel], [p[1] for p in sel], marker=marker, label=t, alpha=0.8)
+                lo = min(min(p[0], p[1]) for p in pts)
+                hi = max(max(p[0], p[1]) for p in pts)
+                ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+                below = sum(p[1] < p[0] for p in pts)
+                ax.set_title(f"{title}, sampling T={temp}\ninverse < forward in {below}/{len(pts)} "
+                             "(means over seeds)", fontsize=10)
+                ax.set_xlabel(f"forward path: {label}", fontsize=8)
+                ax.set_ylabel("inverse path (same measure)", fontsize=8)
+                ax.legend(fontsize=7)
         fig.tight_layout()
         path = run_dir.figures_dir / f"resistance_{measure.removesuffix('_nats')}.png"
         fig.savefig(path, dpi=110)
