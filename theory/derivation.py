@@ -295,6 +295,7 @@ def render(latex: bool = False, verify: tuple[int | None, ...] = (None,)) -> str
         head = f"{name}" + (f"  ({ident.note})" if ident.note else "")
         lines.append(("% " if latex else "") + head)
         lines.append(body)
-        lines.append(("% " if latex else "") + "simplify(lhs - rhs): " + ", ".join(checks))
+        if checks:
+            lines.append(("% " if latex else "") + "simplify(lhs - rhs): " + ", ".join(checks))
         lines.append("")
     return "\n".join(lines)
