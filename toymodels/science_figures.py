@@ -172,8 +172,11 @@ def draw_lifecycle(run_dir: RunDir) -> None:
             _errorbar(ax, sel, [int(r["cond"]["pretrain_examples"]) for r in sel], color=color,
                       label=f"probe lr {lr:g}")
         ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
-        positive = sorted({int(r["cond"]["pretrain_examples"]) for r in agg} - {0})
+        checkpoints = sorted({int(r["cond"]["pretrain_examples"]) for r in agg})
+        positive = [c for c in checkpoints if c > 0]
         ax.set_xscale("symlog", linthresh=positive[0] if positive else 1)
+        ax.set_xticks(checkpoints, [str(c) for c in checkpoints])
+        ax.minorticks_off()
         ax.set_xlabel("pre-training examples (0 = random init)")
         ax.set_ylabel(f"initial decay, largest F − F=0 control\n{label}")
         ax.set_title(f"elasticity along pre-training ({kind.replace('_', '-')})")

@@ -9,8 +9,9 @@ control, in both score metrics (probability and log-odds): the excess initial de
 largest F, the excess late slope, the knee at S0 and the R_back trend (see ``toy.scale``).
 
 Reported per (learning rate, score metric): the strength curve over pre-training with 95%
-intervals, the first checkpoint whose interval lies above 0 (the emergence threshold, if any),
-and a verdict on the slope of strength against log10(pre-training examples).
+intervals, whether the effect is already present at random init, the first checkpoint whose
+interval lies above 0 when it is not (the emergence threshold, if any), and a verdict on the slope
+of strength against log10(pre-training examples).
 """
 
 from __future__ import annotations
@@ -143,8 +144,11 @@ def summarise(config: LifecycleConfig, table: Sequence[Mapping[str, Any]]) -> di
                 mean, ci = mean_ci([by_seed[s][c] for s in sorted(by_seed)])
                 curve.append({"pretrain_examples": c, "mean": mean, "ci": list(ci),
                               "verdict": verdict_from_ci(ci, +1)})
-            threshold = next((p["pretrain_examples"] for p in curve
-                              if p["pretrain_examples"] > 0 and p["verdict"] == "holds"), None)
+            at_init = curve[0]["verdict"] == "holds" if config.checkpoints[0] == 0 else None
+            # a threshold only means emergence when the effect is absent at random init
+            threshold = None if at_init else next(
+                (p["pretrain_examples"] for p in curve if p["pretrain_examples"] > 0 and p["verdict"] == "holds"),
+                None)
             others = {}
             for strength in STRENGTHS[1:]:
                 s_by_seed = _strengths(table, f"{strength}_{kind}", lr)
@@ -153,6 +157,7 @@ def summarise(config: LifecycleConfig, table: Sequence[Mapping[str, Any]]) -> di
                 others[f"{strength}_at_end"] = {"mean": mean, "ci": list(ci)}
             regimes.append({"lr": lr, "score": kind, "strength": measure, "curve": curve,
                             "emergence_threshold_examples": threshold,
+                            "present_at_random_init": at_init,
                             "random_init": curve[0] if config.checkpoints[0] == 0 else None,
                             **others})
             suffix = "" if kind == "log_odds" else ".prob"
