@@ -305,7 +305,7 @@ EXPERIMENT = Experiment(
                         "100k model, |D_p| 20000 (the toy core's cached pre-training), k 10-1000, 2 seeds",
                         est_seconds=20),
         "full": Preset({"n_seeds": 5}, "100k model, |D_p| 20000, k 10-1000, 5 amounts, 5 seeds",
-                       est_seconds=300),
+                       est_seconds=350),
     },
     run=run,
     draw=draw,

@@ -189,7 +189,7 @@ EXPERIMENT = Experiment(
                            "forward_amounts": (0, 125, 250, 500), "reverse_amounts": (0, 16, 32, 64, 128, 256),
                            "n_eval": 128, "n_kl_samples": 64},
                           "100k model, random init and 3 checkpoints to 20k examples (shared with toy.scale "
-                          "reduced), 2 learning rates, F to 500, R to 256, 5 seeds", est_seconds=900),
+                          "reduced), 2 learning rates, F to 500, R to 256, 5 seeds", est_seconds=360),
         "full": Preset({}, "100k model, 7 checkpoints (random init to 20k examples), 3 learning rates, "
                        "F to 1000, R to 512, 5 seeds", est_seconds=3600),
     },

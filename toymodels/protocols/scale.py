@@ -251,7 +251,7 @@ EXPERIMENT = Experiment(
         "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), "forward_amounts": (0, 125, 250, 500),
                            "reverse_amounts": (0, 16, 32, 64, 128, 256), "n_eval": 128, "n_kl_samples": 64},
                           "3 sizes (50k-250k) x 3 budgets (1k-20k examples), F to 500, R to 256, 5 seeds",
-                          est_seconds=1200),
+                          est_seconds=960),
         "full": Preset({}, "3 sizes (50k-250k) x 3 budgets (5k-20k examples), F to 1000, R to 512, 5 seeds",
                        est_seconds=3600),
     },
