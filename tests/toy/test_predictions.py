@@ -18,6 +18,7 @@ def _prediction(outcome, pid):
 @pytest.mark.parametrize("pid", [
     "resistance.excess_mean.inverse_lower",
     "resistance.excess_mean.inverse_lower.control_no_pretraining",
+    "resistance.excess_mean.beyond_control",
 ])
 def test_resistance_by_kl_excess(resistance_run, pid):
     check_recorded_verdict("toy.resistance", resistance_run.summary["config_hash"],

@@ -253,7 +253,9 @@ def comparisons(rows: Sequence[Mapping[str, Any]], measure: str, init: str) -> d
 def _predictions(rows: list[dict[str, Any]], config: ResistanceConfig) -> tuple[list[Prediction], dict]:
     predictions, tables = [], {}
     inits = ["pretrained"] + (["random"] if config.control else [])
-    family = "resistance: 2 measures x starting points; no correction, each reported with its own CI"
+    # Wilcoxon signed-rank p-values pool comparisons over seeds, tasks, sizes, pairs and T as if
+    # independent; the verdict itself uses the t-interval over per-seed means (or the bootstrap).
+    family = "resistance: 3 measures x 2 starting points, and the beyond-control contrast; no correction"
     for init, measure in itertools.product(inits, ("excess_mean_nats", "loss_mean_nats", "excess_step0_nats")):
         diffs = comparisons(rows, measure, init)
         if not diffs:
@@ -267,6 +269,13 @@ def _predictions(rows: list[dict[str, Any]], config: ResistanceConfig) -> tuple[
         key = f"{init}.{measure}"
         tables[key] = {"n_comparisons": int(d.size), "inverse_lower": int((d < 0).sum()),
                        "wilcoxon_p": wilcoxon_p, "mean_diff_nats": float(d.mean())}
+        for temp, size in itertools.product(config.temperatures, config.sizes):
+            sub = np.array([v for k, v in diffs.items() if float(k[3]) == temp and k[2] == size])
+            if sub.size:
+                tables[f"{key}.T={temp}.size={size}"] = {
+                    "n_comparisons": int(sub.size), "inverse_lower": int((sub < 0).sum()),
+                    "wilcoxon_p": float(stats.wilcoxon(sub).pvalue) if np.any(sub != 0) else float("nan"),
+                    "mean_diff_nats": float(sub.mean())}
         suffix = "" if init == "pretrained" else ".control_no_pretraining"
         name = measure.removesuffix("_nats")
         extra = dict(n_comparisons=int(d.size), inverse_lower=int((d < 0).sum()), wilcoxon_p=wilcoxon_p)
@@ -280,6 +289,22 @@ def _predictions(rows: list[dict[str, Any]], config: ResistanceConfig) -> tuple[
                         seed=config.seed, family=family,
                         note="fewer than 3 seeds: percentile bootstrap over comparisons", **extra)
         predictions.append(p)
+    if config.control:
+        # elasticity needs the pre-trained advantage beyond what a random start shows, paired by
+        # (seed, task, size, T, pair)
+        pre, ctl = comparisons(rows, "excess_mean_nats", "pretrained"), comparisons(rows, "excess_mean_nats", "random")
+        per_seed = {}
+        for key in pre.keys() & ctl.keys():
+            per_seed.setdefault(key[0], []).append(pre[key] - ctl[key])
+        seed_means = [float(np.mean(v)) for v in per_seed.values()]
+        d = [pre[k] - ctl[k] for k in sorted(pre.keys() & ctl.keys(), key=str)]
+        pid, desc = "resistance.excess_mean.beyond_control", \
+            "(inverse - forward KL-excess) pre-trained minus no-pre-training control (nats/token)"
+        if len(seed_means) >= 3:
+            predictions.append(predict(pid, seed_means, -1, desc, method="t", family=family))
+        elif d:
+            predictions.append(predict(pid, d, -1, desc, method="bootstrap", seed=config.seed, family=family,
+                                       note="fewer than 3 seeds: percentile bootstrap over comparisons"))
     return predictions, tables
 
 
@@ -329,10 +354,10 @@ PRESETS = {
     "quick": Preset({"n_seeds": 3, "n_align": 512, "n_queries": 128},
                     "3 tasks x 3 pairs, T=0.05, 100k params, 3 seeds, with the no-pre-training control",
                     est_seconds=60),
-    "reduced": Preset({"sizes": ("50k", "100k"), "temperatures": (0.05, 1.0), "n_seeds": 3,
+    "reduced": Preset({"sizes": ("50k", "100k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
                        "n_align": 512, "n_queries": 128},
-                      "3 tasks x 2 sizes x 3 pairs x 2 temperatures x 3 seeds, with the control",
-                      est_seconds=420),
+                      "3 tasks x 2 sizes x 3 pairs x 2 temperatures x 5 seeds, with the control",
+                      est_seconds=500),
     "full": Preset({"sizes": ("50k", "250k", "600k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
                     "n_pretrain": 50_000, "n_align": 2000, "n_queries": 512},
                    "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=3 * 3600),
