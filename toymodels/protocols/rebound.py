@@ -276,17 +276,23 @@ PREDICTIONS = (
 
 def rebound_predictions(by_seed: Mapping[tuple[Any, str], Mapping[int, Mapping[str, float]]],
                         seed: int = 0) -> list[Prediction]:
-    """One value per (seed, task); t-interval over them with >= 3 values, else a bootstrap."""
+    """One value per seed (the mean over tasks, which share the seed's pre-trained model);
+    t-interval over seeds with >= 3 seeds, else a percentile bootstrap over (seed, task) values."""
     predictions = []
     for pid, key, stat, sign, desc in PREDICTIONS:
-        values, censored = [], 0
-        for metrics in by_seed.values():
+        per_unit: dict[Any, list[float]] = {}
+        censored = 0
+        for (seed_, _task), metrics in by_seed.items():
             if stat == "trend":
-                values.append(trend_in_f(metrics, key))
+                value = trend_in_f(metrics, key)
             else:
                 vals = [m[key] for f, m in metrics.items() if f > 0 and np.isfinite(m[key])]
-                values.append(float(np.mean(vals)) if vals else float("nan"))
+                value = float(np.mean(vals)) if vals else float("nan")
+            per_unit.setdefault(seed_, []).append(value)
             censored += sum(1 for f, m in metrics.items() if f > 0 and not np.isfinite(m[key]))
+        values = [float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for v in per_unit.values()]
+        if len(values) < 3:
+            values = [v for vs in per_unit.values() for v in vs]
         finite = [v for v in values if np.isfinite(v)]
         method = "t" if len(finite) >= 3 else "bootstrap"
         predictions.append(predict(pid, values, sign, desc, method=method, seed=seed,
