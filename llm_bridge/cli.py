@@ -4,6 +4,7 @@ so ``elasticity theory --help`` needs neither torch nor transformers."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -44,7 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module_name, _ = SUBCOMMANDS[argv[0]]
     module = importlib.import_module(module_name)
-    return int(module.main(argv[1:], f"elasticity {argv[0]}") or 0)
+    try:
+        return int(module.main(argv[1:], f"elasticity {argv[0]}") or 0)
+    except BrokenPipeError:
+        # The reader went away (`elasticity theory derive | head`): stop quietly, as `cat` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
