@@ -19,6 +19,7 @@ from llm_bridge import registry
 from theory.config import require
 from theory.errors import ConfigError
 from theory.experiment import execute, format_summary
+from theory.reference import md_cell
 from theory.runs import RunDir, atomic_write_text, dumps
 
 # Order matters for the report: theory first, then the toy core, then the toy science.
@@ -120,7 +121,7 @@ def render_report(run: RunDir, config: ReproduceConfig, sections: Sequence[Secti
     for c in checks:
         kind = "exact" if c.exact else "finding"
         result = "pass" if c.passed else ("FAIL" if c.exact else "not met")
-        lines.append(f"| {c.name} | {kind} | {result} | {_fmt(c.value)} | {c.detail} |")
+        lines.append(f"| {md_cell(c.name)} | {kind} | {result} | {md_cell(c.value, 4)} | {md_cell(c.detail)} |")
     for s in sections:
         lines += ["", f"## `{s.name}`", "", f"Wall time {s.seconds:.0f} s."]
         if s.error:
@@ -131,19 +132,14 @@ def render_report(run: RunDir, config: ReproduceConfig, sections: Sequence[Secti
                   "| prediction | verdict | value | 95% CI | n | measure |", "|---|---|---|---|---|---|"]
         for p in s.summary.get("predictions", []):
             ci = p.get("ci") or [None, None]
-            lines.append(f"| `{p['id']}` | **{p['verdict']}** | {_fmt(p.get('value'))} | "
-                         f"[{_fmt(ci[0])}, {_fmt(ci[1])}] | {p.get('n_seeds', '')} | {p.get('measure', '')} |")
+            lines.append(f"| `{p['id']}` | **{p['verdict']}** | {md_cell(p.get('value'), 4)} | "
+                         f"[{md_cell(ci[0], 4)}, {md_cell(ci[1], 4)}] | {p.get('n_seeds', '')} | "
+                         f"{md_cell(p.get('measure', ''))} |")
         for failure in s.summary.get("instrument_failures", []):
             lines.append(f"\n**Instrument check failed:** {failure}")
         for png in sorted((s.run_path / "figures").glob("*.png")):
             lines += ["", f"![{png.stem}]({png.relative_to(run.path)})"]
     return "\n".join(lines) + "\n"
-
-
-def _fmt(x: Any) -> str:
-    if isinstance(x, float):
-        return f"{x:.4g}"
-    return "" if x is None else str(x)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") -> int:

@@ -145,10 +145,11 @@ def check_recorded_verdict(experiment: str, test_hash: str, prediction: Mapping[
     return measured
 
 
-def _fmt(x: Any) -> str:
+def md_cell(x: Any, digits: int = 3) -> str:
+    """One Markdown table cell: numbers to ``digits`` significant figures, pipes escaped."""
     if isinstance(x, float):
-        return f"{x:.3g}"
-    return "" if x is None else str(x)
+        return f"{x:.{digits}g}"
+    return "" if x is None else str(x).replace("|", "\\|")
 
 
 def results_table(results: Mapping[str, Any] | None = None) -> str:
@@ -165,9 +166,9 @@ def results_table(results: Mapping[str, Any] | None = None) -> str:
         for p in headline.get("predictions", []):
             ci = p.get("ci") or [None, None]
             lines.append(
-                f"| `{name}` | `{p['id']}` | **{p['verdict']}** | {_fmt(p.get('value'))} | "
-                f"[{_fmt(ci[0])}, {_fmt(ci[1])}] | {_fmt(p.get('n_seeds'))} | {p.get('measure', '')} | "
-                f"`{headline.get('preset')}` |"
+                f"| `{name}` | `{p['id']}` | **{p['verdict']}** | {md_cell(p.get('value'))} | "
+                f"[{md_cell(ci[0])}, {md_cell(ci[1])}] | {md_cell(p.get('n_seeds'))} | "
+                f"{md_cell(p.get('measure', ''))} | `{headline.get('preset')}` |"
             )
     if len(lines) == 2:
         lines.append("| – | no reference results recorded yet | | | | | | |")
