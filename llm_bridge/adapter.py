@@ -19,6 +19,12 @@ teacher-forced through the same ids, so the template can never differ between th
 Training follows the paper's SFT: AdamW with betas (0.9, 0.95), constant LR, weight decay 0, loss on
 response tokens only (token-weighted mean over each optimizer step), bf16 autocast on CUDA. LoRA
 goes through peft; the full path trains every weight.
+
+Multi-GPU: under ``accelerate launch`` (``WORLD_SIZE > 1``) the model is wrapped by
+``accelerate.Accelerator`` (DDP with the shipped ``accelerate_configs/ddp.yaml``). Each optimizer
+step's examples are split across ranks and the loss is scaled so that the all-reduced gradient is
+the same token-weighted mean as on one device; scoring and sampling run the unwrapped model on
+every rank, so every rank measures the same numbers.
 """
 
 from __future__ import annotations
@@ -92,8 +98,13 @@ class HFCausalLM:
             model.gradient_checkpointing_enable()
             if lora is not None:
                 model.enable_input_require_grads()
-        self.model = model.to(self.device)
-        self.model.eval()
+        self.accelerator = _accelerator(self.device)
+        if self.accelerator is not None:
+            self.device = self.accelerator.device
+            self.autocast = self.device.type == "cuda"
+        self.net = model.to(self.device)  # the unwrapped model: scoring, sampling, weights
+        self.model = self.accelerator.prepare_model(self.net) if self.accelerator is not None else self.net
+        self.net.eval()
 
     # ----- text <-> ids (the template rule) -------------------------------------------------
     def prompt_ids(self, prompt: str) -> tuple[int, ...]:
@@ -144,7 +155,8 @@ class HFCausalLM:
         first = min(len(e.prompt_ids) for e in examples) - 1
         return ids.to(self.device), attn.to(self.device), targets.to(self.device), first
 
-    def _response_logprobs(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _response_logprobs(self, examples: Sequence[Example], train: bool = False
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities of the next (response) tokens and their mask, from one forward pass.
 
         Logits are computed only from the first response position on (``logits_to_keep``), which
@@ -152,8 +164,9 @@ class HFCausalLM:
         """
         ids, attn, targets, first = self._batch(examples)
         keep = torch.arange(first, ids.shape[1], device=self.device)
+        net = self.model if train else self.net
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits = self.model(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
+            logits = net(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
         logp = F.log_softmax(logits.float(), dim=-1)
         nxt = ids[:, first + 1 :]
         mask = targets[:, first : ids.shape[1] - 1]
@@ -162,7 +175,7 @@ class HFCausalLM:
 
     # ----- the protocol --------------------------------------------------------------------
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.model.parameters() if p.requires_grad]
+        return [p for p in self.net.parameters() if p.requires_grad]
 
     def fit(
         self, examples: Sequence[Example], order: Sequence[int], optimizer: OptimizerSpec,
@@ -182,18 +195,26 @@ class HFCausalLM:
             opt.load_state_dict(copy.deepcopy(state))
         log = TrainLog()
         per_step = optimizer.examples_per_step
+        rank, world = (self.accelerator.process_index, self.accelerator.num_processes) \
+            if self.accelerator is not None else (0, 1)
         self.model.train()
         for start in range(0, len(order), per_step):
-            step_idx = list(order[start : start + per_step])
-            step_examples = [examples[i] for i in step_idx]
+            step_examples = [examples[i] for i in order[start : start + per_step]]
             n_tokens = sum(len(e.response_ids) for e in step_examples)
+            local = step_examples[rank::world]  # each rank its share of the step
             opt.zero_grad(set_to_none=True)
             total = 0.0
-            for b in range(0, len(step_examples), optimizer.batch_size):
-                token_logp, mask = self._response_logprobs(step_examples[b : b + optimizer.batch_size])
-                loss = -(token_logp * mask).sum() / n_tokens
-                loss.backward()
+            for b in range(0, max(len(local), 1), optimizer.batch_size):
+                if local:
+                    token_logp, mask = self._response_logprobs(local[b : b + optimizer.batch_size], train=True)
+                    loss = -(token_logp * mask).sum() / n_tokens
+                else:  # an empty share still joins the gradient all-reduce
+                    loss = sum(p.sum() for p in params) * 0.0
+                # DDP averages gradients over ranks; scale so the result is the global token mean
+                (loss * world).backward()
                 total += float(loss.detach())
+            if world > 1:
+                total = float(self.accelerator.reduce(torch.tensor(total, device=self.device), "sum"))
             if optimizer.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, optimizer.max_grad_norm)
             opt.step()
@@ -201,12 +222,13 @@ class HFCausalLM:
             log.steps += 1
             log.tokens += n_tokens
         self.model.eval()
+        self.net.eval()
         opt.zero_grad(set_to_none=True)
         return log, opt.state_dict()
 
     @torch.no_grad()
     def token_logprobs(self, examples: Sequence[Example]) -> list[np.ndarray]:
-        self.model.eval()
+        self.net.eval()
         out: list[np.ndarray] = []
         for b in range(0, len(examples), self.eval_batch):
             chunk = examples[b : b + self.eval_batch]
@@ -221,7 +243,7 @@ class HFCausalLM:
         top_p: float = 1.0,
     ) -> list[list[int]]:
         """Sample one response per prompt (left-padded batch); each ends at EOS, which it keeps."""
-        self.model.eval()
+        self.net.eval()
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         attn = torch.zeros_like(ids)
@@ -238,7 +260,7 @@ class HFCausalLM:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                out = self.model.generate(
+                out = self.net.generate(
                     input_ids=ids.to(self.device), attention_mask=attn.to(self.device), generation_config=gen,
                 )
         responses = []
@@ -254,18 +276,27 @@ class HFCausalLM:
 
     def state_dict(self) -> dict[str, Any]:
         """The trainable weights (the LoRA adapter, or every weight on the full path), on CPU."""
-        names = {id(p): n for n, p in self.model.named_parameters()}
+        names = {id(p): n for n, p in self.net.named_parameters()}
         return {names[id(p)]: p.detach().to("cpu", copy=True) for p in self.trainable_parameters()}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        params = dict(self.model.named_parameters())
+        params = dict(self.net.named_parameters())
         missing = [n for n, p in params.items() if p.requires_grad and n not in state]
         unknown = [n for n in state if n not in params]
         if missing or unknown:
             raise ValueError(f"state does not match this model: missing {missing[:3]}, unknown {unknown[:3]}")
         for name, value in state.items():
             params[name].copy_(value)
+
+
+def _accelerator(device: torch.device) -> Any:
+    """An ``accelerate.Accelerator`` when launched on several processes, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=device.type == "cpu")
 
 
 def set_threads(n: int | None) -> None:

@@ -303,14 +303,14 @@ class LLMReboundConfig:
     data: str = ""  # {prompt, response, label} JSONL or saved datasets folder; "" = generated default
     finetune: Literal["lora", "full"] = "lora"
     lora_r: int = 8
-    lr: float = 2e-4
-    batch_size: int = 4
+    lr: float = 5e-4
+    batch_size: int = 2
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     max_length: int = 512
-    forward_amounts: tuple[int, ...] = (0, 8, 16, 32)
+    forward_amounts: tuple[int, ...] = (0, 6, 12, 24)
     reverse_amounts: tuple[int, ...] = (0, 4, 8, 16, 32)
-    warmup_examples: int = 8
+    warmup_examples: int = 4
     neutral_control: bool = True
     n_eval: int = 24
     n_kl_samples: int = 8
@@ -477,8 +477,8 @@ class LLMResistanceConfig:
     data: str = ""
     finetune: Literal["lora", "full"] = "lora"
     lora_r: int = 8
-    lr: float = 2e-4
-    batch_size: int = 4
+    lr: float = 5e-4
+    batch_size: int = 2
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     max_length: int = 512
@@ -734,9 +734,10 @@ REBOUND = Experiment(
     help="Rebound on a real checkpoint: alignment amount F vs decay under reverse data (paper Fig. 4, Table 3)",
     config_cls=LLMReboundConfig,
     presets={
-        "cpu-micro": Preset({}, "LoRA, F in {0,8,16,32}, R up to 32, neutral control, 24 prompts "
-                            "(SmolLM2 ~15 min, Gemma 3 ~30 min on 2 idle cores; data generation not counted)",
-                            est_seconds=900),
+        "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2 (1 step = 2 examples), F in {0,6,12,24}, "
+                            "R in {0,4,8,16,32}, 4-example shared warm-up, neutral control, 24 prompts "
+                            "(SmolLM2 ~10 min, Gemma 3 ~25 min on 2 idle cores; data generation not counted)",
+                            est_seconds=600),
         "paper": Preset({**{k: v for k, v in _PAPER.items() if k != "max_length"}, "max_length": 512,
                          "batch_size": 1, "forward_amounts": (0, 1000, 2000, 5000, 10000),
                          "reverse_amounts": (0, 100, 200, 500, 1000, 2000), "n_eval": 256, "n_kl_samples": 128},
@@ -751,7 +752,8 @@ RESISTANCE = Experiment(
     help="Resistance on a real checkpoint: forward vs inverse fine-tuning between SFT checkpoints (paper Table 1)",
     config_cls=LLMResistanceConfig,
     presets={
-        "cpu-micro": Preset({}, "LoRA, 48 SFT examples, 3 checkpoints, 24 shared prompts at T=0.05 "
+        "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2, 48 SFT examples (24 steps), checkpoints at "
+                            "25/50/75%, 24 shared prompts at T=0.05, 12 steps per path "
                             "(SmolLM2 ~10 min on 2 idle cores; data generation not counted)", est_seconds=600),
         "paper": Preset({**{k: v for k, v in _PAPER.items() if k != "warmup_examples"}, "n_align": 10000,
                          "n_queries": 512, "n_eval": 512},
