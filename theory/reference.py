@@ -38,6 +38,10 @@ def results_path() -> Path:
     return figures_dir() / "results.json"
 
 
+def readme_path() -> Path:
+    return repo_root() / "README.md"
+
+
 def load_results(path: Path | None = None) -> dict[str, Any]:
     path = path or results_path()
     if not path.exists():
@@ -177,7 +181,7 @@ def results_table(results: Mapping[str, Any] | None = None) -> str:
 
 def render_readme_table(readme: Path | None = None) -> bool:
     """Rewrite the README results table between its markers. Returns True if it changed."""
-    readme = readme or repo_root() / "README.md"
+    readme = readme or readme_path()
     if not readme.exists():
         return False
     text = readme.read_text()

@@ -105,7 +105,9 @@ def test_mean_ci_matches_textbook_interval():
 def test_reference_merge_keeps_other_experiments(tmp_path, monkeypatch):
     monkeypatch.setattr(reference, "figures_dir", lambda: tmp_path / "figures")
     monkeypatch.setattr(reference, "results_path", lambda: tmp_path / "figures" / "results.json")
+    monkeypatch.setattr(reference, "readme_path", lambda: tmp_path / "README.md")
     (tmp_path / "figures").mkdir()
+    (tmp_path / "README.md").write_text(f"{reference.TABLE_START}\n{reference.TABLE_END}\n")
     reference._save_results({"schema_version": 1, "experiments": {"llm.rebound": {"headline": {"x": 1}}}})
     outcome = execute(MICRO, Micro(), out=tmp_path / "r")
     reference.update_reference(outcome.run, outcome.summary, "quick")
@@ -113,6 +115,7 @@ def test_reference_merge_keeps_other_experiments(tmp_path, monkeypatch):
     assert results["experiments"]["llm.rebound"] == {"headline": {"x": 1}}
     assert results["experiments"]["demo.micro"]["headline"]["config_hash"] == outcome.run.config_hash
     assert (tmp_path / "figures" / "data" / "demo.micro" / "metrics.csv").exists()
+    assert "`demo.micro`" in (tmp_path / "README.md").read_text()
     prediction = outcome.summary["predictions"][0]
     with pytest.raises(AssertionError, match="no verdict recorded"):
         reference.check_recorded_verdict("demo.micro", "h", prediction)
