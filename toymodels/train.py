@@ -247,7 +247,7 @@ def pretrain(spec: PretrainSpec, device: str = "cpu", use_cache: bool = True,
     cfg = model_config(spec.size, corpus.vocab_size, block_size=corpus.seq_len)
     target = cache_dir("toy", "pretrain") / f"{spec.cache_key()}.pt"
     if use_cache and target.exists():
-        blob = torch.load(target, map_location="cpu", weights_only=False)
+        blob = torch.load(target, map_location="cpu", weights_only=True)
         return Pretrained(spec, cfg, blob["states"], blob["losses"], blob["steps"], from_cache=True)
     lm = ToyLM(cfg, seed=spec.seed, device=device, eos_id=corpus.eos_id)
     if spec.random_init:

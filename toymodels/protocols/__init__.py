@@ -103,7 +103,7 @@ def fit_slices(
     log, states, steps_at, done = TrainLog(), [], [], 0
     path = Path(checkpoint_path) if checkpoint_path else None
     if path is not None and path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        blob = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(blob["model"])
         state, done, states, steps_at = blob["optimizer"], blob["done"], blob["states"], blob["steps_at"]
         log = TrainLog(list(blob["losses"]), blob["done"], blob["tokens"])
