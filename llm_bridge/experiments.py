@@ -177,7 +177,8 @@ class ArmCurves:
 
 
 def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, neutral: bool,
-                 progress: Callable[[str], None] = lambda s: None) -> ArmCurves:
+                 progress: Callable[[str], None] = lambda s: None,
+                 cache: Callable[[str, Callable[[], Any]], Any] = lambda key, compute: compute()) -> ArmCurves:
     """The rebound protocol of ``toymodels.protocols.rebound.rebound_curves``, with the controls the
     bridge needs, over the same public measures.
 
@@ -188,6 +189,8 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
     - ``neutral``: a format-matched control arm per F, trained on neutral examples in the same
       template, then on the same reverse data in the same order.
     - Per-prompt log P(aligned) is kept for every (arm, F, R), for a paired bootstrap over prompts.
+    - ``cache(key, compute)`` caches each (arm, F) reverse sweep (a run folder's ``cell``), so an
+      interrupted run resumes; the forward slices are recomputed, deterministically.
     """
     from toymodels import measures
     from toymodels.protocols import epoch_order, sample_responses
@@ -227,13 +230,18 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
             if i == 0 and control is not None:  # F = 0 is the same control for every arm
                 log_p[0], kl[0] = control
                 continue
-            model.load_state_dict(st)
-            opt_state = None
-            for j, amount in enumerate(rev):
-                if j > 0:
-                    _, opt_state = model.fit(reverse, r_order[rev[j - 1] : amount], spec.optimizer, opt_state)
-                log_p[i, j] = measures.log_p_aligned(model, contrasts).log_p
-                kl[i, j] = measures.kl_reference_model(ref_lp, model, ref_samples)
+            def sweep(st: dict[str, Any] = st) -> dict[str, Any]:
+                model.load_state_dict(st)
+                opt_state, lp, kls = None, [], []
+                for j, amount in enumerate(rev):
+                    if j > 0:
+                        _, opt_state = model.fit(reverse, r_order[rev[j - 1] : amount], spec.optimizer, opt_state)
+                    lp.append(measures.log_p_aligned(model, contrasts).log_p)
+                    kls.append(measures.kl_reference_model(ref_lp, model, ref_samples))
+                return {"log_p": lp, "kl": kls}
+
+            done = cache(f"arm-{arm}-F{fwd[i]}", sweep)
+            log_p[i], kl[i] = np.asarray(done["log_p"]), np.asarray(done["kl"])
             progress(f"{arm} F={fwd[i]}: log-odds {measures.Scores(log_p[i, -1]).mean_log_odds:+.3f} at R={rev[-1]}")
             if i == 0:
                 control = (log_p[0].copy(), kl[0].copy())
@@ -344,7 +352,8 @@ def run_rebound(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     def compute() -> dict[str, Any]:
         adapter, task = _setup(config, run_dir)
         c = rebound_arms(adapter, task, spec, config.seed, warmup=config.warmup_examples,
-                         neutral=config.neutral_control, progress=lambda s: print(s, file=sys.stderr))
+                         neutral=config.neutral_control, progress=lambda s: print(s, file=sys.stderr),
+                         cache=run_dir.cell)
         return {"s0_log_p": c.s0_log_p, "log_p": c.log_p, "kl": c.kl, "forward_steps": c.forward_steps,
                 "reverse_steps": c.reverse_steps}
 
