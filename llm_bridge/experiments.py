@@ -263,20 +263,10 @@ def curves_for(curves: ArmCurves, arm: str, idx: np.ndarray | None = None, spec:
                          curves.forward_steps, curves.reverse_steps)
 
 
-REBOUND_PREDICTIONS = (
-    # id, metric, statistic, predicted sign, description (the toy ids, plus the neutral control)
-    ("rebound.r_back_decreases_with_F", "r_back_log_odds", "trend", -1,
-     "slope of R_back (examples, log-odds score) vs log10 F"),
-    ("rebound.r_back_decreases_with_F.prob", "r_back_prob", "trend", -1,
-     "slope of R_back (examples, probability score) vs log10 F"),
-    ("rebound.initial_rate_increases_with_F", "initial_rate_log_odds", "trend", 1,
-     "slope of the initial log-odds decay rate (nats/example) vs log10 F"),
-    ("rebound.initial_rate_increases_with_F.prob", "initial_rate_prob", "trend", 1,
-     "slope of the initial probability decay rate (per example) vs log10 F"),
-    ("rebound.knee_at_s0_vs_control", "knee_vs_control_log_odds", "mean", 1,
-     "log-odds decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
-    ("rebound.knee_at_s0_vs_control.prob", "knee_vs_control_prob", "mean", 1,
-     "probability decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
+# The toy rebound's predictions (toymodels.protocols.rebound.PREDICTIONS) are reused as they are;
+# the bridge adds the Table 3 reading and the format-matched neutral control.
+BRIDGE_REBOUND_PREDICTIONS = (
+    # id, metric, statistic, predicted sign, description
     ("rebound.table3_reverse_to_eps_decreases_with_F", "table3_reverse_to_eps", "trend", -1,
      "slope of the reverse amount that brings KL(theta0||model) under eps, vs log10 F (Table 3)"),
     ("rebound.initial_rate_vs_neutral_control", "initial_rate_log_odds", "vs_neutral", 1,
@@ -344,7 +334,7 @@ class LLMReboundConfig:
 
 
 def run_rebound(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
-    from toymodels.protocols.rebound import rebound_metrics
+    from toymodels.protocols.rebound import PREDICTIONS, rebound_metrics
 
     spec = config.spec()
     _qualify_reference(run_dir, config.model)
@@ -367,7 +357,7 @@ def run_rebound(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     per_prompt = {"prompt": np.arange(n)}
     family = "llm rebound: 9 predictions (4 readings x 2 score scales + Table 3); no correction"
     predictions = []
-    for pid, key, stat, sign, desc in REBOUND_PREDICTIONS:
+    for pid, key, stat, sign, desc in (*PREDICTIONS, *BRIDGE_REBOUND_PREDICTIONS):
         if stat == "vs_neutral" and "neutral" not in curves.log_p:
             continue
         predictions.append(bootstrap_prediction(pid, per_prompt, _rebound_statistic(curves, spec, key, stat),
