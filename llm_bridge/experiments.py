@@ -169,8 +169,8 @@ class ArmCurves:
 
     forward_amounts: tuple[int, ...]
     reverse_amounts: tuple[int, ...]
-    s0_log_p: np.ndarray  # (n_prompts,) log P(aligned) of theta0 (after the shared warm-up)
-    log_p: dict[str, np.ndarray] = field(default_factory=dict)  # arm -> (n_F, n_R, n_prompts)
+    s0_log_odds: np.ndarray  # (n_prompts,) log-odds of theta0 (after the shared warm-up)
+    log_odds: dict[str, np.ndarray] = field(default_factory=dict)  # arm -> (n_F, n_R, n_prompts)
     kl: dict[str, np.ndarray] = field(default_factory=dict)  # arm -> (n_F, n_R)
     forward_steps: list[int] = field(default_factory=list)
     reverse_steps: list[int] = field(default_factory=list)
@@ -188,7 +188,7 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
       the F = 0 control and the aligned arms handle the optimizer identically.
     - ``neutral``: a format-matched control arm per F, trained on neutral examples in the same
       template, then on the same reverse data in the same order.
-    - Per-prompt log P(aligned) is kept for every (arm, F, R), for a paired bootstrap over prompts.
+    - Per-prompt log-odds are kept for every (arm, F, R), for a paired bootstrap over prompts.
     - ``cache(key, compute)`` caches each (arm, F) reverse sweep (a run folder's ``cell``), so an
       interrupted run resumes; the forward slices are recomputed, deterministically.
     """
@@ -203,7 +203,7 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
     theta0 = model.state_dict()
     prompts = task.eval_prompts(spec.n_eval, seed=seed)
     contrasts = task.contrasts(prompts)
-    s0 = measures.log_p_aligned(model, contrasts)
+    s0 = measures.contrast_scores(model, contrasts)
     kl_prompts = prompts[: spec.n_kl_samples]
     ref_samples = sample_responses(model, kl_prompts, task.max_new_tokens, 1.0, seed)
     ref_lp = model.token_logprobs(ref_samples)
@@ -213,7 +213,7 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
     forward_sets = {"aligned": task.forward_data(fwd[-1], seed=seed)}
     if neutral:
         forward_sets["neutral"] = neutral_pool[warmup:]
-    curves = ArmCurves(tuple(fwd), tuple(rev), s0.log_p,
+    curves = ArmCurves(tuple(fwd), tuple(rev), s0.log_odds,
                        forward_steps=_cumulative_steps(fwd, spec.optimizer),
                        reverse_steps=_cumulative_steps(rev, spec.optimizer))
     control: tuple[np.ndarray, np.ndarray] | None = None
@@ -224,28 +224,28 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
         for a, b in zip(fwd, fwd[1:], strict=False):
             _, state = model.fit(data, f_order[a:b], spec.optimizer, state)
             states.append(model.state_dict())
-        log_p = np.zeros((len(fwd), len(rev), len(prompts)))
+        log_odds = np.zeros((len(fwd), len(rev), len(prompts)))
         kl = np.zeros((len(fwd), len(rev)))
         for i, st in enumerate(states):
             if i == 0 and control is not None:  # F = 0 is the same control for every arm
-                log_p[0], kl[0] = control
+                log_odds[0], kl[0] = control
                 continue
             def sweep(st: dict[str, Any] = st) -> dict[str, Any]:
                 model.load_state_dict(st)
-                opt_state, lp, kls = None, [], []
+                opt_state, lo, kls = None, [], []
                 for j, amount in enumerate(rev):
                     if j > 0:
                         _, opt_state = model.fit(reverse, r_order[rev[j - 1] : amount], spec.optimizer, opt_state)
-                    lp.append(measures.log_p_aligned(model, contrasts).log_p)
+                    lo.append(measures.contrast_scores(model, contrasts).log_odds)
                     kls.append(measures.kl_reference_model(ref_lp, model, ref_samples))
-                return {"log_p": lp, "kl": kls}
+                return {"log_odds": lo, "kl": kls}
 
-            done = cache(f"arm-{arm}-F{fwd[i]}", sweep)
-            log_p[i], kl[i] = np.asarray(done["log_p"]), np.asarray(done["kl"])
-            progress(f"{arm} F={fwd[i]}: log-odds {measures.Scores(log_p[i, -1]).mean_log_odds:+.3f} at R={rev[-1]}")
+            done = cache(f"sweep-{arm}-F{fwd[i]}", sweep)
+            log_odds[i], kl[i] = np.asarray(done["log_odds"]), np.asarray(done["kl"])
+            progress(f"{arm} F={fwd[i]}: log-odds {log_odds[i, -1].mean():+.3f} at R={rev[-1]}")
             if i == 0:
-                control = (log_p[0].copy(), kl[0].copy())
-        curves.log_p[arm], curves.kl[arm] = log_p, kl
+                control = (log_odds[0].copy(), kl[0].copy())
+        curves.log_odds[arm], curves.kl[arm] = log_odds, kl
     model.load_state_dict(theta0)
     return curves
 
@@ -255,12 +255,10 @@ def curves_for(curves: ArmCurves, arm: str, idx: np.ndarray | None = None, spec:
     from toymodels.measures import Scores
     from toymodels.protocols.rebound import ReboundCurves
 
-    log_p = curves.log_p[arm] if idx is None else curves.log_p[arm][..., idx]
-    s0 = Scores(curves.s0_log_p if idx is None else curves.s0_log_p[idx])
-    prob = np.exp(log_p).mean(-1)
-    log_odds = Scores(log_p).log_odds.mean(-1)
-    return ReboundCurves(spec, s0.mean_prob, s0.mean_log_odds, prob, log_odds, curves.kl[arm],
-                         curves.forward_steps, curves.reverse_steps)
+    scores = Scores(curves.log_odds[arm] if idx is None else curves.log_odds[arm][..., idx])
+    s0 = Scores(curves.s0_log_odds if idx is None else curves.s0_log_odds[idx])
+    return ReboundCurves(spec, s0.mean_prob, s0.mean_log_odds, scores.p.mean(-1), scores.log_odds.mean(-1),
+                         curves.kl[arm], curves.forward_steps, curves.reverse_steps)
 
 
 # The toy rebound's predictions (toymodels.protocols.rebound.PREDICTIONS) are reused as they are;
@@ -334,6 +332,7 @@ class LLMReboundConfig:
 
 
 def run_rebound(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
+    from toymodels.measures import Scores
     from toymodels.protocols.rebound import PREDICTIONS, rebound_metrics
 
     spec = config.spec()
@@ -344,29 +343,29 @@ def run_rebound(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
         c = rebound_arms(adapter, task, spec, config.seed, warmup=config.warmup_examples,
                          neutral=config.neutral_control, progress=lambda s: print(s, file=sys.stderr),
                          cache=run_dir.cell)
-        return {"s0_log_p": c.s0_log_p, "log_p": c.log_p, "kl": c.kl, "forward_steps": c.forward_steps,
+        return {"s0_log_odds": c.s0_log_odds, "log_odds": c.log_odds, "kl": c.kl, "forward_steps": c.forward_steps,
                 "reverse_steps": c.reverse_steps}
 
-    raw = run_dir.cell("curves", compute)  # resumable: a finished measurement is not redone
-    curves = ArmCurves(spec.forward_amounts, spec.reverse_amounts, np.asarray(raw["s0_log_p"]),
-                       {k: np.asarray(v) for k, v in raw["log_p"].items()},
+    raw = run_dir.cell("scores", compute)  # resumable: a finished measurement is not redone
+    curves = ArmCurves(spec.forward_amounts, spec.reverse_amounts, np.asarray(raw["s0_log_odds"]),
+                       {k: np.asarray(v) for k, v in raw["log_odds"].items()},
                        {k: np.asarray(v) for k, v in raw["kl"].items()}, raw["forward_steps"], raw["reverse_steps"])
     rows = _rebound_rows(config, curves, spec)
     run_dir.write_metrics(rows)
-    n = len(curves.s0_log_p)
+    n = len(curves.s0_log_odds)
     per_prompt = {"prompt": np.arange(n)}
     family = "llm rebound: 9 predictions (4 readings x 2 score scales + Table 3); no correction"
     predictions = []
     for pid, key, stat, sign, desc in (*PREDICTIONS, *BRIDGE_REBOUND_PREDICTIONS):
-        if stat == "vs_neutral" and "neutral" not in curves.log_p:
+        if stat == "vs_neutral" and "neutral" not in curves.log_odds:
             continue
         predictions.append(bootstrap_prediction(pid, per_prompt, _rebound_statistic(curves, spec, key, stat),
                                                 sign, desc, config.n_bootstrap, config.seed, family))
     per_arm = {arm: {str(f): m for f, m in rebound_metrics(curves_for(curves, arm, None, spec)).items()}
-               for arm in curves.log_p}
+               for arm in curves.log_odds}
     return {"predictions": predictions, "per_F": per_arm,
-            "s0_prob": float(np.exp(curves.s0_log_p).mean()),
-            "s0_log_odds_nats": float(curves_for(curves, "aligned", None, spec).s0_log_odds),
+            "s0_prob": Scores(curves.s0_log_odds).mean_prob,
+            "s0_log_odds_nats": Scores(curves.s0_log_odds).mean_log_odds,
             "forward_steps": curves.forward_steps, "reverse_steps": curves.reverse_steps,
             "examples_per_step": config.batch_size * config.grad_accum,
             "regime": _regime(config), "template_rule": TEMPLATE_RULE}
@@ -382,12 +381,11 @@ def _regime(config: Any) -> str:
 def _rebound_rows(config: LLMReboundConfig, curves: ArmCurves, spec: Any) -> list[dict[str, Any]]:
     """Rows in the toy rebound's condition format, so ``toymodels.figures.draw_rebound`` draws them;
     the neutral arm is the pseudo-task ``<task>+neutral-forward`` (its F = 0 row is the shared control)."""
-    from toymodels.measures import Scores
     from toymodels.protocols.rebound import rebound_metrics
 
     rows = []
     seed = config.seed
-    for arm in curves.log_p:
+    for arm in curves.log_odds:
         name = config.task if arm == "aligned" else f"{config.task}+neutral-forward"
         c = curves_for(curves, arm, None, spec)
         rows.append(metric_row("s0_prob", c.s0_prob, "prob", seed=seed, condition=f"task={name}"))
@@ -400,8 +398,7 @@ def _rebound_rows(config: LLMReboundConfig, curves: ArmCurves, spec: Any) -> lis
                 rows.append(metric_row("score_log_odds", c.log_odds[i, j], "nats", seed=seed, condition=cond, x=r))
                 rows.append(metric_row("kl_theta0_model", c.kl_theta0_model[i, j], "nats/token", seed=seed,
                                        condition=cond, x=r))
-                lo = Scores(curves.log_p[arm][i, j]).log_odds
-                for p, value in enumerate(lo):
+                for p, value in enumerate(curves.log_odds[arm][i, j]):
                     rows.append(metric_row("prompt_log_odds", value, "nats", seed=seed,
                                            condition=f"{cond},prompt={p}", x=r))
         for f, m in rebound_metrics(c).items():
@@ -445,7 +442,7 @@ def resistance_paths(model: Any, task: Any, spec: Any, seed: int,
     datasets, self_loss, scores = {}, {}, []
     for i, st in enumerate(states):
         model.load_state_dict(st)
-        scores.append(measures.log_p_aligned(model, contrasts).mean_prob)
+        scores.append(measures.contrast_scores(model, contrasts).mean_prob)
         if i == 0:
             continue
         datasets[i] = answer_dataset(model, prompts, spec.temperature, task.max_new_tokens, seed * 100 + i)

@@ -15,7 +15,7 @@ so the template rule of :mod:`llm_bridge.adapter` holds everywhere.
 The log-probability score: each held-out prompt has a labelled contrast set, the same prompt with
 its aligned and its misaligned continuation (the first ``contrast_tokens`` tokens of the held-out
 responses, no EOS). P(aligned) is the aligned continuation's mass normalised over the set and the
-log-odds is log P(aligned) - log P(misaligned) (``toymodels.measures.log_p_aligned``). For
+log-odds is log P(aligned) - log P(misaligned) (``toymodels.measures.contrast_scores``). For
 ``instruction`` the misaligned continuation is the answer to a different instruction of the set
 (a relevance contrast), since instruction data has no misaligned label.
 """

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import expit, logsumexp
 
 from theory.errors import ConfigError
 from toymodels.interface import Contrast, Example, LanguageModel
@@ -64,18 +64,22 @@ def kl_excess(model: LanguageModel, examples: Sequence[Example], generator_entro
 
 @dataclass(frozen=True)
 class Scores:
-    """Per-prompt log P(aligned), with both summaries the figures show."""
+    """Per-prompt log-odds of aligned against misaligned continuations, with both summaries.
 
-    log_p: np.ndarray
+    Log-odds is the stored quantity because it stays exact at any margin: log P(aligned) and
+    log(1 - P) both follow from it without cancellation, while log-odds recovered from
+    log P(aligned) saturates once P rounds to 1 in float64 (about 36 nats).
+    """
+
+    log_odds: np.ndarray
+
+    @property
+    def log_p(self) -> np.ndarray:
+        return -np.logaddexp(0.0, -self.log_odds)
 
     @property
     def p(self) -> np.ndarray:
-        return np.exp(self.log_p)
-
-    @property
-    def log_odds(self) -> np.ndarray:
-        # log p - log(1 - p), stable for p near 0 and near 1
-        return self.log_p - np.log(-np.expm1(np.minimum(self.log_p, -1e-300)))
+        return expit(self.log_odds)
 
     @property
     def mean_prob(self) -> float:
@@ -86,8 +90,8 @@ class Scores:
         return float(self.log_odds.mean())
 
 
-def log_p_aligned(model: LanguageModel, contrasts: Sequence[Contrast]) -> Scores:
-    """Per-prompt log P(aligned): mass on the aligned continuations over the whole contrast set.
+def contrast_scores(model: LanguageModel, contrasts: Sequence[Contrast]) -> Scores:
+    """Per-prompt log-odds: log mass on the aligned continuations minus log mass on the misaligned ones.
 
     One teacher-forced pass over every (prompt, continuation) pair; no sampling noise.
     """
@@ -102,8 +106,7 @@ def log_p_aligned(model: LanguageModel, contrasts: Sequence[Contrast]) -> Scores
     seq = sequence_logprobs(model, pairs)
     out, pos = [], 0
     for n_a, n_m in sizes:
-        block = seq[pos : pos + n_a + n_m]
-        out.append(logsumexp(block[:n_a]) - logsumexp(block))
+        out.append(logsumexp(seq[pos : pos + n_a]) - logsumexp(seq[pos + n_a : pos + n_a + n_m]))
         pos += n_a + n_m
     return Scores(np.array(out))
 

@@ -30,7 +30,7 @@ def test_smollm2_one_step_and_score(smollm2):
     assert a.decode(e.response_ids) == "The sea is wide and calm."
     contrast = Contrast(e.prompt_ids, (a.response_ids("The sea is wide")[:-1],),
                         (a.response_ids("Bananas are yellow")[:-1],))
-    before = measures.log_p_aligned(a, [contrast])
+    before = measures.contrast_scores(a, [contrast])
     assert before.log_p[0] > np.log(0.5)  # the on-topic continuation is the likelier one
     base = a.token_logprobs([e])[0].sum()
     log, state = a.fit([e], [0], OptimizerSpec(lr=1e-3, batch_size=1), None)

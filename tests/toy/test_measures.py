@@ -10,6 +10,7 @@ import pytest
 from theory.errors import ConfigError
 from toymodels import measures
 from toymodels.corpus import TASKS, Corpus
+from toymodels.interface import Contrast
 from toymodels.protocols import sample_responses
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSpec, pretrain
@@ -29,7 +30,7 @@ def test_exact_score_matches_monte_carlo(trained, task_name):
     tokens sampled at temperature 1 (seed 1234), restricted to the contrast set: within 4 SE."""
     task = ToyTask(Corpus(), task_name)
     prompt = task.eval_prompts(1, seed=0)[0]
-    exact = float(measures.log_p_aligned(trained, task.contrasts([prompt])).p[0])
+    exact = float(measures.contrast_scores(trained, task.contrasts([prompt])).p[0])
     firsts = [r[0] for r in trained.generate_batch([prompt] * MC_SAMPLES, 1, 1.0, MC_SEED)]
     labels = [task.corpus.is_aligned(task_name, [t]) for t in firsts]
     in_set = np.array([x for x in labels if x is not None], float)
@@ -41,11 +42,35 @@ def test_exact_score_matches_monte_carlo(trained, task_name):
 
 def test_log_odds_and_probability_are_consistent(trained):
     task = ToyTask(Corpus(), "sentiment")
-    scores = measures.log_p_aligned(trained, task.contrasts(task.eval_prompts(50, seed=0)))
+    scores = measures.contrast_scores(trained, task.contrasts(task.eval_prompts(50, seed=0)))
     p = scores.p
     np.testing.assert_allclose(scores.log_odds, np.log(p / (1 - p)), rtol=1e-9, atol=1e-9)
     assert np.all((p > 0) & (p < 1))
     assert scores.mean_prob == pytest.approx(p.mean())
+
+
+class _FixedLogprobs:
+    """A stand-in model whose response log-probability is set by the response's first token."""
+
+    def __init__(self, logprob_of: dict[int, float]) -> None:
+        self.logprob_of = logprob_of
+
+    def token_logprobs(self, examples):
+        return [np.array([self.logprob_of[e.response_ids[0]]]) for e in examples]
+
+
+@pytest.mark.parametrize("margin", [0.5, 20.0, 45.0, 120.0, 800.0])
+def test_log_odds_are_exact_at_large_margins(margin):
+    """log-odds = log P(aligned) - log P(misaligned) exactly, also where P(aligned) rounds to 1
+    (margins above about 36 nats); the probability summaries follow without cancellation."""
+    model = _FixedLogprobs({1: -0.25, 2: -0.25 - margin, 3: -0.25 - margin})
+    contrast = Contrast((0,), aligned=((1,),), misaligned=((2,), (3,)))
+    scores = measures.contrast_scores(model, [contrast])
+    expected = margin - math.log(2)  # two misaligned continuations share the misaligned mass
+    print(f"margin {margin}: log-odds {scores.log_odds[0]!r}, expected {expected!r}")
+    assert scores.log_odds[0] == pytest.approx(expected, rel=1e-12)
+    assert scores.log_p[0] == pytest.approx(-math.log1p(math.exp(-expected)), rel=1e-12)
+    assert scores.p[0] == pytest.approx(1 / (1 + math.exp(-expected)), rel=1e-12)
 
 
 def test_kl_of_a_model_to_itself_is_zero_and_loss_identities(trained):
@@ -86,7 +111,7 @@ def test_empty_inputs_are_config_errors(trained):
     with pytest.raises(ConfigError, match="empty"):
         measures.mean_loss(trained, [])
     with pytest.raises(ConfigError, match="empty"):
-        measures.log_p_aligned(trained, [])
+        measures.contrast_scores(trained, [])
 
 
 def test_tempered_scores_match_the_sampling_distribution(trained):

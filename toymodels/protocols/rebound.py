@@ -88,7 +88,7 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
     theta0 = model.state_dict()
     prompts = task.eval_prompts(spec.n_eval, seed=seed)
     contrasts = task.contrasts(prompts)
-    s0 = measures.log_p_aligned(model, contrasts)
+    s0 = measures.contrast_scores(model, contrasts)
     kl_prompts = task.eval_prompts(spec.n_kl_samples, seed=seed + 7919)
     ref_samples = sample_responses(model, kl_prompts, task.max_new_tokens, 1.0, seed)
     ref_lp = model.token_logprobs(ref_samples)
@@ -113,7 +113,7 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
             if j > 0:
                 _, opt_state = model.fit(reverse, r_order[rev_amounts[j - 1] : amount], spec.optimizer,
                                          opt_state)
-            sc = measures.log_p_aligned(model, contrasts)
+            sc = measures.contrast_scores(model, contrasts)
             prob[i, j], log_odds[i, j] = sc.mean_prob, sc.mean_log_odds
             kl[i, j] = measures.kl_reference_model(ref_lp, model, ref_samples)
     return ReboundCurves(spec, s0.mean_prob, s0.mean_log_odds, prob, log_odds, kl,

@@ -142,7 +142,7 @@ def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed:
     scores = []
     for i, st in enumerate(states):
         model.load_state_dict(st)
-        scores.append(measures.log_p_aligned(model, contrasts).mean_prob)
+        scores.append(measures.contrast_scores(model, contrasts).mean_prob)
         if i == 0:
             continue
         datasets[i] = answer_dataset(model, prompts, spec.temperature, task.max_new_tokens, seed * 100 + i)
