@@ -19,13 +19,16 @@ length 2048 or 512 for sentiment, bf16 on GPU, full fine-tuning) and the paper's
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from tqdm import tqdm
 
 from theory.config import Preset, require
 from theory.errors import ConfigError
@@ -39,6 +42,17 @@ TEMPLATE_RULE = ("task template (raw for sentiment; chat for safety/instruction 
 
 # ----- shared config pieces ----------------------------------------------------------------------
 DEFAULT_MODEL = "smollm2-135m"
+
+
+@contextmanager
+def progress_bar(total: int, desc: str) -> Iterator[Callable[[str], None]]:
+    """A bar on stderr advanced once per finished phase; each phase's message stays above it as a log line."""
+    with tqdm(total=total, desc=desc, unit="phase", file=sys.stderr) as bar:
+        def done(message: str) -> None:
+            bar.write(message, file=sys.stderr)
+            bar.update()
+
+        yield done
 
 
 def model_tag(model: str) -> str:
@@ -58,19 +72,10 @@ def _qualify_reference(run_dir: RunDir, model: str) -> None:
     """Results of a non-default model are recorded under ``<experiment>.<model>`` (results.json key
     and figures/data folder), so SmolLM2 and Gemma 3 rebound results sit side by side."""
     if model != DEFAULT_MODEL:
-        run_dir.experiment = f"{run_dir.experiment}.{model_tag(model)}"
+        run_dir.reference_key = f"{run_dir.experiment}.{model_tag(model)}"
+        run_dir.reference_args = f"--model {shlex.quote(model)}"
 
 
-def _tag_figures(run_dir: RunDir, written: Sequence[str]) -> None:
-    """Name the PNGs after a non-default model, so reference figures of two models never collide."""
-    from pathlib import Path
-
-    model = _config_model(run_dir)
-    if model == DEFAULT_MODEL:
-        return
-    for name in written:
-        path = Path(name)
-        path.replace(path.with_name(f"{path.stem}_{model_tag(model)}{path.suffix}"))
 def _common_checks(config: Any) -> None:
     require(config.finetune in ("lora", "full"), "finetune must be lora or full")
     require(config.lr > 0, f"lr must be > 0, got {config.lr}")
@@ -340,9 +345,10 @@ def run_rebound(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
 
     def compute() -> dict[str, Any]:
         adapter, task = _setup(config, run_dir)
-        c = rebound_arms(adapter, task, spec, config.seed, warmup=config.warmup_examples,
-                         neutral=config.neutral_control, progress=lambda s: print(s, file=sys.stderr),
-                         cache=run_dir.cell)
+        n_sweeps = len(spec.forward_amounts) + (len(spec.forward_amounts) - 1 if config.neutral_control else 0)
+        with progress_bar(n_sweeps, "llm rebound: reverse sweeps") as progress:
+            c = rebound_arms(adapter, task, spec, config.seed, warmup=config.warmup_examples,
+                             neutral=config.neutral_control, progress=progress, cache=run_dir.cell)
         return {"s0_log_odds": c.s0_log_odds, "log_odds": c.log_odds, "kl": c.kl, "forward_steps": c.forward_steps,
                 "reverse_steps": c.reverse_steps}
 
@@ -381,7 +387,7 @@ def _regime(config: Any) -> str:
 def _rebound_rows(config: LLMReboundConfig, curves: ArmCurves, spec: Any) -> list[dict[str, Any]]:
     """Rows in the toy rebound's condition format, so ``toymodels.figures.draw_rebound`` draws them;
     the neutral arm is the pseudo-task ``<task>+neutral-forward`` (its F = 0 row is the shared control)."""
-    from toymodels.protocols.rebound import rebound_metrics
+    from toymodels.protocols.rebound import metric_unit, rebound_metrics
 
     rows = []
     seed = config.seed
@@ -403,24 +409,15 @@ def _rebound_rows(config: LLMReboundConfig, curves: ArmCurves, spec: Any) -> lis
                                            condition=f"{cond},prompt={p}", x=r))
         for f, m in rebound_metrics(c).items():
             for key, value in m.items():
-                rows.append(metric_row(key, value, _unit(key), seed=seed, condition=f"task={name},F={f}"))
+                rows.append(metric_row(key, value, metric_unit(key), seed=seed, condition=f"task={name},F={f}"))
     return rows
 
-
-def _unit(key: str) -> str:
-    if key.startswith("steps"):
-        return "steps"
-    if key.startswith(("r_back", "table3")):
-        return "examples"
-    if "rate" in key or "slope" in key:
-        return "nats/example" if key.endswith("log_odds") else "prob/example"
-    return "nats" if key.endswith(("log_odds", "nats")) else "prob"
 
 
 def _draw_rebound(run_dir: RunDir) -> None:
     from toymodels.figures import draw_rebound
 
-    _tag_figures(run_dir, draw_rebound(run_dir))
+    draw_rebound(run_dir, model_tag(_config_model(run_dir)))
 
 
 # ----- resistance --------------------------------------------------------------------------------
@@ -530,7 +527,8 @@ def run_resistance(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, An
 
     def compute() -> dict[str, Any]:
         adapter, task = _setup(config, run_dir)
-        return resistance_paths(adapter, task, spec, config.seed, progress=lambda s: print(s, file=sys.stderr))
+        with progress_bar(len(spec.checkpoint_fractions) + 2 * len(spec.pairs), "llm resistance") as progress:
+            return resistance_paths(adapter, task, spec, config.seed, progress=progress)
 
     result = run_dir.cell("paths", compute)
     paths = result["paths"]
@@ -589,7 +587,7 @@ def run_resistance(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, An
 def _draw_resistance(run_dir: RunDir) -> None:
     from toymodels.figures import draw_resistance
 
-    _tag_figures(run_dir, draw_resistance(run_dir))
+    draw_resistance(run_dir)
 
 
 # ----- Pareto ------------------------------------------------------------------------------------
@@ -712,11 +710,10 @@ def _draw_pareto(run_dir: RunDir) -> None:
     ax.set_xlabel("leaf mass (relative to the largest sampled)")
     ax.set_ylabel("P(leaf mass >= x), corrected")
     ax.legend(fontsize=8)
+    ax.set_title(f"pruned token tree of {model_tag(_config_model(run_dir))}", fontsize=10)
     fig.tight_layout()
-    path = run_dir.figures_dir / "pareto_ccdf.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(run_dir.figures_dir / "pareto_ccdf.png", dpi=110)
     plt.close(fig)
-    _tag_figures(run_dir, [str(path)])
 
 
 # ----- the Experiment objects --------------------------------------------------------------------

@@ -15,17 +15,14 @@ from pathlib import Path
 
 from llm_bridge import registry
 from theory.errors import ConfigError
+from theory.experiment import draw_figures
 from theory.reference import figures_dir, render_readme_table
 from theory.runs import RunDir
 
 
 def redraw(run: RunDir) -> list[Path]:
     """Draw one run's figures from its metrics.csv and summary.json."""
-    experiment = registry.load(run.experiment)
-    if experiment.draw is None:
-        return []
-    experiment.draw(run)
-    return sorted(run.figures_dir.glob("*.png"))
+    return draw_figures(registry.load(run.experiment), run)
 
 
 def redraw_reference() -> list[Path]:
@@ -38,7 +35,8 @@ def redraw_reference() -> list[Path]:
             shutil.copytree(data.parent, scratch)
             run = RunDir.load(scratch)
             for png in redraw(run):
-                target = figures_dir() / f"{run.experiment}.{png.name}"
+                # the folder is named by the reference key, which may qualify the experiment (a model)
+                target = figures_dir() / f"{data.parent.name}.{png.name}"
                 shutil.copyfile(png, target)
                 written.append(target)
     render_readme_table()

@@ -101,9 +101,22 @@ def execute(
     summary = make_summary(experiment.name, run.config_hash, result.pop("predictions", []),
                            result.pop("units", experiment.units), **result)
     run.finish(summary, keep_checkpoints=bool(getattr(config, "keep_checkpoints", False)))
-    if draw and experiment.draw is not None:
-        experiment.draw(run)
+    if draw:
+        draw_figures(experiment, run)
     return Outcome(run, summary, time.perf_counter() - start)
+
+
+def draw_figures(experiment: Experiment, run: RunDir) -> list[Path]:
+    """Draw ``run``'s figures afresh from its saved metrics; returns the PNGs.
+
+    Old PNGs go first, so a resumed or redrawn run never keeps a figure its code no longer makes.
+    """
+    if experiment.draw is None:
+        return []
+    for png in run.figures_dir.glob("*.png"):
+        png.unlink()
+    experiment.draw(run)
+    return sorted(run.figures_dir.glob("*.png"))
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experiment) -> None:

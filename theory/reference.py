@@ -59,22 +59,22 @@ def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None
     Returns the files written. Other experiments' entries are left untouched.
     """
     written = []
-    data_dir = figures_dir() / "data" / run.experiment
+    data_dir = figures_dir() / "data" / run.reference_key
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "metrics.csv", "summary.json"):
         if (run.path / name).exists():
             shutil.copyfile(run.path / name, data_dir / name)
             written.append(data_dir / name)
     for png in sorted((run.path / "figures").glob("*.png")):
-        target = figures_dir() / f"{run.experiment}.{png.name}"
+        target = figures_dir() / f"{run.reference_key}.{png.name}"
         shutil.copyfile(png, target)
         written.append(target)
     results = load_results()
-    entry = results["experiments"].setdefault(run.experiment, {})
+    entry = results["experiments"].setdefault(run.reference_key, {})
     entry["headline"] = {
         "preset": preset,
         "config_hash": run.config_hash,
-        "command": reference_command(run.experiment, preset),
+        "command": reference_command(run.experiment, preset, run.reference_args),
         "figures": [p.name for p in written if p.suffix == ".png"],
         "predictions": summary.get("predictions", []),
     }
@@ -85,9 +85,9 @@ def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None
     return written
 
 
-def reference_command(experiment: str, preset: str | None) -> str:
+def reference_command(experiment: str, preset: str | None, args: str = "") -> str:
     group, short = experiment.split(".", 1)
-    return f"elasticity {group} {short} --preset {preset} --update-reference"
+    return " ".join(filter(None, ("elasticity", group, short, args, f"--preset {preset}", "--update-reference")))
 
 
 def render_figures_readme(results: Mapping[str, Any]) -> None:

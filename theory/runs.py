@@ -136,6 +136,11 @@ class RunDir:
         self.config = config
         self.config_hash = chash
         self.resumed = resumed
+        # Where --update-reference records this run (results.json key, figures/data folder) and the
+        # arguments that reproduce it beyond the preset; a variant such as a non-default model
+        # sets both so that it sits beside the default instead of replacing it.
+        self.reference_key = experiment
+        self.reference_args = ""
 
     @classmethod
     def open(

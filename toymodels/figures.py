@@ -62,8 +62,11 @@ def draw_resistance(run_dir: RunDir) -> list[str]:
     return written
 
 
-def draw_rebound(run_dir: RunDir) -> list[str]:
-    """Score vs reverse amount per forward amount F, with S0 dashed (probability and log-odds)."""
+def draw_rebound(run_dir: RunDir, model: str = "") -> list[str]:
+    """Score vs reverse amount per forward amount F, with S0 dashed (probability and log-odds).
+
+    ``model`` names the model in the title (the bridge passes the checkpoint's name).
+    """
     rows = run_dir.read_metrics()
     tasks = sorted({_cond(r)["task"] for r in rows if r["measure"] == "score_prob"})
     written = []
@@ -91,7 +94,9 @@ def draw_rebound(run_dir: RunDir) -> list[str]:
             ax.set_xlabel("reverse examples R (steps = ceil(R / batch))")
             ax.set_ylabel(ylabel)
             ax.legend(fontsize=7)
-        fig.suptitle(f"rebound, task {task}: mean over seeds")
+        seeds = sorted({r["seed"] for r in rows if r["measure"] == "score_prob" and _cond(r)["task"] == task})
+        over = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over {len(seeds)} seeds"
+        fig.suptitle(f"rebound{', ' + model if model else ''}, task {task}: {over}")
         fig.tight_layout()
         path = run_dir.figures_dir / f"rebound_{task}.png"
         fig.savefig(path, dpi=110)

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llm_bridge.experiments import PARETO, REBOUND, RESISTANCE, paired_bootstrap, synthetic_recovery
+from llm_bridge.experiments import (
+    PARETO,
+    REBOUND,
+    RESISTANCE,
+    model_tag,
+    paired_bootstrap,
+    synthetic_recovery,
+)
 from theory.experiment import execute
 
 MICRO = {"forward_amounts": "0,2,4", "reverse_amounts": "0,2,4", "n_eval": 4, "n_kl_samples": 2,
@@ -36,7 +43,7 @@ def test_rebound_has_controls_and_both_scales(rebound_run):
         if r["measure"] == "score_log_odds" and ",F=0," in r["condition"]:
             f0.setdefault(r["x"], set()).add(r["value"])
     assert all(len(v) == 1 for v in f0.values())
-    assert outcome.run.experiment.startswith("llm.rebound.")  # non-default model: qualified reference key
+    assert outcome.run.reference_key.startswith("llm.rebound.")  # non-default model: qualified reference key
     assert sorted(p.name for p in outcome.run.figures_dir.glob("*.png"))
 
 
@@ -93,3 +100,28 @@ def test_pareto_on_a_tiny_model(tiny_folder, tmp_path):
     assert {p["id"] for p in outcome.summary["predictions"]} == {
         "pareto.power_law_over_lognormal", "pareto.power_law_over_exponential"}
     assert outcome.summary["fit"]["alpha"] > 0
+
+
+def test_a_non_default_model_is_recorded_beside_the_default(rebound_run, tmp_path, monkeypatch):
+    """--update-reference of another model keeps its own key, command and figures, and
+    `elasticity figures` redraws them under that key byte for byte."""
+    from llm_bridge import figures_cmd
+    from theory import reference
+
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    monkeypatch.setattr(reference, "figures_dir", lambda: figures)
+    monkeypatch.setattr(figures_cmd, "figures_dir", lambda: figures)
+    monkeypatch.setattr(reference, "results_path", lambda: figures / "results.json")
+    monkeypatch.setattr(reference, "readme_path", lambda: tmp_path / "README.md")
+    (tmp_path / "README.md").write_text(f"{reference.TABLE_START}\n{reference.TABLE_END}\n")
+    config, outcome = rebound_run
+    key = f"llm.rebound.{model_tag(config.model)}"
+    assert outcome.run.reference_key == key and outcome.run.experiment == "llm.rebound"
+    reference.update_reference(outcome.run, outcome.summary, "cpu-micro")
+    headline = reference.load_results()["experiments"][key]["headline"]
+    assert headline["command"].startswith("elasticity llm rebound --model ")
+    recorded = {p.name: p.read_bytes() for p in figures.glob("*.png")}
+    assert recorded and all(name.startswith(f"{key}.") for name in recorded)
+    figures_cmd.redraw_reference()
+    assert {p.name: p.read_bytes() for p in figures.glob("*.png")} == recorded

@@ -230,12 +230,12 @@ def _cell(config: ReboundConfig, seed: int) -> list[dict[str, Any]]:
                                    condition=cond, x=r))
         for f, m in result.metrics.items():
             for key, value in m.items():
-                rows.append(metric_row(key, value, _unit(key), seed=seed, condition=f"task={task.name},F={f}"))
+                rows.append(metric_row(key, value, metric_unit(key), seed=seed, condition=f"task={task.name},F={f}"))
     return rows
 
 
-def _unit(key: str) -> str:
-    """Unit of a rebound metric, from its name."""
+def metric_unit(key: str) -> str:
+    """Unit of a ``rebound_metrics`` key, from its name."""
     if key.startswith("steps"):
         return "steps"
     if key.startswith(("r_back", "table3")):

@@ -38,6 +38,7 @@ from toymodels.protocols.rebound import (
     SCORES,
     ReboundResult,
     ReboundSpec,
+    metric_unit,
     rebound_probe,
     trend_in_f,
 )
@@ -100,7 +101,7 @@ def probe_rows(result: ReboundResult) -> list[dict[str, Any]]:
             rows += [metric_row("score_prob", c.prob[i, j], "prob", condition=f"F={f}", x=r),
                      metric_row("score_log_odds", c.log_odds[i, j], "nats", condition=f"F={f}", x=r)]
         for key, value in metrics[int(f)].items():
-            rows.append(metric_row(key, value, _unit(key), condition=f"F={f}"))
+            rows.append(metric_row(key, value, metric_unit(key), condition=f"F={f}"))
     rows.extend(strength_rows(metrics))
     return rows
 
@@ -122,15 +123,6 @@ def strength_rows(metrics: Mapping[int, Mapping[str, float]]) -> list[dict[str, 
         ]
     return rows
 
-
-def _unit(key: str) -> str:
-    if key.startswith("steps"):
-        return "steps"
-    if key.startswith(("r_back", "table3")):
-        return "examples"
-    if "rate" in key or "slope" in key or "knee" in key:
-        return "nats/example" if key.endswith("log_odds") else "prob/example"
-    return "nats" if key.endswith(("log_odds", "nats")) else "prob"
 
 
 def pretrain_spec(config: ScaleConfig, size: str, seed: int) -> PretrainSpec:
