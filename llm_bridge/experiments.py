@@ -3,9 +3,10 @@
 The models plug into the toy protocol code through :class:`llm_bridge.adapter.HFCausalLM` and the
 tasks through :class:`llm_bridge.tasks.LLMTask`; the measures (``toymodels.measures``), the
 rebound readings (``toymodels.protocols.rebound.rebound_metrics``), the checkpoint slicing and
-sampling helpers and the figures (``toymodels.figures``) are the toy ones. Two loops are written
-here on top of those public functions, because the bridge needs what the toy loops do not
-return (see the module docs of :func:`rebound_arms` and :func:`resistance_paths`):
+sampling helpers and the figures (``toymodels.figures``) are the toy ones, and so are the rebound
+protocol's two steps (``forward_checkpoints``, ``reverse_sweep``). The bridge arranges them in its
+own two loops because it needs what the toy loops do not return (see :func:`rebound_arms` and
+:func:`resistance_paths`):
 
 - rebound: per-prompt scores for a paired bootstrap over prompts, a format-matched neutral
   forward control, and one adapter warm-up shared by every arm;
@@ -184,8 +185,8 @@ class ArmCurves:
 def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, neutral: bool,
                  progress: Callable[[str], None] = lambda s: None,
                  cache: Callable[[str, Callable[[], Any]], Any] = lambda key, compute: compute()) -> ArmCurves:
-    """The rebound protocol of ``toymodels.protocols.rebound.rebound_curves``, with the controls the
-    bridge needs, over the same public measures.
+    """The toy rebound protocol (its ``forward_checkpoints`` and ``reverse_sweep``) with the
+    controls the bridge needs.
 
     - A shared warm-up: ``warmup`` neutral-format examples (fresh optimizer, then discarded), so
       that no arm starts from a fresh LoRA (B = 0); theta0 and S0 are taken after it.
@@ -199,7 +200,7 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
     """
     from toymodels import measures
     from toymodels.protocols import epoch_order, sample_responses
-    from toymodels.protocols.rebound import _cumulative_steps
+    from toymodels.protocols.rebound import cumulative_steps, forward_checkpoints, reverse_sweep
 
     fwd, rev = spec.forward_amounts, spec.reverse_amounts
     neutral_pool = task.neutral_data(warmup + (fwd[-1] if neutral else 0), seed=seed) if (warmup or neutral) else []
@@ -209,9 +210,8 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
     prompts = task.eval_prompts(spec.n_eval, seed=seed)
     contrasts = task.contrasts(prompts)
     s0 = measures.contrast_scores(model, contrasts)
-    kl_prompts = prompts[: spec.n_kl_samples]
-    ref_samples = sample_responses(model, kl_prompts, task.max_new_tokens, 1.0, seed)
-    ref_lp = model.token_logprobs(ref_samples)
+    ref_samples = sample_responses(model, prompts[: spec.n_kl_samples], task.max_new_tokens, 1.0, seed)
+    kl_reference = (model.token_logprobs(ref_samples), ref_samples)
 
     reverse = task.reverse_data(rev[-1], seed=seed)
     r_order = epoch_order(len(reverse), seed + 1)
@@ -219,31 +219,23 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
     if neutral:
         forward_sets["neutral"] = neutral_pool[warmup:]
     curves = ArmCurves(tuple(fwd), tuple(rev), s0.log_odds,
-                       forward_steps=_cumulative_steps(fwd, spec.optimizer),
-                       reverse_steps=_cumulative_steps(rev, spec.optimizer))
+                       forward_steps=cumulative_steps(fwd, spec.optimizer),
+                       reverse_steps=cumulative_steps(rev, spec.optimizer))
     control: tuple[np.ndarray, np.ndarray] | None = None
     for arm, data in forward_sets.items():
-        f_order = epoch_order(len(data), seed)
         model.load_state_dict(theta0)
-        states, state = [theta0], None
-        for a, b in zip(fwd, fwd[1:], strict=False):
-            _, state = model.fit(data, f_order[a:b], spec.optimizer, state)
-            states.append(model.state_dict())
+        states = forward_checkpoints(model, data, epoch_order(len(data), seed), fwd, spec.optimizer)
         log_odds = np.zeros((len(fwd), len(rev), len(prompts)))
         kl = np.zeros((len(fwd), len(rev)))
         for i, st in enumerate(states):
             if i == 0 and control is not None:  # F = 0 is the same control for every arm
                 log_odds[0], kl[0] = control
                 continue
+
             def sweep(st: dict[str, Any] = st) -> dict[str, Any]:
                 model.load_state_dict(st)
-                opt_state, lo, kls = None, [], []
-                for j, amount in enumerate(rev):
-                    if j > 0:
-                        _, opt_state = model.fit(reverse, r_order[rev[j - 1] : amount], spec.optimizer, opt_state)
-                    lo.append(measures.contrast_scores(model, contrasts).log_odds)
-                    kls.append(measures.kl_reference_model(ref_lp, model, ref_samples))
-                return {"log_odds": lo, "kl": kls}
+                scores, kls = reverse_sweep(model, reverse, r_order, rev, spec.optimizer, contrasts, kl_reference)
+                return {"log_odds": [sc.log_odds for sc in scores], "kl": kls}
 
             done = cache(f"sweep-{arm}-F{fwd[i]}", sweep)
             log_odds[i], kl[i] = np.asarray(done["log_odds"]), np.asarray(done["kl"])

@@ -8,7 +8,9 @@ measured on held-out prompts, as mean probability and as mean log-odds, together
 KL(theta0||model) on samples of theta0.
 
 :func:`rebound_curves` / :func:`rebound_metrics` / :func:`rebound_probe` are the protocol over any
-LanguageModel and Task; ``EXPERIMENT`` is the toy command ``elasticity toy rebound``.
+LanguageModel and Task, built from two steps that the real-checkpoint bridge reuses
+(:func:`forward_checkpoints`, :func:`reverse_sweep`); ``EXPERIMENT`` is the toy command
+``elasticity toy rebound``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from theory.runs import RunDir, metric_row
 from theory.verdicts import Prediction, predict
 from toymodels import measures
 from toymodels.corpus import check_task
-from toymodels.interface import LanguageModel, OptimizerSpec
+from toymodels.interface import Contrast, Example, LanguageModel, OptimizerSpec
 from toymodels.model import SIZE_PRESETS
 from toymodels.protocols import cached_rows, check_amounts, epoch_order, sample_responses, steps_for
 from toymodels.tasks import Task
@@ -77,48 +79,68 @@ class ReboundCurves:
         return self.s0_prob if kind == "prob" else self.s0_log_odds
 
 
-def _cumulative_steps(amounts: Sequence[int], optimizer: OptimizerSpec) -> list[int]:
+def cumulative_steps(amounts: Sequence[int], optimizer: OptimizerSpec) -> list[int]:
+    """Optimizer steps behind each amount of an incremental run."""
     # each increment is its own fit call, so a partial last batch is a step of each increment
     return [int(v) for v in np.cumsum([0] + [steps_for(b - a, optimizer)
                                            for a, b in zip(amounts, amounts[1:], strict=False)])]
 
 
+def forward_checkpoints(model: LanguageModel, data: Sequence[Example], order: np.ndarray,
+                        amounts: Sequence[int], optimizer: OptimizerSpec) -> list[dict[str, Any]]:
+    """One SFT run from ``model``'s current weights, cut at each amount (nested checkpoints of one
+    epoch, the optimizer state carried); the first state is the current weights (F = 0)."""
+    states, state = [model.state_dict()], None
+    for a, b in zip(amounts, amounts[1:], strict=False):
+        _, state = model.fit(data, order[a:b], optimizer, state)
+        states.append(model.state_dict())
+    return states
+
+
+def reverse_sweep(model: LanguageModel, reverse: Sequence[Example], order: np.ndarray, amounts: Sequence[int],
+                  optimizer: OptimizerSpec, contrasts: Sequence[Contrast],
+                  kl_reference: tuple[Sequence[np.ndarray], Sequence[Example]],
+                  ) -> tuple[list[measures.Scores], list[float]]:
+    """Reverse fine-tuning from ``model``'s current weights through ``amounts`` (one run, a fresh
+    optimizer whose state is carried), with the scores and KL(theta0||model) after each amount.
+
+    ``kl_reference``: theta0's token log-probabilities on its own samples, and those samples.
+    """
+    ref_lp, ref_samples = kl_reference
+    opt_state, scores, kl = None, [], []
+    for j, amount in enumerate(amounts):
+        if j > 0:
+            _, opt_state = model.fit(reverse, order[amounts[j - 1] : amount], optimizer, opt_state)
+        scores.append(measures.contrast_scores(model, contrasts))
+        kl.append(measures.kl_reference_model(ref_lp, model, ref_samples))
+    return scores, kl
+
+
 def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: int) -> ReboundCurves:
     """Measure the (F, R) grid from ``model``'s current weights (theta0). Leaves ``model`` changed."""
-    theta0 = model.state_dict()
     prompts = task.eval_prompts(spec.n_eval, seed=seed)
     contrasts = task.contrasts(prompts)
     s0 = measures.contrast_scores(model, contrasts)
     kl_prompts = task.eval_prompts(spec.n_kl_samples, seed=seed + 7919)
     ref_samples = sample_responses(model, kl_prompts, task.max_new_tokens, 1.0, seed)
-    ref_lp = model.token_logprobs(ref_samples)
+    kl_reference = (model.token_logprobs(ref_samples), ref_samples)
 
     fwd_amounts, rev_amounts = spec.forward_amounts, spec.reverse_amounts
     forward = task.forward_data(max(fwd_amounts[-1], 1), seed=seed)
     reverse = task.reverse_data(max(rev_amounts[-1], 1), seed=seed)
-    f_order, r_order = epoch_order(len(forward), seed), epoch_order(len(reverse), seed + 1)
-
-    # one forward SFT run, cut at each F (nested checkpoints of one epoch)
-    states, state = [theta0], None
-    for a, b in zip(fwd_amounts, fwd_amounts[1:], strict=False):
-        _, state = model.fit(forward, f_order[a:b], spec.optimizer, state)
-        states.append(model.state_dict())
+    states = forward_checkpoints(model, forward, epoch_order(len(forward), seed), fwd_amounts, spec.optimizer)
+    r_order = epoch_order(len(reverse), seed + 1)
 
     shape = (len(fwd_amounts), len(rev_amounts))
     prob, log_odds, kl = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     for i, st in enumerate(states):
         model.load_state_dict(st)
-        opt_state = None
-        for j, amount in enumerate(rev_amounts):
-            if j > 0:
-                _, opt_state = model.fit(reverse, r_order[rev_amounts[j - 1] : amount], spec.optimizer,
-                                         opt_state)
-            sc = measures.contrast_scores(model, contrasts)
-            prob[i, j], log_odds[i, j] = sc.mean_prob, sc.mean_log_odds
-            kl[i, j] = measures.kl_reference_model(ref_lp, model, ref_samples)
+        scores, kl[i] = reverse_sweep(model, reverse, r_order, rev_amounts, spec.optimizer, contrasts, kl_reference)
+        prob[i] = [sc.mean_prob for sc in scores]
+        log_odds[i] = [sc.mean_log_odds for sc in scores]
     return ReboundCurves(spec, s0.mean_prob, s0.mean_log_odds, prob, log_odds, kl,
-                         _cumulative_steps(fwd_amounts, spec.optimizer),
-                         _cumulative_steps(rev_amounts, spec.optimizer))
+                         cumulative_steps(fwd_amounts, spec.optimizer),
+                         cumulative_steps(rev_amounts, spec.optimizer))
 
 
 def rebound_metrics(curves: ReboundCurves) -> dict[int, dict[str, float]]:
@@ -317,8 +339,8 @@ def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
                          for k in keys}
     return {"predictions": rebound_predictions(by_seed, config.seed),
             "per_F_mean_over_seeds": per_f,
-            "forward_steps": _cumulative_steps(spec.forward_amounts, spec.optimizer),
-            "reverse_steps": _cumulative_steps(spec.reverse_amounts, spec.optimizer),
+            "forward_steps": cumulative_steps(spec.forward_amounts, spec.optimizer),
+            "reverse_steps": cumulative_steps(spec.reverse_amounts, spec.optimizer),
             "examples_per_step": config.batch_size}
 
 
