@@ -627,7 +627,7 @@ def sample_leaf_masses(adapter: Any, context: tuple[int, ...], depth: int, n: in
     from toymodels.interface import Example
 
     out = []
-    for b in range(0, n, batch):
+    for b in tqdm(range(0, n, batch), desc=f"llm pareto: sampling {n} leaves", unit="batch", file=sys.stderr):
         m = min(batch, n - b)
         # a sequence that ends (EOS) before ``depth`` is a leaf of the pruned tree too
         seqs = adapter.generate_batch([context] * m, depth, 1.0, seed + b)
@@ -667,15 +667,15 @@ def run_pareto(config: LLMParetoConfig, run_dir: RunDir) -> dict[str, Any]:
     run_dir.write_metrics(rows)
     predictions = []
     for name, test in fit.tests.items():
-        # Vuong: z = R / (sigma sqrt(n)); a 95% interval for R/n is (R/n)(1 +- 1.96 / z)
-        per = test.log_ratio / max(fit.n_tail, 1)
-        half = abs(per) * 1.96 / abs(test.z) if test.z else float("inf")
-        ci = (per - half, per + half)
+        # Vuong: z = mean * sqrt(n_eff) / sd, so the 95% interval of the mean is mean * (1 +- 1.96 / z)
+        half = abs(test.mean_ratio) * 1.96 / abs(test.z) if test.z else float("inf")
+        ci = (test.mean_ratio - half, test.mean_ratio + half)
         predictions.append(Prediction(
-            id=f"pareto.power_law_over_{name}", verdict=verdict_from_ci(ci, 1), value=per, ci=ci, n_seeds=fit.n_tail,
-            measure=f"mean log-likelihood ratio per tail leaf, power law minus {name} (Vuong)",
-            method="Vuong normal interval", family="pareto: 2 alternatives; no correction",
-            extra={"p_value": test.p_value}))
+            id=f"pareto.power_law_over_{name}", verdict=verdict_from_ci(ci, 1), value=test.mean_ratio, ci=ci,
+            n_seeds=fit.n_tail,
+            measure=f"size-bias-weighted mean log-likelihood ratio per tail leaf, power law minus {name} (Vuong)",
+            method="Vuong normal interval over the Kish effective sample size",
+            family="pareto: 2 alternatives; no correction", extra={"p_value": test.p_value, "n_eff": test.n_eff}))
     error = synth["alpha_corrected"] - synth["alpha_true"]
     failures = [] if abs(error) <= 0.15 * synth["alpha_true"] else [
         f"size-bias-corrected fit on synthetic Zipf data gave alpha {synth['alpha_corrected']:.3f}, "
@@ -699,6 +699,13 @@ def _draw_pareto(run_dir: RunDir) -> None:
     ccdf = np.cumsum(w) / w.sum()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     ax.loglog(x, ccdf, ".", ms=3, label="sampled leaves, size-bias corrected")
+    fit = run_dir.read_json("summary.json")["fit"]
+    # the fitted tail P(X >= x) = P(X >= x_min) (x / x_min)^-b, anchored at the empirical value at x_min
+    x_min, b = fit["x_min"], fit["tail_index"]
+    tail_x = np.array([x_min, x[0]])
+    anchor = float(np.interp(x_min, x[::-1], ccdf[::-1]))
+    ax.loglog(tail_x, anchor * (tail_x / x_min) ** -b, "k--", lw=1,
+              label=f"fitted power law: alpha {fit['alpha']:.2f} (tail index {b:.2f})")
     ax.set_xlabel("leaf mass (relative to the largest sampled)")
     ax.set_ylabel("P(leaf mass >= x), corrected")
     ax.legend(fontsize=8)

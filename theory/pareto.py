@@ -52,6 +52,8 @@ class LikelihoodRatio:
     log_ratio: float  # sum of (weighted) pointwise log-likelihood differences, power law minus alternative
     z: float
     p_value: float  # two-sided: small means the sign of log_ratio is significant
+    mean_ratio: float  # weighted mean pointwise difference, the quantity z standardises
+    n_eff: float  # Kish effective sample size of the weights (the tail size when unweighted)
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,6 @@ def _vuong(name: str, log_a: np.ndarray, log_b: np.ndarray, w: np.ndarray) -> Li
     sd = float(np.sqrt((w * (diff - mean) ** 2).sum() / w.sum()))
     n_eff = float(w.sum() ** 2 / (w**2).sum())
     if sd == 0:
-        return LikelihoodRatio(name, total, float("inf") if mean else 0.0, 0.0 if mean else 1.0)
+        return LikelihoodRatio(name, total, float("inf") if mean else 0.0, 0.0 if mean else 1.0, mean, n_eff)
     z = mean * np.sqrt(n_eff) / sd
-    return LikelihoodRatio(name, total, float(z), float(2 * stats.norm.sf(abs(z))))
+    return LikelihoodRatio(name, total, float(z), float(2 * stats.norm.sf(abs(z))), mean, n_eff)

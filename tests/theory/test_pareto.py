@@ -62,3 +62,19 @@ def test_weights_equal_repeats():
 def test_bad_values(bad):
     with pytest.raises(ConfigError):
         fit_pareto(np.array(bad, dtype=float))
+
+
+def test_vuong_mean_and_effective_size():
+    """Unweighted, the mean ratio is R / n_tail and n_eff is the tail size; size-biased 1/x weights
+    shrink n_eff (Kish) and z is the mean standardised over it."""
+    masses = zipf_masses(1.5, 5_000)
+    fit = fit_pareto(masses, x_min=float(masses[999]))
+    test = fit.tests["exponential"]
+    assert test.n_eff == pytest.approx(fit.n_tail)
+    assert test.mean_ratio == pytest.approx(test.log_ratio / fit.n_tail, rel=1e-12)
+    drawn = masses[sample_ranks(1.5, 5_000, 5_000, np.random.default_rng(1))]
+    weighted_fit = fit_pareto(drawn, size_biased=True)
+    weighted = weighted_fit.tests["exponential"]
+    print(f"size-biased: n_eff {weighted.n_eff:.1f} of {weighted_fit.n_tail} tail values, "
+          f"mean ratio {weighted.mean_ratio:.3g}, z {weighted.z:.3g}")
+    assert 1 <= weighted.n_eff < weighted_fit.n_tail
