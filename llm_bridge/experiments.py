@@ -361,9 +361,8 @@ def run_rebound(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
                                                 sign, desc, config.n_bootstrap, config.seed, family))
     per_arm = {arm: {str(f): m for f, m in rebound_metrics(curves_for(curves, arm, None, spec)).items()}
                for arm in curves.log_odds}
-    return {"predictions": predictions, "per_F": per_arm,
-            "s0_prob": Scores(curves.s0_log_odds).mean_prob,
-            "s0_log_odds_nats": Scores(curves.s0_log_odds).mean_log_odds,
+    s0 = Scores(curves.s0_log_odds)
+    return {"predictions": predictions, "per_F": per_arm, "s0_prob": s0.mean_prob, "s0_log_odds_nats": s0.mean_log_odds,
             "forward_steps": curves.forward_steps, "reverse_steps": curves.reverse_steps,
             "examples_per_step": config.batch_size * config.grad_accum,
             "regime": _regime(config), "template_rule": TEMPLATE_RULE}
@@ -403,7 +402,6 @@ def _rebound_rows(config: LLMReboundConfig, curves: ArmCurves, spec: Any) -> lis
             for key, value in m.items():
                 rows.append(metric_row(key, value, metric_unit(key), seed=seed, condition=f"task={name},F={f}"))
     return rows
-
 
 
 def _draw_rebound(run_dir: RunDir) -> None:
