@@ -726,7 +726,7 @@ REBOUND = Experiment(
     presets={
         "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2 (1 step = 2 examples), F in {0,6,12,24}, "
                             "R in {0,4,8,16,32}, 4-example shared warm-up, neutral control, 24 prompts "
-                            "(SmolLM2 ~10 min, Gemma 3 ~25 min on 2 idle cores; data generation not counted)",
+                            "(measured on 2 idle cores: SmolLM2 8 min, Gemma 3 11 min; data generation not counted)",
                             est_seconds=600),
         "paper": Preset({**{k: v for k, v in _PAPER.items() if k != "max_length"}, "max_length": 512,
                          "batch_size": 1, "forward_amounts": (0, 1000, 2000, 5000, 10000),
@@ -758,7 +758,8 @@ PARETO = Experiment(
     help="Pareto fit of a real model's pruned token-tree leaf masses, with the size-bias correction",
     config_cls=LLMParetoConfig,
     presets={
-        "cpu-micro": Preset({}, "depth 3, 2000 sampled leaves, synthetic recovery check", est_seconds=300),
+        "cpu-micro": Preset({}, "depth 3, 2000 sampled leaves, synthetic recovery check (SmolLM2: 2 min)",
+                           est_seconds=120),
         "paper": Preset({"depth": 4, "n_samples": 100_000, "device": "cuda", "batch": 2000, "threads": 0},
                         "depth 4, 100k sampled leaves (GPU)", est_seconds=1800),
     },
