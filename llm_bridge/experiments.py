@@ -107,11 +107,14 @@ def _records(config: Any):
     return records
 
 
-def _setup(config: Any, run_dir: RunDir):
-    """Load the model (record its weight hashes), build the adapter and the task."""
+def _setup(config: Any, run_dir: RunDir, needs: Mapping[str, int]):
+    """Load the model (record its weight hashes), build the adapter and the task.
+
+    ``needs``: training examples per label that the protocol will draw, checked before the model loads.
+    """
     from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
     from llm_bridge.models import describe_source, load_model
-    from llm_bridge.tasks import TEMPLATES, make_task
+    from llm_bridge.tasks import TEMPLATES, check_data, make_task
 
     describe_source(config.model)  # a bad model name fails before any data is generated
     set_threads(config.threads or None)
@@ -121,6 +124,7 @@ def _setup(config: Any, run_dir: RunDir):
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda was asked for but CUDA is not available")
     records = _records(config)
+    check_data(config.task, records, config.n_eval, config.seed, needs)
     t0 = time.perf_counter()
     loaded = load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code)
     template = TEMPLATES[config.task] if loaded.record["has_chat_template"] else "raw"
@@ -336,7 +340,9 @@ def run_rebound(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     _qualify_reference(run_dir, config.model)
 
     def compute() -> dict[str, Any]:
-        adapter, task = _setup(config, run_dir)
+        neutral = config.warmup_examples + (spec.forward_amounts[-1] if config.neutral_control else 0)
+        adapter, task = _setup(config, run_dir, {"aligned": spec.forward_amounts[-1],
+                                                 "misaligned": spec.reverse_amounts[-1], "neutral": neutral})
         n_sweeps = len(spec.forward_amounts) + (len(spec.forward_amounts) - 1 if config.neutral_control else 0)
         with progress_bar(n_sweeps, "llm rebound: reverse sweeps") as progress:
             c = rebound_arms(adapter, task, spec, config.seed, warmup=config.warmup_examples,
@@ -516,7 +522,7 @@ def run_resistance(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, An
     _qualify_reference(run_dir, config.model)
 
     def compute() -> dict[str, Any]:
-        adapter, task = _setup(config, run_dir)
+        adapter, task = _setup(config, run_dir, {"aligned": spec.n_align})
         with progress_bar(len(spec.checkpoint_fractions) + 2 * len(spec.pairs), "llm resistance") as progress:
             return resistance_paths(adapter, task, spec, config.seed, progress=progress)
 

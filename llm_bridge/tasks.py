@@ -23,7 +23,7 @@ log-odds is log P(aligned) - log P(misaligned) (``toymodels.measures.contrast_sc
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -102,6 +102,43 @@ def load_records(path: str | Path, default_label: str | None = None) -> list[Rec
     return records
 
 
+def held_out_split(name: str, records: Sequence[Record], n_eval: int, seed: int
+                   ) -> tuple[list[str], dict[str, list[Record]], dict[str, dict[str, list[str]]]]:
+    """The held-out prompts, the per-label training pools outside them, and the responses by prompt.
+
+    Held-out prompts are those with both an aligned and a misaligned response (for instruction, any
+    prompt with an aligned answer), chosen by a seeded draw and kept out of training.
+    """
+    by_prompt: dict[str, dict[str, list[str]]] = {}
+    for r in records:
+        by_prompt.setdefault(r.prompt, {}).setdefault(r.label, []).append(r.response)
+    if name == "instruction":
+        eligible = sorted(p for p, d in by_prompt.items() if d.get("aligned"))
+    else:
+        eligible = sorted(p for p, d in by_prompt.items() if d.get("aligned") and d.get("misaligned"))
+    if len(eligible) < max(n_eval, 2):
+        raise ConfigError(f"task {name}: {len(eligible)} prompts have a labelled contrast pair; "
+                          f"n_eval={n_eval} needs at least that many (and 2)")
+    pick = np.random.default_rng((11, seed)).permutation(len(eligible))[:n_eval]
+    eval_texts = [eligible[i] for i in sorted(pick)]
+    held = set(eval_texts)
+    pools = {lab: [r for r in records if r.label == lab and r.prompt not in held] for lab in LABELS}
+    return eval_texts, pools, by_prompt
+
+
+def _require_pool(task: str, label: str, n: int, available: int) -> None:
+    if n > available:
+        raise ConfigError(f"task {task}: asked for {n} {label} examples, the data has {available} "
+                          "(outside the held-out prompts); generate more or lower the amounts")
+
+
+def check_data(name: str, records: Sequence[Record], n_eval: int, seed: int, needs: Mapping[str, int]) -> None:
+    """Fail before any model loads when the records cannot supply ``needs`` training examples per label."""
+    _, pools, _ = held_out_split(name, records, n_eval, seed)
+    for label, n in needs.items():
+        _require_pool(name, label, n, len(pools[label]))
+
+
 class LLMTask:
     """A task over text records, encoded by an adapter (anything with ``encode``/``prompt_ids``)."""
 
@@ -113,31 +150,13 @@ class LLMTask:
         self.max_new_tokens = MAX_NEW_TOKENS[name]
         self.adapter = adapter
         self.contrast_tokens = contrast_tokens
-        by_prompt: dict[str, dict[str, list[str]]] = {}
-        for r in records:
-            by_prompt.setdefault(r.prompt, {}).setdefault(r.label, []).append(r.response)
-        # held-out prompts: those with both an aligned and a misaligned response (for instruction,
-        # any prompt with an aligned answer), chosen by a seeded draw and kept out of training
-        if name == "instruction":
-            eligible = sorted(p for p, d in by_prompt.items() if d.get("aligned"))
-        else:
-            eligible = sorted(p for p, d in by_prompt.items() if d.get("aligned") and d.get("misaligned"))
-        if len(eligible) < max(n_eval, 2):
-            raise ConfigError(f"task {name}: {len(eligible)} prompts have a labelled contrast pair; "
-                              f"n_eval={n_eval} needs at least that many (and 2)")
-        pick = np.random.default_rng((11, seed)).permutation(len(eligible))[:n_eval]
-        self.eval_texts = [eligible[i] for i in sorted(pick)]
-        held = set(self.eval_texts)
-        self.pools = {lab: [r for r in records if r.label == lab and r.prompt not in held] for lab in LABELS}
-        self._by_prompt = by_prompt
+        self.eval_texts, self.pools, self._by_prompt = held_out_split(name, records, n_eval, seed)
         self._eval_ids: dict[tuple[int, ...], str] = {}
 
     # ----- the Task protocol ---------------------------------------------------------------
     def _draw(self, label: str, n: int, seed: int) -> list[Example]:
         pool = self.pools[label]
-        if n > len(pool):
-            raise ConfigError(f"task {self.name}: asked for {n} {label} examples, the data has {len(pool)} "
-                              "(outside the held-out prompts); generate more or lower the amounts")
+        _require_pool(self.name, label, n, len(pool))
         idx = np.random.default_rng((13, seed, LABELS.index(label))).permutation(len(pool))[:n]
         return [self.adapter.encode(pool[i].prompt, pool[i].response) for i in idx]
 

@@ -14,6 +14,7 @@ from llm_bridge.experiments import (
     paired_bootstrap,
     synthetic_recovery,
 )
+from theory.errors import ConfigError
 from theory.experiment import execute
 
 MICRO = {"forward_amounts": "0,2,4", "reverse_amounts": "0,2,4", "n_eval": 4, "n_kl_samples": 2,
@@ -125,3 +126,12 @@ def test_a_non_default_model_is_recorded_beside_the_default(rebound_run, tmp_pat
     assert recorded and all(name.startswith(f"{key}.") for name in recorded)
     figures_cmd.redraw_reference()
     assert {p.name: p.read_bytes() for p in figures.glob("*.png")} == recorded
+
+
+def test_short_data_fails_before_the_model_loads(tiny_folder, records_file, tmp_path, monkeypatch):
+    import llm_bridge.models
+
+    monkeypatch.setattr(llm_bridge.models, "load_model", lambda *a, **k: pytest.fail("model loaded before the data check"))
+    sets = {"model": str(tiny_folder), "data": str(records_file), **MICRO, "forward_amounts": "0,2,1000"}
+    with pytest.raises(ConfigError, match="asked for 1000 aligned examples"):
+        execute(REBOUND, REBOUND.resolve("cpu-micro", sets=sets), out=tmp_path / "run")
