@@ -186,6 +186,13 @@ class ArmCurves:
     reverse_steps: list[int] = field(default_factory=list)
 
 
+def rebound_data_needs(spec: Any, warmup: int, neutral: bool) -> dict[str, int]:
+    """Training examples per label that :func:`rebound_arms` draws (checked before a model loads)."""
+    fwd = spec.forward_amounts
+    return {"aligned": fwd[-1], "misaligned": spec.reverse_amounts[-1],
+            "neutral": warmup + (fwd[-1] if neutral else 0)}
+
+
 def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, neutral: bool,
                  progress: Callable[[str], None] = lambda s: None,
                  cache: Callable[[str, Callable[[], Any]], Any] = lambda key, compute: compute()) -> ArmCurves:
@@ -207,7 +214,8 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
     from toymodels.protocols.rebound import cumulative_steps, forward_checkpoints, reverse_sweep
 
     fwd, rev = spec.forward_amounts, spec.reverse_amounts
-    neutral_pool = task.neutral_data(warmup + (fwd[-1] if neutral else 0), seed=seed) if (warmup or neutral) else []
+    needs = rebound_data_needs(spec, warmup, neutral)
+    neutral_pool = task.neutral_data(needs["neutral"], seed=seed) if needs["neutral"] else []
     if warmup:
         model.fit(neutral_pool[:warmup], np.arange(warmup), spec.optimizer, None)
     theta0 = model.state_dict()
@@ -217,9 +225,9 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
     ref_samples = sample_responses(model, prompts[: spec.n_kl_samples], task.max_new_tokens, 1.0, seed)
     kl_reference = (model.token_logprobs(ref_samples), ref_samples)
 
-    reverse = task.reverse_data(rev[-1], seed=seed)
+    reverse = task.reverse_data(needs["misaligned"], seed=seed)
     r_order = epoch_order(len(reverse), seed + 1)
-    forward_sets = {"aligned": task.forward_data(fwd[-1], seed=seed)}
+    forward_sets = {"aligned": task.forward_data(needs["aligned"], seed=seed)}
     if neutral:
         forward_sets["neutral"] = neutral_pool[warmup:]
     curves = ArmCurves(tuple(fwd), tuple(rev), s0.log_odds,
@@ -340,9 +348,8 @@ def run_rebound(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     _qualify_reference(run_dir, config.model)
 
     def compute() -> dict[str, Any]:
-        neutral = config.warmup_examples + (spec.forward_amounts[-1] if config.neutral_control else 0)
-        adapter, task = _setup(config, run_dir, {"aligned": spec.forward_amounts[-1],
-                                                 "misaligned": spec.reverse_amounts[-1], "neutral": neutral})
+        adapter, task = _setup(config, run_dir,
+                               rebound_data_needs(spec, config.warmup_examples, config.neutral_control))
         n_sweeps = len(spec.forward_amounts) + (len(spec.forward_amounts) - 1 if config.neutral_control else 0)
         with progress_bar(n_sweeps, "llm rebound: reverse sweeps") as progress:
             c = rebound_arms(adapter, task, spec, config.seed, warmup=config.warmup_examples,
