@@ -29,4 +29,4 @@ test-all: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m ''
 
 lint: install
-	$(VENV)/bin/ruff check theory toymodels llm_bridge tests
+	$(VENV)/bin/ruff check harness theory toymodels llm_bridge elasticity tests

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 from toymodels.interface import Example, OptimizerSpec, TrainLog
 
 Template = Literal["raw", "chat"]

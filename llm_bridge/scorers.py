@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 
 # Phrases that open or carry a refusal. Matched case-insensitively as whole phrases; apostrophes
 # are normalised first (’ -> '). The list follows the common refusal-keyword lists used in

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 from toymodels.interface import Contrast, Example
 
 TASKS = ("sentiment", "safety", "instruction")

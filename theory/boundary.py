@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from theory.config import Preset, require
-from theory.experiment import Experiment
+from harness.config import Preset, require
+from harness.experiment import Experiment
+from harness.metrics import metric_row
+from harness.runs import RunDir
+from harness.verdicts import predict
 from theory.mixture import finite_step
-from theory.runs import RunDir, metric_row
 from theory.simulate import BAND
-from theory.verdicts import predict
 from theory.worlds import World, distribution_components, sample_components
 
 
@@ -107,9 +108,8 @@ def run(config: BoundaryConfig, run_dir: RunDir) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for i in range(config.seeds):
         seed = config.seed + i
-        cached = run_dir.cell(f"seed={seed}", lambda s=seed: seed_rows(config, s))
-        # JSON stores NaN (a ratio with Delta gamma_p = 0) as null
-        rows.extend({**r, "value": float("nan") if r["value"] is None else r["value"]} for r in cached)
+        # a ratio with Delta gamma_p = 0 is NaN
+        rows.extend(run_dir.metric_cell(f"seed={seed}", lambda s=seed: seed_rows(config, s)))
     run_dir.write_metrics(rows)
     return summarise(config, rows)
 
@@ -210,7 +210,7 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     draw=draw,
-    aliases={"--k": "k", "--alpha": "alpha", "--similarity": "similarity", "--l-max": "l_max",
+    flags={"--k": "k", "--alpha": "alpha", "--similarity": "similarity", "--l-max": "l_max",
              "--depth": "depth", "--n-align": "n_align", "--seeds": "seeds"},
     units={"coefficient": "1", "unseen_mass_share": "1"},
 )

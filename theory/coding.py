@@ -17,7 +17,7 @@ from collections import deque
 
 import numpy as np
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 
 MASS_TOLERANCE = 1e-9
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from theory.runs import RunDir  # noqa: E402
+from harness.runs import RunDir  # noqa: E402
 
 BAND = (0.9, 1.1)
 

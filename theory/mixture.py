@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.errors import ConfigError
 from theory.coding import huffman_lengths, one_bit_bound, validate_masses
-from theory.errors import ConfigError
 
 LN2 = float(np.log(2.0))
 ROLES = ("p", "a", "t")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, stats
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 
 
 def _check_alpha(alpha: float) -> None:

@@ -25,12 +25,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from theory.config import Preset, require
-from theory.experiment import Experiment
+from harness.config import Preset, require
+from harness.experiment import Experiment
+from harness.metrics import metric_row
+from harness.runs import RunDir
+from harness.verdicts import mean_ci, predict
 from theory.mixture import Components, derivatives, finite_step, huffman_step
 from theory.pareto import fit_pareto
-from theory.runs import RunDir, metric_row
-from theory.verdicts import mean_ci, predict
 from theory.worlds import World, distribution_components, sample_components
 
 BAND = (0.9, 1.1)
@@ -148,9 +149,8 @@ def run(config: SimulateConfig, run_dir: RunDir) -> dict[str, Any]:
             for i in range(config.seeds):
                 seed = config.seed + i
                 key = f"alpha={alpha:g}-depth={depth}-seed={seed}"
-                cached = run_dir.cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s))
-                # JSON stores NaN (e.g. a Huffman step that did not resolve) as null
-                rows.extend({**r, "value": float("nan") if r["value"] is None else r["value"]} for r in cached)
+                # a Huffman step that did not resolve is NaN
+                rows.extend(run_dir.metric_cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s)))
     fits = pareto_fits(config, run_dir) if config.level == "sampled" else []
     for fit in fits:
         rows.append(metric_row("pareto_alpha_fit", fit["alpha_fit"], "1", seed=config.seed,
@@ -341,7 +341,7 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     draw=draw,
-    aliases={"--k": "k", "--alpha": "alpha", "--depth": "depth", "--perturbation": "perturbation",
+    flags={"--k": "k", "--alpha": "alpha", "--depth": "depth", "--perturbation": "perturbation",
              "--level": "level", "--l-max": "l_max", "--seeds": "seeds", "--similarity": "similarity"},
     units={"gamma": "bits", "delta_gamma": "bits", "kl": "bits"},
 )

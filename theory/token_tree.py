@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 
 PAD = -1
 

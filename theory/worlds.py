@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 from theory.mixture import Components
 from theory.pareto import zipf_masses
 from theory.token_tree import Sequences, prune

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.config import require
-from theory.errors import ConfigError
+from harness.config import require
+from harness.errors import ConfigError
 from toymodels.interface import Contrast, Example
 
 TASKS: tuple[str, ...] = ("sentiment", "safety", "format")

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from theory.runs import RunDir  # noqa: E402
+from harness.runs import RunDir  # noqa: E402
 
 
 def _cond(row: dict) -> dict[str, str]:

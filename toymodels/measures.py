@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, logsumexp
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 from toymodels.interface import Contrast, Example, LanguageModel
 
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from theory.config import require
-from theory.errors import ConfigError
+from harness.config import require
+from harness.errors import ConfigError
 
 # name -> (n_layer, n_head, n_embd); the name is the approximate parameter count at vocab ~70
 SIZE_PRESETS: dict[str, tuple[int, int, int]] = {

@@ -15,8 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from theory.runs import RunDir  # noqa: E402
-from theory.verdicts import mean_ci  # noqa: E402
+from harness.runs import RunDir  # noqa: E402
+from harness.verdicts import mean_ci  # noqa: E402
 from toymodels.sweep import aggregate, parse_condition  # noqa: E402
 
 

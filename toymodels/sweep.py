@@ -28,9 +28,10 @@ from typing import Any, Literal
 from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
-from theory.errors import ConfigError
-from theory.runs import RunDir, atomic_write_text
-from theory.verdicts import mean_ci
+from harness.atomic import atomic_write_text
+from harness.errors import ConfigError
+from harness.runs import RunDir
+from harness.verdicts import mean_ci
 
 Scalar = int | float | str
 CellFn = Callable[["Cell", str], list[dict[str, Any]]]
@@ -230,12 +231,10 @@ def grid_table(run_dir: RunDir, grid: Grid) -> list[dict[str, Any]]:
     for cell in grid.cells():
         if not run_dir.has_cell(cell.key):
             raise ConfigError(f"cell {cell.key} has not been run in {run_dir.path}")
-        for row in run_dir.cell(cell.key, lambda: []):
+        for row in run_dir.metric_cell(cell.key, lambda: []):
             own = str(row.get("condition", "") or "")
             condition = ",".join(part for part in (cell.condition, own) if part)
-            # JSON stores NaN (a censored reading) as null: read it back as NaN
-            value = float("nan") if row["value"] is None else row["value"]
-            table.append({**row, "value": value, "seed": cell.seed, "condition": condition})
+            table.append({**row, "seed": cell.seed, "condition": condition})
     return table
 
 

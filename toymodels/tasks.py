@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 from toymodels.corpus import TASKS, Corpus, check_task
 from toymodels.interface import Contrast, Example
 

@@ -18,14 +18,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from theory.config import require
-from theory.errors import ConfigError
-from theory.runs import atomic_write_bytes, cache_dir, config_hash
+from harness.atomic import atomic_write_bytes
+from harness.config import require
+from harness.errors import ConfigError
+from harness.runs import cache_dir, config_hash
 from toymodels.corpus import PAD, TASKS, Corpus, CorpusConfig
 from toymodels.determinism import make_deterministic
+from toymodels.finetuning import check_fractions, epoch_order, fit_slices
 from toymodels.interface import Example, OptimizerSpec, TrainLog
 from toymodels.model import GPT, ModelConfig, model_config
-from toymodels.protocols import check_fractions, epoch_order, fit_slices
 
 LossOn = Literal["response", "all"]
 IGNORE = -100  # target id that cross_entropy skips

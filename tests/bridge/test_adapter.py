@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from harness.errors import ConfigError
 from llm_bridge.adapter import HFCausalLM, LoraSpec
 from tests.bridge.tiny import make_model, make_tokenizer
-from theory.errors import ConfigError
 from toymodels.interface import Example, LanguageModel, OptimizerSpec
 
 torch.set_num_threads(1)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from llm_bridge.commands import main
+from elasticity.llm_group import main
 
 BLOCKED = "import sys; sys.modules['transformers'] = None; sys.modules['peft'] = None; "
 
@@ -18,13 +18,13 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 
 def test_theory_help_works_without_transformers():
-    out = _run(BLOCKED + "from llm_bridge.cli import main; sys.exit(main(['theory', '--help']))")
+    out = _run(BLOCKED + "from elasticity.cli import main; sys.exit(main(['theory', '--help']))")
     assert out.returncode == 0, out.stderr
     assert "usage" in out.stdout.lower()
 
 
 def test_llm_config_resolves_without_transformers():
-    out = _run(BLOCKED + "from llm_bridge.cli import main; "
+    out = _run(BLOCKED + "from elasticity.cli import main; "
                "sys.exit(main(['llm', 'rebound', '--model', 'gemma3-270m', '--print-config']))")
     assert out.returncode == 0, out.stderr
     config = json.loads(out.stdout)["config"]

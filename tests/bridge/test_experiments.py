@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.errors import ConfigError
+from harness.runner import execute
 from llm_bridge.experiments import (
     PARETO,
     REBOUND,
@@ -14,8 +16,6 @@ from llm_bridge.experiments import (
     paired_bootstrap,
     synthetic_recovery,
 )
-from theory.errors import ConfigError
-from theory.experiment import execute
 
 MICRO = {"forward_amounts": "0,2,4", "reverse_amounts": "0,2,4", "n_eval": 4, "n_kl_samples": 2,
          "warmup_examples": 2, "lr": 1e-2, "n_bootstrap": 199, "threads": 1}
@@ -106,8 +106,9 @@ def test_pareto_on_a_tiny_model(tiny_folder, tmp_path):
 def test_a_non_default_model_is_recorded_beside_the_default(rebound_run, tmp_path, monkeypatch):
     """--update-reference of another model keeps its own key, command and figures, and
     `elasticity figures` redraws them under that key byte for byte."""
-    from llm_bridge import figures_cmd
-    from theory import reference
+    from elasticity import figures as figures_cmd
+    from harness import reference
+    from harness.markdown import TABLE_END, TABLE_START
 
     figures = tmp_path / "figures"
     figures.mkdir()
@@ -115,7 +116,7 @@ def test_a_non_default_model_is_recorded_beside_the_default(rebound_run, tmp_pat
     monkeypatch.setattr(figures_cmd, "figures_dir", lambda: figures)
     monkeypatch.setattr(reference, "results_path", lambda: figures / "results.json")
     monkeypatch.setattr(reference, "readme_path", lambda: tmp_path / "README.md")
-    (tmp_path / "README.md").write_text(f"{reference.TABLE_START}\n{reference.TABLE_END}\n")
+    (tmp_path / "README.md").write_text(f"{TABLE_START}\n{TABLE_END}\n")
     config, outcome = rebound_run
     key = f"llm.rebound.{model_tag(config.model)}"
     assert outcome.run.reference_key == key and outcome.run.experiment == "llm.rebound"

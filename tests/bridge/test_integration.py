@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.errors import ConfigError
 from llm_bridge.adapter import HFCausalLM, LoraSpec
 from llm_bridge.models import load_model
-from theory.errors import ConfigError
 from toymodels import measures
 from toymodels.interface import Contrast, OptimizerSpec
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness.errors import ConfigError
 from llm_bridge.scorers import ClassifierScorer, ClassifierSpec, RefusalScorer, VaderScorer
-from theory.errors import ConfigError
 
 
 def test_vader_orders_hand_written_reviews():

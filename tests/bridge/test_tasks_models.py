@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from harness.errors import ConfigError
 from llm_bridge import models
 from llm_bridge.adapter import HFCausalLM
 from llm_bridge.tasks import load_records, make_task
 from tests.bridge.tiny import make_model, make_tokenizer, sentiment_records
-from theory.errors import ConfigError
 
 
 def _adapter():

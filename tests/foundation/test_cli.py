@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from llm_bridge import registry
-from llm_bridge.cli import SUBCOMMANDS, main
+from elasticity import registry
+from elasticity.cli import GROUPS, main
+from elasticity.command import add_experiment_arguments, group_main, run_from_args
 from tests.foundation.test_runs import MICRO
-from theory.experiment import add_experiment_arguments, group_main, run_from_args
 
 
 def _micro_command(argv, prog):
@@ -26,7 +26,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
 def test_top_level_help_lists_subcommands(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in SUBCOMMANDS:
+    for name in GROUPS:
         assert f"  {name} " in out
 
 
@@ -36,7 +36,7 @@ def test_group_help_without_transformers(group):
     # even load torch (blocking torch itself would break scipy's own optional-torch probe).
     proc = _python(
         "import sys\nfor m in ['transformers', 'peft', 'accelerate']: sys.modules[m] = None\n"
-        f"from llm_bridge.cli import main\ncode = main(['{group}', '--help'])\n"
+        f"from elasticity.cli import main\ncode = main(['{group}', '--help'])\n"
         "print('TORCH LOADED' if 'torch' in sys.modules else 'no torch')\nsys.exit(code)"
     )
     assert proc.returncode == 0, proc.stderr
@@ -86,7 +86,7 @@ def test_json_is_clean_stdout_and_resume_rules(tmp_path, capsys):
 
 
 def test_ci_runs_the_readme_test_command():
-    from theory.runs import repo_root
+    from harness.runs import repo_root
 
     readme = (repo_root() / "README.md").read_text()
     ci = (repo_root() / ".ci" / "run").read_text()

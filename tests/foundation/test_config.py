@@ -5,9 +5,9 @@ from typing import Literal
 
 import pytest
 
-from theory.config import Preset, build_config, load_toml, parse_sets, require
-from theory.errors import ConfigError
-from theory.experiment import Experiment
+from harness.config import Preset, build_config, load_toml, parse_sets, require
+from harness.errors import ConfigError
+from harness.experiment import Experiment
 
 
 @dataclass(frozen=True)

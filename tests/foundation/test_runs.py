@@ -6,15 +6,20 @@ from dataclasses import dataclass
 
 import pytest
 
-from theory import reference
-from theory.config import Preset
-from theory.errors import ConfigError
-from theory.experiment import Experiment, execute
-from theory.runs import RunDir, atomic_write_text, config_hash, metric_row
-from theory.verdicts import mean_ci, predict, verdict_from_ci
+from harness import reference
+from harness.atomic import atomic_write_text
+from harness.config import Preset
+from harness.errors import ConfigError
+from harness.experiment import Experiment
+from harness.markdown import TABLE_END, TABLE_START
+from harness.metrics import metric_row
+from harness.runner import execute
+from harness.runs import RunDir, config_hash
+from harness.verdicts import mean_ci, predict, verdict_from_ci
+from tests.verdicts import RECORD_ENV, check_recorded_verdict
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Micro:
     n: int = 3
     seed: int = 0
@@ -36,7 +41,8 @@ def _run(config: Micro, run: RunDir) -> dict:
     return {"predictions": [predict("micro.mean_positive", [r["value"] for r in rows], +1, "draw")]}
 
 
-MICRO = Experiment("demo.micro", "micro", Micro, {"quick": Preset({}, "", 0.1)}, _run)
+MICRO = Experiment(name="demo.micro", help="micro", config_cls=Micro,
+                   presets={"quick": Preset(help="", est_seconds=0.1)}, run=_run)
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
@@ -107,8 +113,8 @@ def test_reference_merge_keeps_other_experiments(tmp_path, monkeypatch):
     monkeypatch.setattr(reference, "results_path", lambda: tmp_path / "figures" / "results.json")
     monkeypatch.setattr(reference, "readme_path", lambda: tmp_path / "README.md")
     (tmp_path / "figures").mkdir()
-    (tmp_path / "README.md").write_text(f"{reference.TABLE_START}\n{reference.TABLE_END}\n")
-    reference._save_results({"schema_version": 1, "experiments": {"llm.rebound": {"headline": {"x": 1}}}})
+    (tmp_path / "README.md").write_text(f"{TABLE_START}\n{TABLE_END}\n")
+    reference.save_results({"schema_version": 1, "experiments": {"llm.rebound": {"headline": {"x": 1}}}})
     outcome = execute(MICRO, Micro(), out=tmp_path / "r")
     reference.update_reference(outcome.run, outcome.summary, "quick")
     results = reference.load_results()
@@ -118,10 +124,10 @@ def test_reference_merge_keeps_other_experiments(tmp_path, monkeypatch):
     assert "`demo.micro`" in (tmp_path / "README.md").read_text()
     prediction = outcome.summary["predictions"][0]
     with pytest.raises(AssertionError, match="no verdict recorded"):
-        reference.check_recorded_verdict("demo.micro", "h", prediction)
-    monkeypatch.setenv(reference.RECORD_ENV, "1")
-    reference.check_recorded_verdict("demo.micro", "h", prediction)
-    monkeypatch.delenv(reference.RECORD_ENV)
-    reference.check_recorded_verdict("demo.micro", "h", prediction)
+        check_recorded_verdict("demo.micro", "h", prediction)
+    monkeypatch.setenv(RECORD_ENV, "1")
+    check_recorded_verdict("demo.micro", "h", prediction)
+    monkeypatch.delenv(RECORD_ENV)
+    check_recorded_verdict("demo.micro", "h", prediction)
     with pytest.raises(AssertionError, match="verdict changed"):
-        reference.check_recorded_verdict("demo.micro", "h", {**prediction, "verdict": "contradicted"})
+        check_recorded_verdict("demo.micro", "h", {**prediction, "verdict": "contradicted"})

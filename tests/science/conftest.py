@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from theory.experiment import Outcome, execute
+from harness.runner import Outcome, execute
 from toymodels.protocols import compression, scale
 
 # The compression test config: a quick size, k over two decades, the like-D_p perturbation only.

@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 
-from theory.runs import metric_row
+from harness.metrics import metric_row
 from toymodels.sweep import Cell
 
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from theory.errors import ConfigError
-from theory.experiment import execute
-from theory.reference import check_recorded_verdict
+from harness.errors import ConfigError
+from harness.runner import execute
+from tests.verdicts import check_recorded_verdict
 from toymodels.protocols import compression, lifecycle, scale
 
 

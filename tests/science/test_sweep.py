@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import ConfigError
+from harness.runs import RunDir
 from tests.science.sweep_cells import censored, noisy_line
-from theory.errors import ConfigError
-from theory.runs import RunDir
 from toymodels.sweep import Execution, Grid, aggregate, parse_condition, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from theory.experiment import execute
+from harness.runner import execute
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.runs import config_hash
+from tests.verdicts import check_recorded_verdict
 from theory.boundary import EXPERIMENT
-from theory.reference import check_recorded_verdict
-from theory.runs import config_hash
 
 
 def test_grids_and_figures(boundary_run):
@@ -37,7 +37,7 @@ def test_sampled_verdicts(boundary_run, prediction):
 
 
 def test_bad_input():
-    from theory.commands import main
+    from elasticity.theory_group import main
 
     assert main(["boundary", "--similarity", "1.5"]) == 2
     assert main(["boundary", "--k", "-1"]) == 2

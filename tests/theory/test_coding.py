@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from harness.errors import ConfigError
 from tests.theory.reference_impl import heapq_huffman_lengths
 from theory.coding import (
     entropy_bits,
@@ -18,7 +19,6 @@ from theory.coding import (
     thm34_length_bits,
     validate_masses,
 )
-from theory.errors import ConfigError
 from theory.pareto import zipf_masses
 
 RNG = np.random.default_rng(0)

@@ -7,12 +7,12 @@ import sys
 
 import numpy as np
 
+from elasticity.theory_group import main
 from theory import checks
-from theory.commands import main
 
 
 def test_help_needs_neither_torch_nor_transformers():
-    code = ("import sys; from llm_bridge.cli import main; main(['theory', '--help']); "
+    code = ("import sys; from elasticity.cli import main; main(['theory', '--help']); "
             "from theory import simulate, boundary, checks, figures, derivation; "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -7,8 +7,8 @@ import mpmath
 import numpy as np
 import pytest
 
+from harness.errors import ConfigError
 from theory.checks import _mpmath_agreement
-from theory.errors import ConfigError
 from theory.mixture import Components, derivatives, finite_step, log1pmx
 from theory.pareto import zipf_masses
 from theory.simulate import BAND, K_DECADES

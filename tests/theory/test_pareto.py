@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 from theory.pareto import fit_pareto, sample_ranks, zipf_masses
 
 

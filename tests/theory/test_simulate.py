@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from theory.experiment import execute
-from theory.reference import check_recorded_verdict
-from theory.runs import config_hash
+from harness.runner import execute
+from harness.runs import config_hash
+from tests.verdicts import check_recorded_verdict
 from theory.simulate import EXPERIMENT
 
 KEYS = ("slope", "slope_ci", "ratios", "coefficients", "coefficients_l0", "signs_hold",
@@ -84,7 +84,7 @@ def test_deterministic_and_resumable(tmp_path):
 
 
 def test_cli_json_and_bad_input(capsys, tmp_path):
-    from theory.commands import main
+    from elasticity.theory_group import main
 
     code = main(["simulate", "--k", "10,100", "--seeds", "2", "--set", "n_types=512",
                  "--out", str(tmp_path / "cli"), "--json"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.errors import ConfigError
 from tests.theory.reference_impl import dict_tree_leaves
-from theory.errors import ConfigError
 from theory.token_tree import align, as_sequences, build_tree, load_token_file, prune
 from theory.worlds import World, sample_components
 

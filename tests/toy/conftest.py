@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from theory.experiment import Outcome, execute
+from harness.runner import Outcome, execute
 from toymodels.protocols import rebound, resistance
 from toymodels.train import set_threads
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 from toymodels.corpus import EOS, SEP, TASKS, Corpus, CorpusConfig
 from toymodels.model import GPT, SIZE_PRESETS, model_config, n_params
 from toymodels.tasks import ToyTask, make_tasks

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 from toymodels import measures
 from toymodels.corpus import TASKS, Corpus
+from toymodels.finetuning import sample_responses
 from toymodels.interface import Contrast
-from toymodels.protocols import sample_responses
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSpec, pretrain
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from theory.reference import check_recorded_verdict
+from tests.verdicts import check_recorded_verdict
 
 
 def _prediction(outcome, pid):

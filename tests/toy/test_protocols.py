@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from theory.experiment import execute
-from toymodels.commands import main as toy_main
+from elasticity.toy_group import main as toy_main
+from harness.runner import execute
 from toymodels.corpus import Corpus
 from toymodels.interface import OptimizerSpec
 from toymodels.model import model_config

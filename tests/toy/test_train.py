@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from theory.errors import ConfigError
+from harness.errors import ConfigError
 from toymodels.corpus import Corpus
+from toymodels.finetuning import check_amounts, epoch_order, fit_slices
 from toymodels.interface import Example, OptimizerSpec
 from toymodels.model import model_config
-from toymodels.protocols import check_amounts, epoch_order, fit_slices
 from toymodels.train import IGNORE, PretrainSpec, ToyLM, encode, pretrain
 
 CORPUS = Corpus()

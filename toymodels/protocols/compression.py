@@ -28,15 +28,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from theory.config import Preset, require
-from theory.experiment import Experiment
+from harness.config import Preset, require
+from harness.experiment import Experiment
+from harness.metrics import metric_row
+from harness.runs import RunDir
+from harness.verdicts import mean_ci, predict
 from theory.mixture import Components, derivatives
-from theory.runs import RunDir, metric_row
-from theory.verdicts import mean_ci, predict
 from toymodels import measures
 from toymodels.corpus import Corpus, CorpusConfig
+from toymodels.finetuning import check_amounts, epoch_order, steps_for
 from toymodels.interface import Example, OptimizerSpec
-from toymodels.protocols import check_amounts, epoch_order, steps_for
 from toymodels.sweep import Cell, Grid, aggregate, execution_of, run_sweep, write_aggregate
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSpec, pretrain
@@ -309,7 +310,7 @@ EXPERIMENT = Experiment(
     },
     run=run,
     draw=draw,
-    aliases={"--k": "k", "--size": "size", "--device": "device", "--backend": "backend",
+    flags={"--k": "k", "--size": "size", "--device": "device", "--backend": "backend",
              "--n-jobs": "n_jobs", "--seeds": "n_seeds"},
     units={"gamma": "bits per response token"},
 )

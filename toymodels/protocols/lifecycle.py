@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from theory.config import Preset, require
-from theory.experiment import Experiment
-from theory.runs import RunDir
-from theory.verdicts import mean_ci, predict, verdict_from_ci
+from harness.config import Preset, require
+from harness.experiment import Experiment
+from harness.runs import RunDir
+from harness.verdicts import mean_ci, predict, verdict_from_ci
 from toymodels.corpus import Corpus
 from toymodels.interface import OptimizerSpec
 from toymodels.model import SIZE_PRESETS
@@ -195,7 +195,7 @@ EXPERIMENT = Experiment(
     },
     run=run,
     draw=draw,
-    aliases={"--device": "device", "--backend": "backend", "--n-jobs": "n_jobs", "--seeds": "n_seeds",
+    flags={"--device": "device", "--backend": "backend", "--n-jobs": "n_jobs", "--seeds": "n_seeds",
              "--size": "size"},
     units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},
 )

@@ -23,15 +23,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from theory.config import Preset, require
-from theory.experiment import Experiment
-from theory.runs import RunDir, metric_row
-from theory.verdicts import Prediction, predict
+from harness.config import Preset, require
+from harness.experiment import Experiment
+from harness.metrics import metric_row
+from harness.runs import RunDir
+from harness.verdicts import Prediction, predict
 from toymodels import measures
 from toymodels.corpus import check_task
+from toymodels.finetuning import check_amounts, epoch_order, sample_responses, steps_for
 from toymodels.interface import Contrast, Example, LanguageModel, OptimizerSpec
 from toymodels.model import SIZE_PRESETS
-from toymodels.protocols import cached_rows, check_amounts, epoch_order, sample_responses, steps_for
 from toymodels.tasks import Task
 
 SCORES = ("prob", "log_odds")
@@ -327,7 +328,7 @@ def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for s in range(config.n_seeds):
         seed = config.seed + s
-        rows.extend(cached_rows(run_dir, f"seed{seed}", functools.partial(_cell, config, seed)))
+        rows.extend(run_dir.metric_cell(f"seed{seed}", functools.partial(_cell, config, seed)))
     run_dir.write_metrics(rows)
     by_seed = _metrics_by_seed(rows)
     spec = config.spec()
@@ -370,6 +371,6 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     draw=_draw,
-    aliases={"--device": "device", "--lr": "lr", "--seeds": "n_seeds"},
+    flags={"--device": "device", "--lr": "lr", "--seeds": "n_seeds"},
     units={"score": "probability and log-odds (nats)", "kl": "nats per response token"},
 )

@@ -28,22 +28,22 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
-from theory.config import Preset, require
-from theory.experiment import Experiment
-from theory.runs import RunDir, metric_row
-from theory.verdicts import Prediction, predict
+from harness.config import Preset, require
+from harness.experiment import Experiment
+from harness.metrics import metric_row
+from harness.runs import RunDir
+from harness.verdicts import Prediction, predict
 from toymodels import measures
 from toymodels.corpus import check_task
-from toymodels.interface import Example, LanguageModel, OptimizerSpec
-from toymodels.model import SIZE_PRESETS
-from toymodels.protocols import (
-    cached_rows,
+from toymodels.finetuning import (
     check_fractions,
     epoch_order,
     fit_slices,
     sample_responses,
     steps_for,
 )
+from toymodels.interface import Example, LanguageModel, OptimizerSpec
+from toymodels.model import SIZE_PRESETS
 from toymodels.tasks import Task
 
 DEFAULT_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (2, 3), (1, 3))
@@ -327,7 +327,7 @@ def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
     inits = ["pretrained"] + (["random"] if config.control else [])
     for size, s, init in itertools.product(config.sizes, range(config.n_seeds), inits):
         seed = config.seed + s
-        rows.extend(cached_rows(run_dir, f"{size}-seed{seed}-{init}", functools.partial(_cell, config, size, seed, init)))
+        rows.extend(run_dir.metric_cell(f"{size}-seed{seed}-{init}", functools.partial(_cell, config, size, seed, init)))
     run_dir.write_metrics(rows)
     predictions, tables = _predictions(rows, config)
     failures = []
@@ -370,6 +370,6 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     draw=_draw,
-    aliases={"--device": "device", "--lr": "lr", "--temperature": "temperatures", "--seeds": "n_seeds"},
+    flags={"--device": "device", "--lr": "lr", "--temperature": "temperatures", "--seeds": "n_seeds"},
     units={"loss": "nats per response token", "score": "probability"},
 )

@@ -27,10 +27,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from theory.config import Preset, require
-from theory.experiment import Experiment
-from theory.runs import RunDir, metric_row
-from theory.verdicts import mean_ci, predict
+from harness.config import Preset, require
+from harness.experiment import Experiment
+from harness.metrics import metric_row
+from harness.runs import RunDir
+from harness.verdicts import mean_ci, predict
 from toymodels.corpus import Corpus, CorpusConfig
 from toymodels.interface import OptimizerSpec
 from toymodels.model import GPT, SIZE_PRESETS, model_config, n_params
@@ -249,7 +250,7 @@ EXPERIMENT = Experiment(
     },
     run=run,
     draw=draw,
-    aliases={"--device": "device", "--backend": "backend", "--n-jobs": "n_jobs", "--seeds": "n_seeds",
+    flags={"--device": "device", "--backend": "backend", "--n-jobs": "n_jobs", "--seeds": "n_seeds",
              "--lr": "lr"},
     units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},
 )

@@ -1,79 +1,30 @@
-"""Run folders, atomic writes and resume: the bottom layer every command uses.
+"""Run folders, atomic writes and resume.
 
 A run folder holds ``config.json`` (resolved config, versions, git commit, config hash),
-``metrics.csv`` (long format), ``summary.json`` and ``figures/``. Every file is written to a
-temporary name and renamed, so an interrupted run never leaves a half-written file. Finished
-units of work ("cells") are cached under ``cells/`` so that a rerun into the same ``--out``
-folder resumes where it stopped.
+``metrics.csv`` (long format, see :mod:`harness.metrics`), ``summary.json`` and ``figures/``.
+Every file is written to a temporary name and renamed, so an interrupted run never leaves a
+half-written file. Finished units of work ("cells") are cached under ``cells/`` so that a rerun
+into the same ``--out`` folder resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import hashlib
-import io
 import json
 import os
 import platform
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from theory.errors import ConfigError
+from harness.atomic import atomic_write_json, to_jsonable
+from harness.errors import ConfigError
+from harness.metrics import read_metrics_csv, restore_nan, write_metrics_csv
 
-METRIC_COLUMNS = ("seed", "condition", "x", "measure", "value", "unit")
 TRACKED_PACKAGES = ("lm-elasticity", "numpy", "scipy", "sympy", "torch", "transformers", "peft")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert dataclasses, tuples, numpy scalars and arrays to plain JSON types."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):  # numpy scalars and arrays, without importing numpy here
-        return obj.tolist()
-    if isinstance(obj, float) and obj != obj:  # NaN is not JSON; keep it explicit
-        return None
-    return obj
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, dumps(obj))
 
 
 def config_hash(experiment: str, config: Any) -> str:
@@ -198,12 +149,6 @@ class RunDir:
         path.mkdir(exist_ok=True)
         return path
 
-    @property
-    def checkpoints_dir(self) -> Path:
-        path = self.path / "checkpoints"
-        path.mkdir(exist_ok=True)
-        return path
-
     def write_json(self, name: str, obj: Any) -> Path:
         target = self.path / name
         atomic_write_json(target, obj)
@@ -224,61 +169,22 @@ class RunDir:
         atomic_write_json(target, value)
         return value
 
+    def metric_cell(self, key: str, compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """:meth:`cell` for metric rows: JSON stores NaN as null, so null comes back as NaN."""
+        return restore_nan(self.cell(key, compute))
+
     def has_cell(self, key: str) -> bool:
         return (self.path / "cells" / f"{_safe_name(key)}.json").exists()
 
     def write_metrics(self, rows: Iterable[Mapping[str, Any]]) -> Path:
-        """Write the long-format metrics table (seed, condition, x, measure, value, unit)."""
+        """Write the long-format metrics table (see :mod:`harness.metrics`)."""
         return write_metrics_csv(self.path / "metrics.csv", rows)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         return read_metrics_csv(self.path / "metrics.csv")
 
-    def finish(self, summary: Mapping[str, Any], keep_checkpoints: bool = False) -> Path:
-        target = self.write_json("summary.json", summary)
-        if not keep_checkpoints:
-            shutil.rmtree(self.path / "checkpoints", ignore_errors=True)
-        return target
-
-
-def write_metrics_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        missing = set(METRIC_COLUMNS) - set(row)
-        if missing:
-            raise ValueError(f"metric row lacks {sorted(missing)}: {row}")
-        value = row["value"]
-        writer.writerow({**{k: row[k] for k in METRIC_COLUMNS}, "value": repr(float(value))})
-    atomic_write_text(path, buffer.getvalue())
-    return path
-
-
-def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
-    """Read a metrics table back, with ``value`` as float and ``seed`` and ``x`` parsed."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
-        row["value"] = float(row["value"])
-        row["seed"] = _number(row["seed"])
-        row["x"] = _number(row["x"])
-    return rows
-
-
-def metric_row(measure: str, value: float, unit: str, *, seed: Any = "", condition: str = "",
-               x: Any = "") -> dict[str, Any]:
-    """One row of the long-format metrics table."""
-    return {"seed": seed, "condition": condition, "x": x, "measure": measure, "value": value, "unit": unit}
-
-
-def _number(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+    def finish(self, summary: Mapping[str, Any]) -> Path:
+        return self.write_json("summary.json", summary)
 
 
 def _safe_name(key: str) -> str:

@@ -13,11 +13,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from llm_bridge import registry
-from theory.errors import ConfigError
-from theory.experiment import draw_figures
-from theory.reference import figures_dir, render_readme_table
-from theory.runs import RunDir
+from elasticity import registry
+from harness.errors import ConfigError
+from harness.reference import figures_dir, render_readme_table
+from harness.runner import draw_figures
+from harness.runs import RunDir
 
 
 def redraw(run: RunDir) -> list[Path]:

@@ -1,13 +1,14 @@
-"""Verdicts on the paper's predictions and the ``summary.json`` schema.
+"""Verdicts on the paper's predictions, the intervals behind them, and the ``summary.json`` schema.
 
 A verdict comes from the predicted sign and a 95% interval: ``holds`` when the interval excludes
 0 in the predicted direction, ``contradicted`` when it excludes 0 in the other direction, and
-``inconclusive`` otherwise.
+``inconclusive`` otherwise. Intervals: Student-t over independent seeds, a percentile bootstrap,
+or a paired percentile bootstrap over prompts (every array resampled with the same prompts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ SCHEMA_VERSION = 1
 Verdict = Literal["holds", "contradicted", "inconclusive"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Prediction:
     """One tested prediction: a value, its 95% interval and the verdict they give."""
 
@@ -104,6 +105,37 @@ def predict(
         n_seeds=int(np.isfinite(np.asarray(values, dtype=float)).sum()), measure=measure,
         method=label, family=family, note=note, extra=extra,
     )
+
+
+def paired_bootstrap(per_prompt: Mapping[str, np.ndarray], statistic: Callable[[Mapping[str, np.ndarray]], float],
+                     n_resamples: int, seed: int) -> tuple[float, tuple[float, float], int]:
+    """Statistic and 95% percentile interval, resampling prompts jointly across every array.
+
+    ``per_prompt`` maps names to arrays whose first axis is the prompt; the same resampled prompts
+    are used for every array (a paired bootstrap). Returns (value, ci, resamples that gave NaN).
+    """
+    value = float(statistic(per_prompt))
+    n = next(iter(per_prompt.values())).shape[0]
+    rng = np.random.default_rng((23, seed))
+    draws = np.array([statistic({k: v[idx] for k, v in per_prompt.items()})
+                      for idx in rng.integers(0, n, size=(n_resamples, n))])
+    finite = draws[np.isfinite(draws)]
+    if not np.isfinite(value) or finite.size < 0.5 * n_resamples:
+        return value, (float("nan"), float("nan")), int(n_resamples - finite.size)
+    lo, hi = np.percentile(finite, [2.5, 97.5])
+    return value, (float(lo), float(hi)), int(n_resamples - finite.size)
+
+
+def bootstrap_prediction(pid: str, per_prompt: Mapping[str, np.ndarray], statistic: Callable,
+                         sign: int, measure: str, n_resamples: int, seed: int, family: str,
+                         note: str = "", **extra: Any) -> Prediction:
+    """A Prediction whose interval is a paired bootstrap over prompts (see :func:`paired_bootstrap`)."""
+    value, ci, n_nan = paired_bootstrap(per_prompt, statistic, n_resamples, seed)
+    n = int(next(iter(per_prompt.values())).shape[0])
+    return Prediction(id=pid, verdict=verdict_from_ci(ci, sign), value=value, ci=ci, n_seeds=n,
+                      measure=measure, method="paired percentile bootstrap over prompts", family=family,
+                      note=note, extra={"n_prompts": n, "n_resamples": n_resamples,
+                                        "resamples_nan": n_nan, **extra})
 
 
 def make_summary(

@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from theory.experiment import experiment_command, group_main
+from elasticity.command import experiment_command, group_main
 
 
 def make_data_command(argv: Sequence[str], prog: str) -> int:

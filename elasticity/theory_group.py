@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from theory.experiment import EXIT_INSTRUMENT, EXIT_OK, experiment_command, group_main
+from elasticity.command import experiment_command, group_main
+from harness.runner import EXIT_INSTRUMENT, EXIT_OK
 
 
 def derive(argv: Sequence[str], prog: str) -> int:
@@ -56,7 +57,7 @@ def pareto_fit(argv: Sequence[str], prog: str) -> int:
     args = parser.parse_args(argv)
     import numpy as np
 
-    from theory.errors import ConfigError
+    from harness.errors import ConfigError
     from theory.pareto import fit_pareto
     from theory.token_tree import as_sequences, load_token_file, prune
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from theory.experiment import experiment_command, group_main
+from elasticity.command import experiment_command, group_main
 
 COMMANDS = {
     "resistance": ("forward vs inverse fine-tuning between alignment checkpoints (paper Table 1)",

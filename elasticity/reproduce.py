@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from llm_bridge import registry
-from theory.config import require
-from theory.errors import ConfigError
-from theory.experiment import execute, format_summary
-from theory.reference import md_cell
-from theory.runs import RunDir, atomic_write_text, dumps
+from elasticity import registry
+from elasticity.command import format_summary
+from harness.atomic import atomic_write_text, dumps
+from harness.config import require
+from harness.errors import ConfigError
+from harness.markdown import md_cell
+from harness.runner import execute
+from harness.runs import RunDir
 
 # Order matters for the report: theory first, then the toy core, then the toy science.
 EXPERIMENTS = (
@@ -30,7 +32,7 @@ EXPERIMENTS = (
 QUICK_EXPERIMENTS = tuple(e for e in EXPERIMENTS if e != "theory.boundary")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReproduceConfig:
     preset: Literal["quick", "full"] = "quick"
     experiments: tuple[str, ...] = ()  # empty: the preset's default list
@@ -86,7 +88,7 @@ def reproduce(config: ReproduceConfig, out: str | Path | None = None, update_ref
             print(f"  {name} failed: {err}", file=sys.stderr)
             continue
         if update_reference:
-            from theory.reference import update_reference as merge
+            from harness.reference import update_reference as merge
 
             merge(outcome.run, outcome.summary, config.preset)
         sections.append(Section(name, outcome.run.path, outcome.summary, time.perf_counter() - start))
@@ -155,8 +157,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") 
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     args = parser.parse_args(argv)
     try:
-        config = ReproduceConfig(args.preset, tuple(x.strip() for x in args.only.split(",") if x.strip()),
-                                 args.seed)
+        config = ReproduceConfig(preset=args.preset, seed=args.seed,
+                                 experiments=tuple(x.strip() for x in args.only.split(",") if x.strip()))
         run, sections, checks, code = reproduce(config, args.out, args.update_reference)
     except ConfigError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``elasticity``: the one console script. Each subcommand's module is imported only when used,
+"""``elasticity``: the one console script. Each group's module is imported only when used,
 so ``elasticity theory --help`` needs neither torch nor transformers."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-# subcommand -> (module with ``main(argv, prog) -> int``, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "theory": ("theory.commands", "derivation, token-tree and Pareto simulations of the theorem (no torch)"),
-    "toy": ("toymodels.commands", "toy Transformer experiments: resistance, rebound, scale, compression, lifecycle"),
-    "llm": ("llm_bridge.commands", "the same protocols on real Hugging Face checkpoints"),
-    "figures": ("llm_bridge.figures_cmd", "redraw every figure from saved metrics"),
-    "reproduce": ("llm_bridge.reproduce", "theory checks and toy experiments in one run, with report.md"),
+# group -> (module with ``main(argv, prog) -> int``, one-line help)
+GROUPS: dict[str, tuple[str, str]] = {
+    "theory": ("elasticity.theory_group", "derivation, token-tree and Pareto simulations of the theorem (no torch)"),
+    "toy": ("elasticity.toy_group", "toy Transformer experiments: resistance, rebound, scale, compression, lifecycle"),
+    "llm": ("elasticity.llm_group", "the same protocols on real Hugging Face checkpoints"),
+    "figures": ("elasticity.figures", "redraw every figure from saved metrics"),
+    "reproduce": ("elasticity.reproduce", "theory checks and toy experiments in one run, with report.md"),
 }
 
 USAGE = """usage: elasticity [-h] [--version] COMMAND ...
@@ -31,19 +31,19 @@ Exit codes: 0 ran (a prediction that is not confirmed is a finding, not an error
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    listing = "\n".join(f"  {name:<10s} {help_}" for name, (_, help_) in SUBCOMMANDS.items())
+    listing = "\n".join(f"  {name:<10s} {help_}" for name, (_, help_) in GROUPS.items())
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE.format(commands=listing))
         return 0
     if argv[0] == "--version":
-        from theory.runs import package_versions
+        from harness.runs import package_versions
 
         print(f"elasticity {package_versions(['lm-elasticity'])['lm-elasticity']}")
         return 0
-    if argv[0] not in SUBCOMMANDS:
-        print(f"elasticity: unknown command '{argv[0]}'; commands: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+    if argv[0] not in GROUPS:
+        print(f"elasticity: unknown command '{argv[0]}'; commands: {', '.join(GROUPS)}", file=sys.stderr)
         return 2
-    module_name, _ = SUBCOMMANDS[argv[0]]
+    module_name, _ = GROUPS[argv[0]]
     module = importlib.import_module(module_name)
     try:
         return int(module.main(argv[1:], f"elasticity {argv[0]}") or 0)

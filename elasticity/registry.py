@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from theory.experiment import Experiment, load_object
+import importlib
+from typing import Any
+
+from harness.experiment import Experiment
 
 # experiment name -> "module:attribute" of its Experiment
 EXPERIMENTS: dict[str, str] = {
@@ -17,6 +20,12 @@ EXPERIMENTS: dict[str, str] = {
     "llm.rebound": "llm_bridge.experiments:REBOUND",
     "llm.pareto": "llm_bridge.experiments:PARETO",
 }
+
+
+def load_object(path: str) -> Any:
+    """Import ``"package.module:attribute"`` (keeps command modules lazy)."""
+    module_name, attr = path.split(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def load(name: str) -> Experiment:

@@ -1,0 +1,141 @@
+"""The command machinery every group shares: a group of subcommands, and the flags of an experiment.
+
+:func:`experiment_command` turns an :class:`~harness.experiment.Experiment` (imported only when
+its command runs) into ``elasticity <group> <name> ...`` with the shared flags:
+``--preset/--quick/--full``, ``--config FILE.toml``, ``--set key=value``, the experiment's own
+flags such as ``--k``, ``--seed``, ``--list-presets``, ``--print-config``, ``--json``, ``--out``,
+``--update-reference``. :func:`group_main` dispatches a group and maps the two error kinds to
+their exit codes (bad input 2, a failed instrument check 1), each as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from harness.atomic import dumps
+from harness.config import leaf_types, parse_sets
+from harness.errors import ConfigError, InstrumentError
+from harness.experiment import Experiment
+from harness.runner import EXIT_BAD_INPUT, EXIT_INSTRUMENT, EXIT_OK, execute
+
+CommandFn = Callable[[Sequence[str], str], int]
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experiment) -> None:
+    presets = parser.add_argument_group("presets and config")
+    presets.add_argument("--preset", default=None, help=f"one of: {', '.join(experiment.presets)} "
+                         f"(default {experiment.default_preset})")
+    presets.add_argument("--quick", dest="preset", action="store_const", const="quick",
+                         help="alias of --preset quick")
+    presets.add_argument("--full", dest="preset", action="store_const", const="full",
+                         help="alias of --preset full")
+    presets.add_argument("--config", metavar="FILE.toml", help="config file (keys at the top or under [config]; "
+                         "tables are blocks)")
+    presets.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                         help=f"override a config key; keys: {', '.join(leaf_types(experiment.config_cls))}")
+    presets.add_argument("--seed", type=int, default=None, help="base seed")
+    for flag, key in experiment.flags.items():
+        presets.add_argument(flag, dest=f"flag:{key}", metavar=key.rsplit(".", 1)[-1].upper(), default=None,
+                             help=f"alias of --set {key}=...")
+    presets.add_argument("--list-presets", action="store_true", help="list presets with estimated runtimes")
+    presets.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", metavar="DIR", default=None,
+                        help="run folder; an existing one resumes if its config hash matches")
+    output.add_argument("--json", action="store_true", help="print summary.json to stdout (logs go to stderr)")
+    output.add_argument("--update-reference", action="store_true",
+                        help="merge this run into figures/results.json and figures/")
+
+
+def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
+    if args.list_presets:
+        for name, preset in experiment.presets.items():
+            print(f"{name:12s} ~{_human(preset.est_seconds):>8s}  {preset.help}")
+        return EXIT_OK
+    sets = parse_sets(args.set)
+    for key, value in vars(args).items():
+        if key.startswith("flag:") and value is not None:
+            sets[key.removeprefix("flag:")] = value
+    preset = args.preset or experiment.default_preset
+    config = experiment.resolve(preset, args.config, sets, args.seed)
+    if args.print_config:
+        print(dumps({"experiment": experiment.name, "preset": preset, "config": dataclasses.asdict(config)}), end="")
+        return EXIT_OK
+    outcome = execute(experiment, config, out=args.out, preset=preset)
+    if args.update_reference:
+        from harness.reference import update_reference
+
+        update_reference(outcome.run, outcome.summary, preset)
+    if args.json:
+        print(dumps(outcome.summary), end="")
+    else:
+        print(format_summary(outcome.summary))
+    print(f"run folder: {outcome.run.path} ({outcome.seconds:.1f} s)", file=sys.stderr)
+    for failure in outcome.summary.get("instrument_failures", []):
+        print(f"INSTRUMENT CHECK FAILED: {failure}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def format_summary(summary: Mapping[str, object]) -> str:
+    """A short human table of a summary's predictions."""
+    lines = [f"{summary['experiment']} (config {summary['config_hash']})"]
+    for p in summary.get("predictions", []):
+        ci = p.get("ci") or [float("nan"), float("nan")]
+        lines.append(f"  {p['id']:<48s} {p['verdict']:<13s} value={p['value']:.4g} "
+                     f"CI=[{ci[0]:.4g}, {ci[1]:.4g}] n={p.get('n_seeds')}")
+    return "\n".join(lines)
+
+
+def experiment_command(path: str) -> CommandFn:
+    """A command that imports the Experiment at ``"module:attribute"`` only when it runs."""
+
+    def command(argv: Sequence[str], prog: str) -> int:
+        from elasticity.registry import load_object
+
+        experiment: Experiment = load_object(path)
+        parser = argparse.ArgumentParser(prog=prog, description=experiment.help)
+        add_experiment_arguments(parser, experiment)
+        return run_from_args(experiment, parser.parse_args(argv))
+
+    return command
+
+
+def group_main(
+    prog: str, description: str, argv: Sequence[str] | None,
+    commands: Mapping[str, tuple[str, CommandFn]],
+) -> int:
+    """Dispatch ``prog <name> ...`` to one of ``commands`` (name -> (help, fn(argv, prog))).
+
+    Maps ConfigError to exit 2 and InstrumentError to exit 1, each as one line on stderr.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for short, (help_text, _) in commands.items():
+        sub.add_parser(short, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return EXIT_OK
+    if argv[0] not in commands:
+        print(f"{prog}: unknown command '{argv[0]}'; commands: {', '.join(commands)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    name, rest = argv[0], argv[1:]
+    try:
+        return commands[name][1](rest, f"{prog} {name}")
+    except ConfigError as err:
+        print(f"{prog} {name}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except InstrumentError as err:
+        print(f"{prog} {name}: instrument check failed: {err}", file=sys.stderr)
+        return EXIT_INSTRUMENT
+
+
+def _human(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,224 @@
+"""Configs that compose: frozen, kw_only dataclasses whose fields are values or nested blocks.
+
+A shared block (pre-training, probe, execution, ...) is declared once as its own dataclass and
+nested in each experiment's config. Keys are dotted paths to leaves (``probe.optimizer.lr``).
+A leaf is also reachable by its own name when no other leaf of the config shares it
+(``n_eval`` for ``probe.n_eval``), and a config or block may declare ``ALIASES`` for renamed keys
+(``{"pretrain_lr": "lr"}`` on the pre-training block); a block's aliases are lifted to every
+config that nests it. A name that reaches two leaves is refused as ambiguous.
+
+Resolution order: dataclass defaults < preset < ``--config FILE.toml`` < ``--set`` (and flags
+such as ``--k``) < ``--seed``. Every override is type-checked against its field, and the
+``__post_init__`` of each block checks ranges; both raise :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from harness.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Named overrides of a config, with an honest runtime estimate on 2 CPU cores."""
+
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    help: str = ""
+    est_seconds: float = 0.0
+
+
+def is_block(tp: Any) -> bool:
+    """Whether a field's type is a nested config block (a dataclass)."""
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+@cache
+def leaf_types(cls: type) -> dict[str, Any]:
+    """Every leaf of a config class as ``dotted.key -> type``, in declaration order."""
+    out: dict[str, Any] = {}
+    for name, tp in typing.get_type_hints(cls).items():
+        if name not in {f.name for f in dataclasses.fields(cls)}:
+            continue  # ClassVars such as ALIASES
+        if is_block(tp):
+            out.update({f"{name}.{key}": sub for key, sub in leaf_types(tp).items()})
+        else:
+            out[name] = tp
+    return out
+
+
+@cache
+def alias_table(cls: type) -> dict[str, tuple[str, ...]]:
+    """Every short name of a config class -> the dotted keys it may mean (one unless ambiguous).
+
+    A leaf's own last name, the class's ``ALIASES`` and those of its blocks (prefixed) all count;
+    the class's own aliases win over what its blocks offer.
+    """
+    offered: dict[str, set[str]] = {}
+    for key in leaf_types(cls):
+        offered.setdefault(key.rsplit(".", 1)[-1], set()).add(key)
+    for name, tp in typing.get_type_hints(cls).items():
+        if is_block(tp):
+            for alias, keys in alias_table(tp).items():
+                offered.setdefault(alias, set()).update(f"{name}.{k}" for k in keys)
+    for alias, key in getattr(cls, "ALIASES", {}).items():
+        offered[alias] = {key}
+    return {alias: tuple(sorted(keys)) for alias, keys in offered.items()}
+
+
+def resolve_key(cls: type, key: str) -> str:
+    """The dotted key that ``key`` (dotted, a unique leaf name or an alias) names."""
+    key = key.strip().replace("-", "_")
+    leaves = leaf_types(cls)
+    if key in leaves:
+        return key
+    keys = alias_table(cls).get(key, ())
+    if len(keys) == 1:
+        return keys[0]
+    if len(keys) > 1:
+        raise ConfigError(f"ambiguous key '{key}': say {' or '.join(keys)}")
+    blocks = sorted({k.split(".", 1)[0] for k in leaves if "." in k})
+    if key in blocks:
+        raise ConfigError(f"'{key}' is a block; set its keys, e.g. {next(k for k in leaves if k.startswith(key + '.'))}")
+    raise ConfigError(f"unknown key '{key}'; valid keys: {', '.join(leaves)}")
+
+
+def parse_value(cls: type, key: str, raw: Any) -> tuple[str, Any]:
+    """The dotted key and ``raw`` (command-line text or a TOML value) coerced to its field's type."""
+    dotted = resolve_key(cls, key)
+    try:
+        return dotted, _coerce(leaf_types(cls)[dotted], raw)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"bad value for '{dotted}': {raw!r} ({err})") from None
+
+
+def _coerce(tp: Any, raw: Any) -> Any:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(tp) if a is not type(None)]
+        if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null", "")):
+            return None
+        errors = []
+        for option in options:
+            try:
+                return _coerce(option, raw)
+            except (TypeError, ValueError) as err:
+                errors.append(str(err))
+        raise ValueError("; ".join(errors))
+    if origin is Literal:
+        choices = get_args(tp)
+        value = raw if not isinstance(raw, str) else _coerce(type(choices[0]), raw)
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(map(str, choices))}")
+        return value
+    if origin is tuple:
+        args = get_args(tp)
+        item = args[0] if args else str
+        if isinstance(raw, str):
+            parts = [p.strip() for p in raw.split(",") if p.strip()]
+        elif isinstance(raw, Sequence):
+            parts = list(raw)
+        else:
+            parts = [raw]
+        return tuple(_coerce(item, p) for p in parts)
+    if tp is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if tp is int:
+        if isinstance(raw, bool):
+            raise ValueError("expected an integer")
+        number = float(raw) if isinstance(raw, str) else raw
+        if isinstance(number, float) and not number.is_integer():
+            raise ValueError("expected an integer")
+        return int(number)
+    if tp is float:
+        if isinstance(raw, bool):
+            raise ValueError("expected a number")
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError("expected a finite number")
+        return value
+    if tp is str:
+        return str(raw)
+    raise TypeError(f"unsupported config field type {tp}")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a config file: keys at the top or under a ``[config]`` table; tables are blocks."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot parse {path}: {err}") from None
+    return flatten(dict(data.get("config", data)))
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables (``{"probe": {"n_eval": 8}}``) as dotted keys (``{"probe.n_eval": 8}``)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, str]:
+    """Parse repeated ``key=value`` strings."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def build_config(cls: type, *layers: Mapping[str, Any]) -> Any:
+    """Apply override layers in order on top of the dataclass defaults and validate."""
+    values: dict[str, Any] = {}
+    for layer in layers:
+        for key, raw in layer.items():
+            dotted, value = parse_value(cls, key, raw)
+            values[dotted] = value
+    try:
+        return _with_overrides(cls(), values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def _with_overrides(base: Any, values: Mapping[str, Any]) -> Any:
+    """``base`` with dotted ``values`` replaced, block by block (each block validates itself)."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(base):
+        if f.name in values:
+            changes[f.name] = values[f.name]
+        inner = {k[len(f.name) + 1:]: v for k, v in values.items() if k.startswith(f.name + ".")}
+        if inner:
+            changes[f.name] = _with_overrides(getattr(base, f.name), inner)
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def require(condition: bool, message: str) -> None:
+    """Range checks in ``__post_init__``: one line, raised as ConfigError (exit 2)."""
+    if not condition:
+        raise ConfigError(message)

@@ -1,0 +1,57 @@
+"""Experiments as data: a config class, its presets, and the functions that measure and draw.
+
+An :class:`Experiment` names a config dataclass, its presets, a ``run`` function that measures
+and writes metrics into a :class:`~harness.runs.RunDir`, and a ``draw`` function that makes the
+figures from the saved metrics only. :mod:`harness.runner` executes one; the command line
+(``elasticity``) turns it into a command with the shared flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.config import Preset, build_config, leaf_types, load_toml
+from harness.errors import ConfigError
+from harness.runs import RunDir
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experiment:
+    """A command that measures something and writes a run folder.
+
+    ``run(config, run_dir)`` writes ``metrics.csv`` through ``run_dir`` and returns the
+    experiment-specific part of the summary: at least ``predictions`` (a list of Prediction or
+    dicts) and, when an instrument check failed, ``instrument_failures`` (a list of strings).
+    ``draw(run_dir)`` draws figures from ``run_dir``'s saved metrics and summary.
+    ``flags`` are command-line shortcuts for config keys (``{"--k": "k"}``).
+    """
+
+    name: str
+    help: str
+    config_cls: type
+    presets: Mapping[str, Preset]
+    run: Callable[[Any, RunDir], Mapping[str, Any]]
+    draw: Callable[[RunDir], None] | None = None
+    flags: Mapping[str, str] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
+    default_preset: str = "quick"
+
+    def resolve(
+        self, preset: str | None = None, config_file: str | None = None,
+        sets: Mapping[str, Any] | None = None, seed: int | None = None,
+    ) -> Any:
+        """Defaults < preset < config file < sets < seed; validated (ConfigError on bad input)."""
+        preset = preset or self.default_preset
+        if preset not in self.presets:
+            raise ConfigError(f"unknown preset '{preset}' for {self.name}; presets: {', '.join(self.presets)}")
+        layers: list[Mapping[str, Any]] = [self.presets[preset].overrides]
+        if config_file:
+            layers.append(load_toml(config_file))
+        layers.append(dict(sets or {}))
+        if seed is not None:
+            if "seed" not in leaf_types(self.config_cls):
+                raise ConfigError(f"{self.name} has no seed")
+            layers.append({"seed": seed})
+        return build_config(self.config_cls, *layers)

@@ -1,0 +1,41 @@
+"""The assertion behind every prediction test: a measured verdict equals the recorded one.
+
+The recorded verdicts live in ``figures/results.json`` under each test config's hash. A changed
+verdict fails until someone records it deliberately with ``ELASTICITY_RECORD_VERDICTS=1`` and
+commits the diff of ``results.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from harness.reference import record_test_verdict, recorded_test_verdict
+
+RECORD_ENV = "ELASTICITY_RECORD_VERDICTS"
+
+
+def check_recorded_verdict(experiment: str, test_hash: str, prediction: Mapping[str, Any]) -> str:
+    """Print the measured value and interval; raise AssertionError when the verdict changed.
+
+    With ``ELASTICITY_RECORD_VERDICTS=1`` the measured verdict is recorded instead.
+    """
+    measured = (
+        f"{experiment} {prediction['id']}: verdict={prediction['verdict']} "
+        f"value={prediction.get('value'):.4g} ci={prediction.get('ci')} n={prediction.get('n_seeds')} "
+        f"(test config {test_hash})"
+    )
+    print(measured)
+    if os.environ.get(RECORD_ENV) == "1":
+        record_test_verdict(experiment, test_hash, prediction)
+        return measured + " [recorded]"
+    recorded = recorded_test_verdict(experiment, test_hash, prediction["id"])
+    if recorded is None:
+        raise AssertionError(
+            f"no verdict recorded for {measured}. Record it deliberately with "
+            f"{RECORD_ENV}=1 and commit figures/results.json."
+        )
+    if recorded["verdict"] != prediction["verdict"]:
+        raise AssertionError(f"verdict changed: recorded {recorded['verdict']}, measured {measured}")
+    return measured
