@@ -399,22 +399,21 @@ def _rebound_rows(config: LLMReboundConfig, curves: ArmCurves, spec: Any) -> lis
     for arm in curves.log_odds:
         name = config.task if arm == "aligned" else f"{config.task}+neutral-forward"
         c = curves_for(curves, arm, None, spec)
-        rows.append(metric_row("s0_prob", c.s0_prob, "prob", seed=seed, condition=f"task={name}"))
-        rows.append(metric_row("s0_log_odds", c.s0_log_odds, "nats", seed=seed, condition=f"task={name}"))
+        rows.append(metric_row("s0_prob", c.s0_prob, "prob", seed=seed, task=name))
+        rows.append(metric_row("s0_log_odds", c.s0_log_odds, "nats", seed=seed, task=name))
         for i, f in enumerate(curves.forward_amounts):
             for j, r in enumerate(curves.reverse_amounts):
-                cond = (f"task={name},F={f},steps_F={curves.forward_steps[i]},"
-                        f"steps_R={curves.reverse_steps[j]}")
-                rows.append(metric_row("score_prob", c.prob[i, j], "prob", seed=seed, condition=cond, x=r))
-                rows.append(metric_row("score_log_odds", c.log_odds[i, j], "nats", seed=seed, condition=cond, x=r))
+                cond = dict(task=name, F=f, steps_F=curves.forward_steps[i], steps_R=curves.reverse_steps[j])
+                rows.append(metric_row("score_prob", c.prob[i, j], "prob", seed=seed, x=r, **cond))
+                rows.append(metric_row("score_log_odds", c.log_odds[i, j], "nats", seed=seed, x=r, **cond))
                 rows.append(metric_row("kl_theta0_model", c.kl_theta0_model[i, j], "nats/token", seed=seed,
-                                       condition=cond, x=r))
+                                       x=r, **cond))
                 for p, value in enumerate(curves.log_odds[arm][i, j]):
                     rows.append(metric_row("prompt_log_odds", value, "nats", seed=seed,
-                                           condition=f"{cond},prompt={p}", x=r))
+                                           x=r, **cond, prompt=p))
         for f, m in rebound_metrics(c).items():
             for key, value in m.items():
-                rows.append(metric_row(key, value, metric_unit(key), seed=seed, condition=f"task={name},F={f}"))
+                rows.append(metric_row(key, value, metric_unit(key), seed=seed, task=name, F=f))
     return rows
 
 
@@ -539,12 +538,11 @@ def run_resistance(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, An
     cond = {"init": "pretrained", "task": config.task, "size": config.model, "T": config.temperature}
     rows = []
     for i, (st, sc) in enumerate(zip(result["checkpoint_steps"], result["checkpoint_scores"], strict=True)):
-        base = ",".join(f"{k}={v}" for k, v in cond.items())
-        rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=config.seed, condition=base, x=i))
-        rows.append(metric_row("checkpoint_steps", st, "steps", seed=config.seed, condition=base, x=i))
+        rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=config.seed, x=i, **cond))
+        rows.append(metric_row("checkpoint_steps", st, "steps", seed=config.seed, x=i, **cond))
     for key, path in paths.items():
         pair, direction = key.split("/")
-        c = ",".join(f"{k}={v}" for k, v in {**cond, "pair": pair, "path": direction}.items())
+        c = dict(cond, pair=pair, path=direction)
         gen = np.asarray(path["generator"], float)
         tok = np.asarray(path["response_tokens"], float)
         # token-weighted means, as training measures loss; per-prompt values below
@@ -554,13 +552,13 @@ def run_resistance(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, An
         summary["excess_final_nats"] = summary["loss_final_nats"] - summary["generator_loss_nats"]
         summary["excess_mean_nats"] = summary["loss_mean_nats"] - summary["generator_loss_nats"]
         for name, value in summary.items():
-            rows.append(metric_row(name, value, "nats", seed=config.seed, condition=c))
-        rows.append(metric_row("steps", path["steps"], "steps", seed=config.seed, condition=c))
+            rows.append(metric_row(name, value, "nats", seed=config.seed, **c))
+        rows.append(metric_row("steps", path["steps"], "steps", seed=config.seed, **c))
         for s, loss in enumerate(path["losses"]):
-            rows.append(metric_row("train_loss", loss, "nats", seed=config.seed, condition=c, x=s + 1))
+            rows.append(metric_row("train_loss", loss, "nats", seed=config.seed, x=s + 1, **c))
         for p, (a, b) in enumerate(zip(path["step0"], path["final"], strict=True)):
-            rows.append(metric_row("prompt_loss_step0", a, "nats", seed=config.seed, condition=f"{c},prompt={p}"))
-            rows.append(metric_row("prompt_loss_final", b, "nats", seed=config.seed, condition=f"{c},prompt={p}"))
+            rows.append(metric_row("prompt_loss_step0", a, "nats", seed=config.seed, **c, prompt=p))
+            rows.append(metric_row("prompt_loss_final", b, "nats", seed=config.seed, **c, prompt=p))
     run_dir.write_metrics(rows)
     pairs = sorted({k.split("/")[0] for k in paths})
     family = "llm resistance: 4 measures over one set of paths; no correction, each with its own CI"
@@ -670,12 +668,12 @@ def run_pareto(config: LLMParetoConfig, run_dir: RunDir) -> dict[str, Any]:
     # rescale before exponentiating: the fit is scale-invariant in the tail index
     scaled = np.exp(log_mass - log_mass.max())
     fit = fit_pareto(scaled, size_biased=True, discrete=False)
-    rows = [metric_row("leaf_log_mass", v, "nats", seed=config.seed, condition=f"depth={config.depth}", x=i)
+    rows = [metric_row("leaf_log_mass", v, "nats", seed=config.seed, x=i, depth=config.depth)
             for i, v in enumerate(log_mass)]
-    rows += [metric_row(k, v, "exponent", seed=config.seed, condition="synthetic") for k, v in synth.items()]
-    rows += [metric_row("alpha", fit.alpha, "exponent", seed=config.seed, condition=f"depth={config.depth}"),
+    rows += [metric_row(k, v, "exponent", seed=config.seed, sample="synthetic") for k, v in synth.items()]
+    rows += [metric_row("alpha", fit.alpha, "exponent", seed=config.seed, depth=config.depth),
              metric_row("x_min_log", float(np.log(fit.x_min) + log_mass.max()), "nats", seed=config.seed,
-                        condition=f"depth={config.depth}")]
+                        depth=config.depth)]
     run_dir.write_metrics(rows)
     predictions = []
     for name, test in fit.tests.items():

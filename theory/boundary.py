@@ -77,27 +77,27 @@ def seed_rows(config: BoundaryConfig, seed: int) -> list[dict[str, Any]]:
     """Every grid point of one seed as tidy metric rows (condition names the grid and its axes)."""
     rows: list[dict[str, Any]] = []
 
-    def emit(condition: str, values: dict[str, float]) -> None:
+    def emit(condition: dict[str, Any], values: dict[str, float]) -> None:
         for name, value in values.items():
-            rows.append(metric_row(name, value, "1", seed=seed, condition=condition, x=config.k))
+            rows.append(metric_row(name, value, "1", seed=seed, x=config.k, **condition))
 
     for s in config.similarity:
         comps = distribution_components(config.alpha, config.n_leaves, "mix", seed, s)
         for lm in config.l_max:
-            emit(f"grid=dist;s={s:g};l_max={lm:g}", _point(finite_step(comps, config.k, lm, 8), {}))
+            emit({"grid": "dist", "s": s, "l_max": lm}, _point(finite_step(comps, config.k, lm, 8), {}))
     world = World.make(seed, config.alpha, config.vocab, config.n_types, config.seq_len)
     middle = config.n_align[len(config.n_align) // 2]
     for depth in config.depth:
         for s in config.similarity:
             sample = sample_components(world, depth, config.k, middle, config.sampled_l_max,
                                        config.max_pretrain_samples, "mix", s, seed)
-            emit(f"grid=tree;s={s:g};depth={depth}",
+            emit({"grid": "tree", "s": s, "depth": depth},
                  _point(finite_step(sample.components, config.k, config.sampled_l_max, depth),
                         {"world_leaves": float(sample.world_leaves)}))
         for n_align in config.n_align:
             sample = sample_components(world, depth, config.k, n_align, config.sampled_l_max,
                                        config.max_pretrain_samples, "pretrain", 1.0, seed)
-            emit(f"grid=sample;depth={depth};n_align={n_align}",
+            emit({"grid": "sample", "depth": depth, "n_align": n_align},
                  _point(finite_step(sample.components, config.k, config.sampled_l_max, depth),
                         {"world_leaves": float(sample.world_leaves),
                          "pretrain_drawn": float(sample.n_pretrain_drawn)}))
@@ -114,27 +114,26 @@ def run(config: BoundaryConfig, run_dir: RunDir) -> dict[str, Any]:
     return summarise(config, rows)
 
 
-def parse_condition(condition: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for part in condition.split(";"):
-        key, _, value = part.partition("=")
-        out[key] = value if key == "grid" else float(value)
-    return out
+Point = tuple[tuple[str, Any], ...]  # a grid point: its condition's (field, value) pairs
 
 
-def cell_table(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """condition -> measure -> values over seeds (seed order)."""
-    table: dict[str, dict[str, list[float]]] = {}
+def point(grid: str, **axes: Any) -> Point:
+    return (("grid", grid), *axes.items())
+
+
+def cell_table(rows: list[dict[str, Any]]) -> dict[Point, dict[str, list[float]]]:
+    """grid point -> measure -> values over seeds (seed order)."""
+    table: dict[Point, dict[str, list[float]]] = {}
     for r in sorted(rows, key=lambda r: r["seed"]):
-        table.setdefault(r["condition"], {}).setdefault(r["measure"], []).append(float(r["value"]))
+        table.setdefault(tuple(r["condition"].items()), {}).setdefault(r["measure"], []).append(float(r["value"]))
     return table
 
 
 def summarise(config: BoundaryConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
     table = cell_table(rows)
     grids: dict[str, list[dict[str, Any]]] = {}
-    for condition, measures in table.items():
-        axes = parse_condition(condition)
+    for where, measures in table.items():
+        axes = dict(where)
         grid = axes.pop("grid")
         grids.setdefault(grid, []).append({
             **axes,
@@ -153,12 +152,12 @@ def _margin(values: list[float]) -> list[float]:
     return [0.1 - abs(c - 1.0) if np.isfinite(c) else -1.0 for c in values]
 
 
-def _predictions(config: BoundaryConfig, table: dict[str, dict[str, list[float]]]) -> list:
+def _predictions(config: BoundaryConfig, table: dict[Point, dict[str, list[float]]]) -> list:
     family = "theory.boundary: 4 tests, no correction"
     s_lo, s_hi, lm = min(config.similarity), max(config.similarity), max(config.l_max)
-    novel = table[f"grid=dist;s={s_lo:g};l_max={lm:g}"]
-    pretrain = table[f"grid=dist;s={s_hi:g};l_max={lm:g}"]
-    best = table[f"grid=sample;depth={min(config.depth)};n_align={max(config.n_align)}"]
+    novel = table[point("dist", s=s_lo, l_max=lm)]
+    pretrain = table[point("dist", s=s_hi, l_max=lm)]
+    best = table[point("sample", depth=min(config.depth), n_align=max(config.n_align))]
     margin = "0.1 - |ratio/(-k) - 1| over [0, l_max]"
     preds = [
         predict("boundary.novel_finite_l_breaks", _margin(novel["coefficient"]), -1,
@@ -174,8 +173,8 @@ def _predictions(config: BoundaryConfig, table: dict[str, dict[str, list[float]]
     rhos = []
     for i in range(config.seeds):
         share, dev = [], []
-        for condition, measures in table.items():
-            if condition.startswith("grid=dist"):
+        for where, measures in table.items():
+            if dict(where)["grid"] == "dist":
                 continue
             share.append(measures["unseen_mass_share"][i])
             c = measures["coefficient"][i]

@@ -11,17 +11,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from harness.metrics import condition_label  # noqa: E402
 from harness.runs import RunDir  # noqa: E402
 
 BAND = (0.9, 1.1)
 
 
 def _by(rows: list[dict], measure: str) -> dict[str, dict[float, list[float]]]:
-    """condition -> x -> values over seeds."""
+    """condition (as a label) -> x -> values over seeds."""
     out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["measure"] == measure:
-            out[r["condition"]][float(r["x"])].append(float(r["value"]))
+            out[condition_label(r["condition"])][float(r["x"])].append(float(r["value"]))
     return out
 
 

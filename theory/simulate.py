@@ -112,13 +112,13 @@ def _unit(name: str) -> str:
 
 
 def condition_label(alpha: float, depth: int) -> str:
+    """The name of an (alpha, depth) condition in summaries and figures."""
     return f"alpha={alpha:g},depth={depth}"
 
 
 def cell_rows(config: SimulateConfig, alpha: float, depth: int, seed: int) -> list[dict[str, Any]]:
     """All k for one (alpha, depth, seed): tidy records, one per measured point."""
     rows: list[dict[str, Any]] = []
-    cond = condition_label(alpha, depth)
     world = None
     if config.level == "sampled":
         world = World.make(seed, alpha, config.vocab, config.n_types, config.seq_len)
@@ -138,7 +138,7 @@ def cell_rows(config: SimulateConfig, alpha: float, depth: int, seed: int) -> li
                      "world_leaves": float(sample.world_leaves)}
         values = {**measure(comps, k, config.l_max, depth), **extra}
         for name, value in values.items():
-            rows.append(metric_row(name, value, _unit(name), seed=seed, condition=cond, x=k))
+            rows.append(metric_row(name, value, _unit(name), seed=seed, x=k, alpha=alpha, depth=depth))
     return rows
 
 
@@ -153,8 +153,8 @@ def run(config: SimulateConfig, run_dir: RunDir) -> dict[str, Any]:
                 rows.extend(run_dir.metric_cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s)))
     fits = pareto_fits(config, run_dir) if config.level == "sampled" else []
     for fit in fits:
-        rows.append(metric_row("pareto_alpha_fit", fit["alpha_fit"], "1", seed=config.seed,
-                               condition=fit["condition"], x=max(config.k)))
+        rows.append(metric_row("pareto_alpha_fit", fit["alpha_fit"], "1", seed=config.seed, x=max(config.k),
+                               alpha=fit["alpha"], depth=fit["depth"]))
     run_dir.write_metrics(rows)
     summary = summarise(config, rows)
     summary["pareto_fits"] = fits
@@ -179,7 +179,7 @@ def pareto_fits(config: SimulateConfig, run_dir: RunDir) -> list[dict[str, Any]]
             fit = fit_pareto(counts)
             cond = condition_label(alpha, depth)
             saved[cond] = counts.tolist()
-            fits.append({"condition": cond, "alpha": alpha, "alpha_fit": fit.alpha,
+            fits.append({"condition": cond, "alpha": alpha, "depth": depth, "alpha_fit": fit.alpha,
                          "tail_index_fit": fit.tail_index, "x_min": fit.x_min, "n_tail": fit.n_tail,
                          "ks": fit.ks, "tests": {n: vars(t) for n, t in fit.tests.items()}})
     run_dir.write_json("pareto_counts.json", saved)
@@ -191,7 +191,8 @@ def _table(rows: list[dict[str, Any]], measure_name: str) -> dict[tuple[str, int
     out: dict[tuple[str, int], dict[float, float]] = {}
     for r in rows:
         if r["measure"] == measure_name:
-            out.setdefault((r["condition"], int(r["seed"])), {})[float(r["x"])] = float(r["value"])
+            cond = condition_label(r["condition"]["alpha"], r["condition"]["depth"])
+            out.setdefault((cond, int(r["seed"])), {})[float(r["x"])] = float(r["value"])
     return out
 
 

@@ -12,10 +12,6 @@ import numpy as np  # noqa: E402
 from harness.runs import RunDir  # noqa: E402
 
 
-def _cond(row: dict) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in str(row["condition"]).split(",") if part)
-
-
 def draw_resistance(run_dir: RunDir) -> list[str]:
     """Inverse vs forward per comparison against y = x (mean over seeds): one row per sampling
     temperature, pre-trained theta0 on the left, the no-pre-training control on the right."""
@@ -27,7 +23,7 @@ def draw_resistance(run_dir: RunDir) -> list[str]:
         for r in rows:
             if r["measure"] != measure:
                 continue
-            c = _cond(r)
+            c = r["condition"]
             key = (c["init"], c["task"], c["size"], c["T"], c["pair"])
             cells.setdefault(key, {}).setdefault(c["path"], []).append(r["value"])
         if not cells:
@@ -68,7 +64,7 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[str]:
     ``model`` names the model in the title (the bridge passes the checkpoint's name).
     """
     rows = run_dir.read_metrics()
-    tasks = sorted({_cond(r)["task"] for r in rows if r["measure"] == "score_prob"})
+    tasks = sorted({r["condition"]["task"] for r in rows if r["measure"] == "score_prob"})
     written = []
     for task in tasks:
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -79,7 +75,7 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[str]:
         ):
             curves: dict[int, dict[float, list[float]]] = {}
             for r in rows:
-                c = _cond(r)
+                c = r["condition"]
                 if r["measure"] == measure and c.get("task") == task:
                     curves.setdefault(int(c["F"]), {}).setdefault(float(r["x"]), []).append(r["value"])
             for f in sorted(curves):
@@ -87,14 +83,14 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[str]:
                 ys = [np.mean(curves[f][x]) for x in xs]
                 ax.plot(xs, ys, marker="o", ms=3, label=f"F={f}" + (" (control)" if f == 0 else ""))
             if s0_name:
-                s0 = [r["value"] for r in rows if r["measure"] == s0_name and _cond(r).get("task") == task]
+                s0 = [r["value"] for r in rows if r["measure"] == s0_name and r["condition"].get("task") == task]
                 ax.axhline(np.mean(s0), color="grey", ls="--", label="S0 (pre-trained)")
             ax.set_xscale("symlog", linthresh=16)
             ax.set_xlim(left=0)
             ax.set_xlabel("reverse examples R (steps = ceil(R / batch))")
             ax.set_ylabel(ylabel)
             ax.legend(fontsize=7)
-        seeds = sorted({r["seed"] for r in rows if r["measure"] == "score_prob" and _cond(r)["task"] == task})
+        seeds = sorted({r["seed"] for r in rows if r["measure"] == "score_prob" and r["condition"]["task"] == task})
         over = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over {len(seeds)} seeds"
         fig.suptitle(f"rebound{', ' + model if model else ''}, task {task}: {over}")
         fig.tight_layout()

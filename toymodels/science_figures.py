@@ -17,20 +17,16 @@ import numpy as np  # noqa: E402
 
 from harness.runs import RunDir  # noqa: E402
 from harness.verdicts import mean_ci  # noqa: E402
-from toymodels.sweep import aggregate, parse_condition  # noqa: E402
+from toymodels.sweep import aggregate  # noqa: E402
 
 
 def _agg(run_dir: RunDir) -> list[dict[str, Any]]:
-    rows = [r for r in run_dir.read_metrics() if r["seed"] != ""]
-    out = aggregate(rows)
-    for row in out:
-        row["cond"] = parse_condition(row["condition"])
-    return out
+    return aggregate(r for r in run_dir.read_metrics() if r["seed"] != "")
 
 
-def _select(agg: Sequence[Mapping[str, Any]], measure: str, **cond: str) -> list[Mapping[str, Any]]:
+def _select(agg: Sequence[Mapping[str, Any]], measure: str, **cond: Any) -> list[Mapping[str, Any]]:
     return [r for r in agg if r["measure"] == measure
-            and all(r["cond"].get(k) == str(v) for k, v in cond.items())]
+            and all(r["condition"].get(k) == v for k, v in cond.items())]
 
 
 def _errorbar(ax: Any, rows: Sequence[Mapping[str, Any]], xs: Sequence[float], **style: Any) -> None:
@@ -52,8 +48,8 @@ def draw_compression(run_dir: RunDir) -> None:
     """γ on held-out D_p and D_a against |D_t|, and |dγ_a/dl ÷ dγ_p/dl| against k beside the mixture."""
     agg = _agg(run_dir)
     rows = run_dir.read_metrics()
-    kinds = sorted({r["cond"]["perturbation"] for r in agg if "perturbation" in r["cond"]})
-    ks = sorted({float(r["cond"]["k"]) for r in agg if "k" in r["cond"]})
+    kinds = sorted({r["condition"]["perturbation"] for r in agg if "perturbation" in r["condition"]})
+    ks = sorted({r["condition"]["k"] for r in agg if "k" in r["condition"]})
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     colors = plt.cm.viridis(np.linspace(0, 0.85, len(ks)))
     for ax, measure, label in ((axes[0], "gamma_a_bits", "γ_a on held-out D_a"),
@@ -74,7 +70,7 @@ def draw_compression(run_dir: RunDir) -> None:
         # on which the log-log slope is fitted); a sign flip across seeds does not cancel here
         logs: dict[float, list[float]] = {}
         for r in rows:
-            cond = parse_condition(str(r["condition"]))
+            cond = r["condition"]
             if r["measure"] == "ratio" and cond.get("perturbation") == kind and np.isfinite(r["value"]) \
                     and r["value"] != 0:
                 logs.setdefault(float(cond["k"]), []).append(float(np.log10(abs(r["value"]))))
@@ -87,8 +83,8 @@ def draw_compression(run_dir: RunDir) -> None:
         hi = np.array([10 ** ci[1] if np.isfinite(ci[1]) else 10 ** m for m, ci in stats])
         ax.errorbar(kx, centre, yerr=np.vstack([centre - lo, hi - centre]), fmt="o", capsize=3, color=color,
                     label=f"trained, {kind} D_t (geometric mean ± 95% CI)")
-        mix = sorted((float(parse_condition(r["condition"])["k"]), abs(r["value"])) for r in rows
-                     if r["measure"] == "mixture_ratio" and parse_condition(r["condition"])["perturbation"] == kind)
+        mix = sorted((float(r["condition"]["k"]), abs(r["value"])) for r in rows
+                     if r["measure"] == "mixture_ratio" and r["condition"]["perturbation"] == kind)
         if mix:
             ax.plot(*zip(*mix, strict=False), color=color, linestyle="--", label=f"joint mixture, {kind} D_t")
     ax.set_xscale("log")
@@ -101,28 +97,27 @@ def draw_compression(run_dir: RunDir) -> None:
 
 
 def _param_counts(run_dir: RunDir) -> dict[str, float]:
-    return {parse_condition(r["condition"])["size"]: r["value"] for r in run_dir.read_metrics()
-            if r["measure"] == "n_params"}
+    return {r["condition"]["size"]: r["value"] for r in run_dir.read_metrics() if r["measure"] == "n_params"}
 
 
 def draw_scale(run_dir: RunDir) -> None:
     """Excess initial decay rate (largest F minus the F = 0 control) against pre-training
     examples and against parameters, in log-odds and in probability; and the score curves."""
-    agg = [r for r in _agg(run_dir) if "F" not in r["cond"]]
+    agg = [r for r in _agg(run_dir) if "F" not in r["condition"]]
     params = _param_counts(run_dir)
     sizes = sorted(params, key=params.get)
-    budgets = sorted({int(r["cond"]["n_pretrain"]) for r in agg})
+    budgets = sorted({r["condition"]["n_pretrain"] for r in agg if "n_pretrain" in r["condition"]})
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     for row_axes, kind, label in ((axes[0], "log_odds", "log-odds (nats/example)"),
                                   (axes[1], "prob", "probability (per example)")):
         measure = f"excess_initial_rate_{kind}"
         for size, color in zip(sizes, plt.cm.viridis(np.linspace(0, 0.85, len(sizes))), strict=False):
-            sel = sorted(_select(agg, measure, size=size), key=lambda r: int(r["cond"]["n_pretrain"]))
-            _errorbar(row_axes[0], sel, [int(r["cond"]["n_pretrain"]) for r in sel], color=color,
+            sel = sorted(_select(agg, measure, size=size), key=lambda r: r["condition"]["n_pretrain"])
+            _errorbar(row_axes[0], sel, [r["condition"]["n_pretrain"] for r in sel], color=color,
                       label=f"{size} ({params[size]:.0f} params)")
         for budget, color in zip(budgets, plt.cm.plasma(np.linspace(0, 0.85, len(budgets))), strict=False):
-            sel = sorted(_select(agg, measure, n_pretrain=budget), key=lambda r: params[r["cond"]["size"]])
-            _errorbar(row_axes[1], sel, [params[r["cond"]["size"]] for r in sel], color=color,
+            sel = sorted(_select(agg, measure, n_pretrain=budget), key=lambda r: params[r["condition"]["size"]])
+            _errorbar(row_axes[1], sel, [params[r["condition"]["size"]] for r in sel], color=color,
                       label=f"{budget} pre-training examples")
         for ax, xlabel in ((row_axes[0], "pre-training examples"), (row_axes[1], "parameters")):
             ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
@@ -143,9 +138,9 @@ def _draw_scale_curves(run_dir: RunDir, sizes: Sequence[str], budgets: Sequence[
     fig, axes = plt.subplots(1, len(corners), figsize=(11, 4), squeeze=False)
     for ax, (size, budget) in zip(axes[0], corners, strict=False):
         curves = _select(agg, "score_log_odds", size=size, n_pretrain=budget)
-        fs = sorted({int(r["cond"]["F"]) for r in curves})
+        fs = sorted({r["condition"]["F"] for r in curves})
         for f, color in zip(fs, plt.cm.magma(np.linspace(0, 0.8, len(fs))), strict=False):
-            sel = sorted([r for r in curves if int(r["cond"]["F"]) == f], key=lambda r: float(r["x"]))
+            sel = sorted([r for r in curves if r["condition"]["F"] == f], key=lambda r: float(r["x"]))
             _errorbar(ax, sel, [float(r["x"]) for r in sel], color=color,
                       label=f"F={f}" + (" (control)" if f == 0 else ""))
         s0 = _select(agg, "s0_log_odds", size=size, n_pretrain=budget)
@@ -161,18 +156,18 @@ def _draw_scale_curves(run_dir: RunDir, sizes: Sequence[str], budgets: Sequence[
 def draw_lifecycle(run_dir: RunDir) -> None:
     """Rebound strength (largest F minus the F = 0 control) along pre-training, per probe
     learning rate, in log-odds and in probability; 0 examples is the random init."""
-    agg = [r for r in _agg(run_dir) if "F" not in r["cond"]]
-    lrs = sorted({float(r["cond"]["lr"]) for r in agg})
+    agg = [r for r in _agg(run_dir) if "F" not in r["condition"]]
+    lrs = sorted({r["condition"]["lr"] for r in agg})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, kind, label in ((axes[0], "log_odds", "log-odds (nats/example)"),
                             (axes[1], "prob", "probability (per example)")):
         for lr, color in zip(lrs, plt.cm.viridis(np.linspace(0, 0.85, len(lrs))), strict=False):
-            sel = sorted([r for r in _select(agg, f"excess_initial_rate_{kind}")
-                          if float(r["cond"]["lr"]) == lr], key=lambda r: int(r["cond"]["pretrain_examples"]))
-            _errorbar(ax, sel, [int(r["cond"]["pretrain_examples"]) for r in sel], color=color,
+            sel = sorted(_select(agg, f"excess_initial_rate_{kind}", lr=lr),
+                         key=lambda r: r["condition"]["pretrain_examples"])
+            _errorbar(ax, sel, [r["condition"]["pretrain_examples"] for r in sel], color=color,
                       label=f"probe lr {lr:g}")
         ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
-        checkpoints = sorted({int(r["cond"]["pretrain_examples"]) for r in agg})
+        checkpoints = sorted({r["condition"]["pretrain_examples"] for r in agg})
         positive = [c for c in checkpoints if c > 0]
         ax.set_xscale("symlog", linthresh=positive[0] if positive else 1)
         ax.set_xticks(checkpoints, [str(c) for c in checkpoints])

@@ -4,6 +4,7 @@ A :class:`Grid` is the product of named config axes times seeds. Each cell is on
 module-level function ``cell_fn(cell, device) -> list[metric row]``; its rows are cached in the run
 folder (``cells/<key>.json``) by the driver as they arrive, so a killed sweep restarts where it
 stopped and the final table is assembled in grid order, whatever the backend or completion order.
+Every row's condition starts with the cell's axis values.
 
 Parallelism: each cell runs with a fixed number of torch threads (so its numbers do not depend
 on the number of workers), and ``n_jobs`` worker processes times those threads never exceed the
@@ -15,8 +16,6 @@ sends the same cells to a dask.distributed cluster through joblib's backend swit
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import itertools
 import os
 import sys
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from harness.atomic import atomic_write_text
 from harness.errors import ConfigError
+from harness.metrics import AGGREGATE_COLUMNS, condition_label, table_text
 from harness.runs import RunDir
 from harness.verdicts import mean_ci
 
@@ -48,14 +48,14 @@ class Cell:
         return dict(self.params)[name]
 
     @property
-    def condition(self) -> str:
-        """``"size=small,tokens=2000"``: the metrics-table condition of this cell's rows."""
-        return ",".join(f"{name}={value}" for name, value in self.params)
+    def condition(self) -> dict[str, Scalar]:
+        """``{"size": "50k", "n_pretrain": 2000}``: the condition every row of this cell starts with."""
+        return dict(self.params)
 
     @property
     def key(self) -> str:
         """Cache key of the cell in the run folder."""
-        return f"{self.condition},seed={self.seed}" if self.params else f"seed={self.seed}"
+        return condition_label({**self.condition, "seed": self.seed})
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ def run_sweep(run_dir: RunDir, grid: Grid, cell_fn: CellFn, execution: Execution
     """Run every unfinished cell of ``grid`` and return the metrics table of the whole grid.
 
     ``cell_fn`` must be a module-level function (it is pickled to the workers). Its rows may carry
-    their own condition as ``"name=value,..."``; it is appended to the cell's condition.
+    condition fields of their own; they follow the cell's axis values.
     """
     todo = [cell for cell in grid.cells() if not run_dir.has_cell(cell.key)]
     if todo:
@@ -232,43 +232,27 @@ def grid_table(run_dir: RunDir, grid: Grid) -> list[dict[str, Any]]:
         if not run_dir.has_cell(cell.key):
             raise ConfigError(f"cell {cell.key} has not been run in {run_dir.path}")
         for row in run_dir.metric_cell(cell.key, lambda: []):
-            own = str(row.get("condition", "") or "")
-            condition = ",".join(part for part in (cell.condition, own) if part)
-            table.append({**row, "seed": cell.seed, "condition": condition})
+            table.append({**row, "seed": cell.seed, "condition": {**cell.condition, **row["condition"]}})
     return table
-
-
-def parse_condition(condition: str) -> dict[str, str]:
-    """``"size=small,F=0"`` -> ``{"size": "small", "F": "0"}``."""
-    return dict(part.split("=", 1) for part in condition.split(",") if part)
 
 
 def aggregate(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Mean and 95% Student-t interval over seeds for each (condition, x, measure, unit)."""
-    groups: dict[tuple[str, str, str, str], list[float]] = {}
+    groups: dict[tuple, list[float]] = {}
     for row in rows:
-        key = (str(row["condition"]), str(row["x"]), str(row["measure"]), str(row["unit"]))
+        key = (tuple(row["condition"].items()), row["x"], row["measure"], row["unit"])
         groups.setdefault(key, []).append(float(row["value"]))
     out = []
     for (condition, x, measure, unit), values in groups.items():
         mean, (lo, hi) = mean_ci(values)
-        out.append({"condition": condition, "x": x, "measure": measure, "unit": unit,
+        out.append({"condition": dict(condition), "x": x, "measure": measure, "unit": unit,
                     "mean": mean, "ci_lo": lo, "ci_hi": hi, "n": len(values)})
     return out
-
-
-AGGREGATE_COLUMNS = ("condition", "x", "measure", "unit", "mean", "ci_lo", "ci_hi", "n")
 
 
 def write_aggregate(run_dir: RunDir, rows: Iterable[Mapping[str, Any]],
                     name: str = "aggregate.csv") -> Path:
     """Write the over-seed aggregate beside metrics.csv (floats in repr, so it round-trips)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=AGGREGATE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (repr(float(row[k])) if k in ("mean", "ci_lo", "ci_hi") else row[k])
-                         for k in AGGREGATE_COLUMNS})
     target = run_dir.path / name
-    atomic_write_text(target, buffer.getvalue())
+    atomic_write_text(target, table_text(rows, leading=(), trailing=AGGREGATE_COLUMNS))
     return target

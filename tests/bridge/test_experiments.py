@@ -30,9 +30,9 @@ def rebound_run(tiny_folder, records_file, tmp_path_factory):
 def test_rebound_has_controls_and_both_scales(rebound_run):
     _, outcome = rebound_run
     rows = outcome.run.read_metrics()
-    conds = {r["condition"] for r in rows if r["measure"] == "score_log_odds"}
-    assert any(c.startswith("task=sentiment,F=0,") for c in conds)  # the F = 0 control
-    assert any(c.startswith("task=sentiment+neutral-forward,F=4,") for c in conds)  # format control
+    conds = {(r["condition"]["task"], r["condition"]["F"]) for r in rows if r["measure"] == "score_log_odds"}
+    assert ("sentiment", 0) in conds  # the F = 0 control
+    assert ("sentiment+neutral-forward", 4) in conds  # the format control
     assert {r["measure"] for r in rows} >= {"score_prob", "score_log_odds", "kl_theta0_model",
                                             "prompt_log_odds", "table3_reverse_to_eps", "r_back_log_odds"}
     ids = {p["id"] for p in outcome.summary["predictions"]}
@@ -41,7 +41,7 @@ def test_rebound_has_controls_and_both_scales(rebound_run):
     # F = 0 is one shared control: identical in both arms
     f0 = {}
     for r in rows:
-        if r["measure"] == "score_log_odds" and ",F=0," in r["condition"]:
+        if r["measure"] == "score_log_odds" and r["condition"]["F"] == 0:
             f0.setdefault(r["x"], set()).add(r["value"])
     assert all(len(v) == 1 for v in f0.values())
     assert outcome.run.reference_key.startswith("llm.rebound.")  # non-default model: qualified reference key

@@ -12,7 +12,7 @@ from harness.config import Preset
 from harness.errors import ConfigError
 from harness.experiment import Experiment
 from harness.markdown import TABLE_END, TABLE_START
-from harness.metrics import metric_row
+from harness.metrics import metric_row, read_metrics_csv, write_metrics_csv
 from harness.runner import execute
 from harness.runs import RunDir, config_hash
 from harness.verdicts import mean_ci, predict, verdict_from_ci
@@ -131,3 +131,28 @@ def test_reference_merge_keeps_other_experiments(tmp_path, monkeypatch):
     check_recorded_verdict("demo.micro", "h", prediction)
     with pytest.raises(AssertionError, match="verdict changed"):
         check_recorded_verdict("demo.micro", "h", {**prediction, "verdict": "contradicted"})
+
+
+def test_metrics_table_has_a_column_per_condition_field_and_round_trips(tmp_path):
+    rows = [metric_row("score", 0.25, "prob", seed=1, x=16, task="sentiment", F=0),
+            metric_row("s0", float("nan"), "prob", seed=1, task="safety"),
+            metric_row("n_params", 5e4, "parameters", size="50k", T=0.05)]
+    path = write_metrics_csv(tmp_path / "metrics.csv", rows)
+    assert path.read_text().splitlines()[0] == "seed,task,F,size,T,x,measure,value,unit"
+    back = read_metrics_csv(path)
+    assert [r["condition"] for r in back] == [{"task": "sentiment", "F": 0}, {"task": "safety"},
+                                              {"size": "50k", "T": 0.05}]
+    assert back[0]["value"] == 0.25 and back[0]["x"] == 16 and back[0]["seed"] == 1
+    assert back[1]["value"] != back[1]["value"]  # NaN survives
+    with pytest.raises(ValueError, match="clash"):
+        write_metrics_csv(tmp_path / "bad.csv", [metric_row("m", 1.0, "1", x=2) | {"condition": {"x": 1}}])
+
+
+def test_metrics_in_the_earlier_packed_layout_are_still_read(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("seed,condition,x,measure,value,unit\n"
+                    '0,"task=sentiment,F=0",16,score,0.5,prob\n'
+                    "0,grid=dist;s=0.5;l_max=0.1,1000.0,coefficient,0.9,1\n"
+                    "42,synthetic,,alpha_true,1.2,exponent\n")
+    assert [r["condition"] for r in read_metrics_csv(path)] == [
+        {"task": "sentiment", "F": 0}, {"grid": "dist", "s": 0.5, "l_max": 0.1}, {"label": "synthetic"}]

@@ -20,7 +20,7 @@ def noisy_line(cell: Cell, device: str) -> list[dict]:
         time.sleep(delay)
     slope = float(cell["slope"])
     rows = [metric_row("y", slope * x + rng.normal(0, 0.1), "nats", x=x) for x in (1, 2, 4)]
-    rows.append(metric_row("device_is_" + device, 1.0, "count", condition="probe=a"))
+    rows.append(metric_row("device_is_" + device, 1.0, "count", probe="a"))
     return rows
 
 

@@ -60,7 +60,8 @@ def test_rerun_into_the_same_folder_resumes_with_identical_metrics(scale_micro_r
 
 def test_scale_reports_the_control_beside_every_cell(scale_micro_run):
     rows = scale_micro_run.run.read_metrics()
-    controls = {r["condition"] for r in rows if r["measure"] == "score_log_odds" and ",F=0" in r["condition"]}
+    controls = {r["condition"]["n_pretrain"] for r in rows
+                if r["measure"] == "score_log_odds" and r["condition"].get("F") == 0}
     assert len(controls) == 3  # one F = 0 control per budget (one size in the micro grid)
 
 

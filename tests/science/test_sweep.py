@@ -17,7 +17,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.runs import RunDir
 from tests.science.sweep_cells import censored, noisy_line
-from toymodels.sweep import Execution, Grid, aggregate, parse_condition, run_sweep
+from toymodels.sweep import Execution, Grid, aggregate, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,10 +69,10 @@ def test_grid_order_and_table(tmp_path):
     assert len(grid) == len(grid.cells()) == 18
     table = _table(tmp_path, "serial", Execution(n_jobs=1, progress=False))
     assert len(table) == 18 * 4
-    assert parse_condition(table[0]["condition"]) == {"slope": "0.5", "tag": "a"}
-    assert table[3]["condition"] == "slope=0.5,tag=a,probe=a"
-    agg = {(r["condition"], r["x"], r["measure"]): r for r in aggregate(table)}
-    line = agg[("slope=2.0,tag=b", "4", "y")]
+    assert table[0]["condition"] == {"slope": 0.5, "tag": "a"}
+    assert table[3]["condition"] == {"slope": 0.5, "tag": "a", "probe": "a"}
+    agg = {(tuple(r["condition"].values()), r["x"], r["measure"]): r for r in aggregate(table)}
+    line = agg[((2.0, "b"), 4, "y")]
     assert line["n"] == 3 and line["ci_lo"] < line["mean"] < line["ci_hi"]
 
 

@@ -32,7 +32,7 @@ def test_forward_and_inverse_paths_use_identical_steps_and_data_order():
 
 def test_no_pretraining_control_runs_and_is_reported(resistance_run):
     rows = resistance_run.run.read_metrics()
-    assert any("init=random" in r["condition"] for r in rows)
+    assert any(r["condition"].get("init") == "random" for r in rows)
     ids = {p["id"] for p in resistance_run.summary["predictions"]}
     assert "resistance.excess_mean.inverse_lower.control_no_pretraining" in ids
     assert "random.excess_mean_nats" in resistance_run.summary["counts"]
@@ -42,7 +42,7 @@ def test_no_pretraining_control_runs_and_is_reported(resistance_run):
 
 def test_f0_control_runs_and_is_reported(rebound_run):
     rows = rebound_run.run.read_metrics()
-    control = [r for r in rows if r["measure"] == "score_log_odds" and ",F=0," in r["condition"]]
+    control = [r for r in rows if r["measure"] == "score_log_odds" and r["condition"]["F"] == 0]
     assert len(control) == 5 * 6  # seeds x reverse amounts
     s0 = {r["seed"]: r["value"] for r in rows if r["measure"] == "s0_log_odds"}
     for r in control:  # the control starts at S0 by construction

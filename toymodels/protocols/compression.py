@@ -192,7 +192,7 @@ def derived_rows(config: CompressionConfig, table: Sequence[Mapping[str, Any]]) 
     curves: dict[tuple[str, float, int, str], dict[float, float]] = {}
     for row in table:
         if row["measure"] in ("gamma_p_bits", "gamma_a_bits"):
-            cond = dict(part.split("=", 1) for part in row["condition"].split(","))
+            cond = row["condition"]
             key = (cond["perturbation"], float(cond["k"]), row["seed"], row["measure"])
             curves.setdefault(key, {})[float(row["x"])] = row["value"]
     rows = []
@@ -200,7 +200,7 @@ def derived_rows(config: CompressionConfig, table: Sequence[Mapping[str, Any]]) 
         for seed in seeds_of(config):
             log_ratios = []
             for k in config.k:
-                cond = f"k={k},perturbation={kind}"
+                cond = {"k": k, "perturbation": kind}
                 per_l = 1.0 / config.n_align(k)  # dγ/dl = dγ/d|D_t| × |D_a|; the factor cancels in the ratio
                 s_p = slope(list(curves[(kind, k, seed, "gamma_p_bits")]),
                             list(curves[(kind, k, seed, "gamma_p_bits")].values())) / per_l
@@ -208,14 +208,14 @@ def derived_rows(config: CompressionConfig, table: Sequence[Mapping[str, Any]]) 
                             list(curves[(kind, k, seed, "gamma_a_bits")].values())) / per_l
                 ratio = s_a / s_p if s_p != 0 else float("nan")
                 log_ratios.append(math.log10(abs(ratio)) if ratio == ratio and ratio != 0 else float("nan"))
-                rows += [metric_row("dgamma_p_dl_bits", s_p, "bits/token per unit l", seed=seed, condition=cond),
-                         metric_row("dgamma_a_dl_bits", s_a, "bits/token per unit l", seed=seed, condition=cond),
-                         metric_row("ratio", ratio, "ratio", seed=seed, condition=cond)]
+                rows += [metric_row("dgamma_p_dl_bits", s_p, "bits/token per unit l", seed=seed, **cond),
+                         metric_row("dgamma_a_dl_bits", s_a, "bits/token per unit l", seed=seed, **cond),
+                         metric_row("ratio", ratio, "ratio", seed=seed, **cond)]
             ok = [i for i, v in enumerate(log_ratios) if v == v]
             loglog = (slope([math.log10(config.k[i]) for i in ok], [log_ratios[i] for i in ok])
                       if len(ok) >= 2 else float("nan"))
             rows.append(metric_row("loglog_slope", loglog, "dlog|ratio|/dlog k", seed=seed,
-                                   condition=f"perturbation={kind}"))
+                                   perturbation=kind))
     return rows
 
 
@@ -229,7 +229,7 @@ def run(config: CompressionConfig, run_dir: RunDir) -> dict[str, Any]:
     table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), execution_of(config),
                       desc="toy.compression")
     mixture = mixture_predictions(config)
-    mixture_rows = [metric_row("mixture_ratio", mixture[kind][k], "ratio", condition=f"k={k},perturbation={kind}")
+    mixture_rows = [metric_row("mixture_ratio", mixture[kind][k], "ratio", k=k, perturbation=kind)
                     for kind in config.perturbations for k in config.k]
     derived = derived_rows(config, table)
     rows = table + derived + mixture_rows
@@ -238,7 +238,7 @@ def run(config: CompressionConfig, run_dir: RunDir) -> dict[str, Any]:
     return summarise(config, derived, mixture)
 
 
-def _values(rows: Sequence[Mapping[str, Any]], measure: str, condition: str) -> list[float]:
+def _values(rows: Sequence[Mapping[str, Any]], measure: str, **condition: Any) -> list[float]:
     return [r["value"] for r in rows if r["measure"] == measure and r["condition"] == condition]
 
 
@@ -249,22 +249,22 @@ def summarise(config: CompressionConfig, derived: Sequence[Mapping[str, Any]],
     per_kind: dict[str, Any] = {}
     seeds = seeds_of(config)
     for kind in config.perturbations:
-        loglog = _values(derived, "loglog_slope", f"perturbation={kind}")
+        loglog = _values(derived, "loglog_slope", perturbation=kind)
         mean, ci = mean_ci(loglog)
         mixture_slope = slope([math.log10(k) for k in config.k],
                               [math.log10(abs(mixture[kind][k])) for k in config.k])
         by_k = {}
         for k in config.k:
-            cond = f"k={k},perturbation={kind}"
-            ratios = _values(derived, "ratio", cond)
+            cond = {"k": k, "perturbation": kind}
+            ratios = _values(derived, "ratio", **cond)
             gap = [math.log10(abs(r) / abs(mixture[kind][k])) if r == r and r != 0 else float("nan")
                    for r in ratios]
             by_k[str(k)] = {
                 "n_align": config.n_align(k),
                 "ratio": _ci_dict(ratios), "mixture_ratio": mixture[kind][k],
                 "log10_trained_over_mixture": _ci_dict(gap),
-                "dgamma_p_dl_bits": _ci_dict(_values(derived, "dgamma_p_dl_bits", cond)),
-                "dgamma_a_dl_bits": _ci_dict(_values(derived, "dgamma_a_dl_bits", cond)),
+                "dgamma_p_dl_bits": _ci_dict(_values(derived, "dgamma_p_dl_bits", **cond)),
+                "dgamma_a_dl_bits": _ci_dict(_values(derived, "dgamma_a_dl_bits", **cond)),
             }
         per_kind[kind] = {"loglog_slope": {"mean": mean, "ci": list(ci), "n_seeds": len(loglog)},
                           "mixture_loglog_slope": mixture_slope, "by_k": by_k}
@@ -276,7 +276,7 @@ def summarise(config: CompressionConfig, derived: Sequence[Mapping[str, Any]],
             for name, measure, sign in (("gamma_a_rises", "dgamma_a_dl_bits", +1),
                                         ("gamma_p_falls", "dgamma_p_dl_bits", -1)):
                 per_seed = [float(np.mean([r["value"] for r in derived if r["measure"] == measure
-                                           and r["seed"] == s and r["condition"].endswith(f"perturbation={kind}")]))
+                                           and r["seed"] == s and r["condition"].get("perturbation") == kind]))
                             for s in seeds]
                 predictions.append(predict(
                     f"compression.{name}", per_seed, sign,

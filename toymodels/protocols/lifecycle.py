@@ -38,7 +38,6 @@ from toymodels.sweep import (
     Grid,
     aggregate,
     execution_of,
-    parse_condition,
     run_sweep,
     write_aggregate,
 )
@@ -117,9 +116,9 @@ def _strengths(table: Sequence[Mapping[str, Any]], measure: str, lr: float) -> d
     """seed -> checkpoint -> value of a cell-level strength measure at probe learning rate ``lr``."""
     out: dict[int, dict[int, float]] = {}
     for r in table:
-        cond = parse_condition(r["condition"])
-        if r["measure"] == measure and "F" not in cond and float(cond["lr"]) == lr:
-            out.setdefault(r["seed"], {})[int(cond["pretrain_examples"])] = r["value"]
+        cond = r["condition"]
+        if r["measure"] == measure and "F" not in cond and cond["lr"] == lr:
+            out.setdefault(r["seed"], {})[cond["pretrain_examples"]] = r["value"]
     return out
 
 

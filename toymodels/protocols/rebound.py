@@ -242,18 +242,17 @@ def _cell(config: ReboundConfig, seed: int) -> list[dict[str, Any]]:
     for task in make_tasks(Corpus(pspec.corpus), config.tasks):
         result = rebound_probe(pre.model(device=config.device), task, config.spec(), seed)
         c = result.curves
-        rows.append(metric_row("s0_prob", c.s0_prob, "prob", seed=seed, condition=f"task={task.name}"))
-        rows.append(metric_row("s0_log_odds", c.s0_log_odds, "nats", seed=seed, condition=f"task={task.name}"))
+        rows.append(metric_row("s0_prob", c.s0_prob, "prob", seed=seed, task=task.name))
+        rows.append(metric_row("s0_log_odds", c.s0_log_odds, "nats", seed=seed, task=task.name))
         for (i, f), (j, r) in itertools.product(enumerate(c.spec.forward_amounts),
                                                 enumerate(c.spec.reverse_amounts)):
-            cond = f"task={task.name},F={f},steps_F={c.forward_steps[i]},steps_R={c.reverse_steps[j]}"
-            rows.append(metric_row("score_prob", c.prob[i, j], "prob", seed=seed, condition=cond, x=r))
-            rows.append(metric_row("score_log_odds", c.log_odds[i, j], "nats", seed=seed, condition=cond, x=r))
-            rows.append(metric_row("kl_theta0_model", c.kl_theta0_model[i, j], "nats/token", seed=seed,
-                                   condition=cond, x=r))
+            cond = dict(task=task.name, F=f, steps_F=c.forward_steps[i], steps_R=c.reverse_steps[j])
+            rows.append(metric_row("score_prob", c.prob[i, j], "prob", seed=seed, x=r, **cond))
+            rows.append(metric_row("score_log_odds", c.log_odds[i, j], "nats", seed=seed, x=r, **cond))
+            rows.append(metric_row("kl_theta0_model", c.kl_theta0_model[i, j], "nats/token", seed=seed, x=r, **cond))
         for f, m in result.metrics.items():
             for key, value in m.items():
-                rows.append(metric_row(key, value, metric_unit(key), seed=seed, condition=f"task={task.name},F={f}"))
+                rows.append(metric_row(key, value, metric_unit(key), seed=seed, task=task.name, F=f))
     return rows
 
 
@@ -273,7 +272,7 @@ def metric_unit(key: str) -> str:
 def _metrics_by_seed(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, str], dict[int, dict[str, float]]]:
     out: dict[tuple[Any, str], dict[int, dict[str, float]]] = {}
     for r in rows:
-        c = dict(part.split("=", 1) for part in str(r["condition"]).split(","))
+        c = r["condition"]
         if "F" not in c or "steps_F" in c:
             continue
         out.setdefault((r["seed"], c["task"]), {}).setdefault(int(c["F"]), {})[r["measure"]] = float(r["value"])

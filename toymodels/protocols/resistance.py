@@ -195,10 +195,6 @@ class ResistanceConfig:
         ResistanceSpec(self.n_align, self.checkpoint_fractions, self.n_queries)  # validates the rest
 
 
-def _condition(**parts: Any) -> str:
-    return ",".join(f"{k}={v}" for k, v in parts.items())
-
-
 def _cell(config: ResistanceConfig, size: str, seed: int, init: str) -> list[dict[str, Any]]:
     from toymodels.corpus import Corpus, CorpusConfig
     from toymodels.tasks import make_tasks
@@ -218,21 +214,18 @@ def _cell(config: ResistanceConfig, size: str, seed: int, init: str) -> list[dic
         result = run_resistance(pre.model(device=config.device), task, replace(base, temperature=temp), seed)
         cond = dict(task=task.name, size=size, T=temp, init=init)
         for i, (st, sc) in enumerate(zip(result.checkpoint_steps, result.checkpoint_scores, strict=False)):
-            rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=seed,
-                                   condition=_condition(**cond), x=i))
-            rows.append(metric_row("checkpoint_steps", st, "steps", seed=seed,
-                                   condition=_condition(**cond), x=i))
+            rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=seed, x=i, **cond))
+            rows.append(metric_row("checkpoint_steps", st, "steps", seed=seed, x=i, **cond))
         for (k, m), paths in result.pairs.items():
             for direction, path in paths.items():
-                c = _condition(**cond, pair=f"{k}-{m}", path=direction)
+                c = dict(cond, pair=f"{k}-{m}", path=direction)
                 for name, value in path.measures().items():
-                    rows.append(metric_row(f"{name}_nats", value, "nats", seed=seed, condition=c))
-                rows.append(metric_row("steps", path.steps, "steps", seed=seed, condition=c))
-    rows.append(metric_row("pretrain_steps", pre.steps, "steps", seed=seed,
-                           condition=_condition(size=size, init=init)))
+                    rows.append(metric_row(f"{name}_nats", value, "nats", seed=seed, **c))
+                rows.append(metric_row("steps", path.steps, "steps", seed=seed, **c))
+    rows.append(metric_row("pretrain_steps", pre.steps, "steps", seed=seed, size=size, init=init))
     if pre.losses:
         rows.append(metric_row("pretrain_final_loss_nats", float(np.mean(pre.losses[-20:])), "nats",
-                               seed=seed, condition=_condition(size=size, init=init)))
+                               seed=seed, size=size, init=init))
     return rows
 
 
@@ -242,7 +235,7 @@ def comparisons(rows: Sequence[Mapping[str, Any]], measure: str, init: str) -> d
     for r in rows:
         if r["measure"] != measure:
             continue
-        c = dict(part.split("=", 1) for part in str(r["condition"]).split(","))
+        c = r["condition"]
         if c.get("init") != init:
             continue
         key = (r["seed"], c["task"], c["size"], c["T"], c["pair"])
@@ -314,7 +307,7 @@ def table1(rows: Sequence[Mapping[str, Any]], measure: str = "loss_mean_nats") -
     for r in rows:
         if r["measure"] != measure:
             continue
-        c = dict(part.split("=", 1) for part in str(r["condition"]).split(","))
+        c = r["condition"]
         key = (c["init"], c["task"], c["size"], c["T"], c["pair"])
         cells.setdefault(key, {}).setdefault(c["path"], []).append(float(r["value"]))
     return [{"init": k[0], "task": k[1], "size": k[2], "T": float(k[3]), "pair": k[4],

@@ -29,7 +29,7 @@ import numpy as np
 
 from harness.config import Preset, require
 from harness.experiment import Experiment
-from harness.metrics import metric_row
+from harness.metrics import condition_label, metric_row
 from harness.runs import RunDir
 from harness.verdicts import mean_ci, predict
 from toymodels.corpus import Corpus, CorpusConfig
@@ -48,7 +48,6 @@ from toymodels.sweep import (
     Grid,
     aggregate,
     execution_of,
-    parse_condition,
     run_sweep,
     write_aggregate,
 )
@@ -99,10 +98,10 @@ def probe_rows(result: ReboundResult) -> list[dict[str, Any]]:
     rows = [metric_row("s0_prob", c.s0_prob, "prob"), metric_row("s0_log_odds", c.s0_log_odds, "nats")]
     for i, f in enumerate(c.spec.forward_amounts):
         for j, r in enumerate(c.spec.reverse_amounts):
-            rows += [metric_row("score_prob", c.prob[i, j], "prob", condition=f"F={f}", x=r),
-                     metric_row("score_log_odds", c.log_odds[i, j], "nats", condition=f"F={f}", x=r)]
+            rows += [metric_row("score_prob", c.prob[i, j], "prob", x=r, F=f),
+                     metric_row("score_log_odds", c.log_odds[i, j], "nats", x=r, F=f)]
         for key, value in metrics[int(f)].items():
-            rows.append(metric_row(key, value, metric_unit(key), condition=f"F={f}"))
+            rows.append(metric_row(key, value, metric_unit(key), F=f))
     rows.extend(strength_rows(metrics))
     return rows
 
@@ -163,7 +162,7 @@ def axis_slopes(rows: Sequence[Mapping[str, Any]], measure: str, axis: str, othe
     for r in rows:
         if r["measure"] != measure:
             continue
-        cond = parse_condition(r["condition"])
+        cond = r["condition"]
         if "F" in cond:
             continue
         table.setdefault(r["seed"], {}).setdefault(cond[other], {})[cond[axis]] = r["value"]
@@ -185,7 +184,7 @@ def run(config: ScaleConfig, run_dir: RunDir) -> dict[str, Any]:
     table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), execution_of(config),
                       desc="toy.scale")
     params = param_counts(config.sizes)
-    rows = table + [metric_row("n_params", n, "parameters", condition=f"size={s}") for s, n in params.items()]
+    rows = table + [metric_row("n_params", n, "parameters", size=s) for s, n in params.items()]
     run_dir.write_metrics(rows)
     write_aggregate(run_dir, aggregate(table))
     return summarise(config, table, params)
@@ -194,7 +193,7 @@ def run(config: ScaleConfig, run_dir: RunDir) -> dict[str, Any]:
 def summarise(config: ScaleConfig, table: Sequence[Mapping[str, Any]], params: Mapping[str, int]) -> dict[str, Any]:
     family = ("toy.scale: excess initial decay rate vs tokens and vs size, 2 score scales "
               "(4 tests), 95% intervals, uncorrected")
-    axes = {"n_pretrain": ("size", {str(n): float(n) for n in config.n_pretrain}),
+    axes = {"n_pretrain": ("size", {n: float(n) for n in config.n_pretrain}),
             "size": ("n_pretrain", {s: float(params[s]) for s in config.sizes})}
     predictions, slopes = [], {}
     for axis, (other, x_of) in axes.items():
@@ -214,9 +213,8 @@ def summarise(config: ScaleConfig, table: Sequence[Mapping[str, Any]], params: M
                 family=family))
     cells = {}
     for row in aggregate(table):
-        cond = parse_condition(row["condition"])
-        if "F" not in cond and row["measure"].split("_")[0] in ("excess", "knee", "r"):
-            cells.setdefault(row["condition"], {})[row["measure"]] = {
+        if "F" not in row["condition"] and row["measure"].split("_")[0] in ("excess", "knee", "r"):
+            cells.setdefault(condition_label(row["condition"]), {})[row["measure"]] = {
                 "mean": row["mean"], "ci": [row["ci_lo"], row["ci_hi"]], "n": row["n"]}
     return {"predictions": predictions, "slopes_per_decade": slopes, "cells": cells,
             "n_params": dict(params), "tokens_per_example": Corpus(CorpusConfig()).seq_len}
