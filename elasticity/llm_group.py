@@ -35,11 +35,11 @@ def make_data_command(argv: Sequence[str], prog: str) -> int:
 
 COMMANDS = {
     "resistance": ("forward vs inverse fine-tuning between alignment checkpoints (paper Table 1)",
-                   experiment_command("llm_bridge.experiments:RESISTANCE")),
+                   experiment_command("llm_bridge.resistance:EXPERIMENT")),
     "rebound": ("alignment amount vs decay under reverse fine-tuning (paper Fig. 4, Table 3)",
-                experiment_command("llm_bridge.experiments:REBOUND")),
+                experiment_command("llm_bridge.rebound:EXPERIMENT")),
     "pareto": ("Pareto fit of a real model's pruned token-tree masses (Assumption A.7)",
-               experiment_command("llm_bridge.experiments:PARETO")),
+               experiment_command("llm_bridge.pareto:EXPERIMENT")),
     "make-data": ("generate the offline default data with a real model (seeded, cached)", make_data_command),
 }
 

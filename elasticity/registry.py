@@ -16,9 +16,9 @@ EXPERIMENTS: dict[str, str] = {
     "toy.scale": "toymodels.protocols.scale:EXPERIMENT",
     "toy.compression": "toymodels.protocols.compression:EXPERIMENT",
     "toy.lifecycle": "toymodels.protocols.lifecycle:EXPERIMENT",
-    "llm.resistance": "llm_bridge.experiments:RESISTANCE",
-    "llm.rebound": "llm_bridge.experiments:REBOUND",
-    "llm.pareto": "llm_bridge.experiments:PARETO",
+    "llm.resistance": "llm_bridge.resistance:EXPERIMENT",
+    "llm.rebound": "llm_bridge.rebound:EXPERIMENT",
+    "llm.pareto": "llm_bridge.pareto:EXPERIMENT",
 }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -196,5 +198,29 @@ def draw_pareto_ccdf(values: np.ndarray, fit, path: Path, title: str = "") -> Pa
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def draw_size_biased_ccdf(log_mass: np.ndarray, fit: Mapping[str, Any], path: Path, title: str) -> Path:
+    """CCDF of leaf masses sampled in proportion to their mass (each draw standing for 1/mass
+    leaves), with the fitted power-law tail anchored at the empirical value at x_min."""
+    x = np.sort(np.exp(log_mass - log_mass.max()))[::-1]
+    w = 1.0 / x  # size-bias correction: each draw stands for 1/mass leaves
+    ccdf = np.cumsum(w) / w.sum()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.loglog(x, ccdf, ".", ms=3, label="sampled leaves, size-bias corrected")
+    # the fitted tail P(X >= x) = P(X >= x_min) (x / x_min)^-b
+    x_min, b = fit["x_min"], fit["tail_index"]
+    tail_x = np.array([x_min, x[0]])
+    anchor = float(np.interp(x_min, x[::-1], ccdf[::-1]))
+    ax.loglog(tail_x, anchor * (tail_x / x_min) ** -b, "k--", lw=1,
+              label=f"fitted power law: alpha {fit['alpha']:.2f} (tail index {b:.2f})")
+    ax.set_xlabel("leaf mass (relative to the largest sampled)")
+    ax.set_ylabel("P(leaf mass >= x), corrected")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

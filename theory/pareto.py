@@ -202,3 +202,16 @@ def _vuong(name: str, log_a: np.ndarray, log_b: np.ndarray, w: np.ndarray) -> Li
         return LikelihoodRatio(name, total, float("inf") if mean else 0.0, 0.0 if mean else 1.0, mean, n_eff)
     z = mean * np.sqrt(n_eff) / sd
     return LikelihoodRatio(name, total, float(z), float(2 * stats.norm.sf(abs(z))), mean, n_eff)
+
+
+def size_bias_recovery(alpha: float, n_leaves: int, n_samples: int, seed: int) -> dict[str, float]:
+    """Sample leaves in proportion to their Zipf(alpha) mass, read each draw's mass, and fit with
+    and without the size-bias correction; the corrected fit must recover ``alpha``."""
+    rng = np.random.default_rng((29, seed))
+    masses = zipf_masses(alpha, n_leaves)
+    drawn = masses[sample_ranks(alpha, n_leaves, n_samples, rng)]
+    corrected = fit_pareto(drawn, size_biased=True, discrete=False)
+    naive = fit_pareto(drawn, size_biased=False, discrete=False)
+    exact = fit_pareto(masses, discrete=False)
+    return {"alpha_true": alpha, "alpha_corrected": corrected.alpha, "alpha_naive": naive.alpha,
+            "alpha_all_leaves": exact.alpha}

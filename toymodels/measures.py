@@ -30,27 +30,34 @@ def sequence_logprobs(model: LanguageModel, examples: Sequence[Example]) -> np.n
     return np.array([lp.sum() for lp in model.token_logprobs(examples)])
 
 
-def per_example_loss(model: LanguageModel, examples: Sequence[Example]) -> np.ndarray:
-    """Mean response-token loss of each example (nats per token)."""
+def token_logprobs_at(model: LanguageModel, examples: Sequence[Example], temperature: float = 1.0
+                      ) -> list[np.ndarray]:
+    """Response-token log-probabilities, at ``temperature`` != 1 under the model's tempered
+    distribution; that needs a model whose ``token_logprobs`` accepts ``temperature=`` (the toy
+    model does), else a ConfigError."""
     _nonempty(examples)
-    return np.array([-lp.mean() for lp in model.token_logprobs(examples)])
+    if temperature == 1.0:
+        return model.token_logprobs(examples)
+    try:
+        return model.token_logprobs(examples, temperature=temperature)  # type: ignore[call-arg]
+    except TypeError:
+        raise ConfigError(f"{type(model).__name__} cannot score at temperature {temperature}") from None
+
+
+def token_mean_loss(logprobs: Sequence[np.ndarray]) -> float:
+    """Mean loss over all response tokens (nats per token), as training measures it."""
+    return float(-np.concatenate(logprobs).sum() / sum(len(x) for x in logprobs))
+
+
+def example_losses(logprobs: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean response-token loss of each example (nats per token)."""
+    return np.array([-lp.mean() for lp in logprobs])
 
 
 def mean_loss(model: LanguageModel, examples: Sequence[Example], temperature: float = 1.0) -> float:
-    """Mean loss over all response tokens of ``examples`` (nats per token), as training measures it.
-
-    ``temperature`` != 1 scores under the model's tempered distribution; it needs a model whose
-    ``token_logprobs`` accepts ``temperature=`` (the toy model does), else a ConfigError.
-    """
-    _nonempty(examples)
-    if temperature == 1.0:
-        lps = model.token_logprobs(examples)
-    else:
-        try:
-            lps = model.token_logprobs(examples, temperature=temperature)  # type: ignore[call-arg]
-        except TypeError:
-            raise ConfigError(f"{type(model).__name__} cannot score at temperature {temperature}") from None
-    return float(-np.concatenate(lps).sum() / sum(len(x) for x in lps))
+    """Mean loss over all response tokens of ``examples`` (nats per token), as training measures it,
+    at ``temperature`` (see :func:`token_logprobs_at`)."""
+    return token_mean_loss(token_logprobs_at(model, examples, temperature))
 
 
 def kl_excess(model: LanguageModel, examples: Sequence[Example], generator_entropy: float) -> float:

@@ -8,14 +8,12 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.runner import execute
-from llm_bridge.experiments import (
-    PARETO,
-    REBOUND,
-    RESISTANCE,
-    model_tag,
-    paired_bootstrap,
-    synthetic_recovery,
-)
+from harness.verdicts import paired_bootstrap
+from llm_bridge.pareto import EXPERIMENT as PARETO
+from llm_bridge.rebound import EXPERIMENT as REBOUND
+from llm_bridge.resistance import EXPERIMENT as RESISTANCE
+from llm_bridge.setup import model_tag
+from theory.pareto import size_bias_recovery
 
 MICRO = {"forward_amounts": "0,2,4", "reverse_amounts": "0,2,4", "n_eval": 4, "n_kl_samples": 2,
          "warmup_examples": 2, "lr": 1e-2, "n_bootstrap": 199, "threads": 1}
@@ -87,7 +85,7 @@ def test_paired_bootstrap_resamples_prompts_jointly():
 def test_size_biased_fit_recovers_alpha():
     """Leaves sampled in proportion to their mass: the corrected fit recovers alpha, the naive one not."""
     for alpha in (0.8, 1.2):
-        r = synthetic_recovery(alpha, n_leaves=20_000, n_samples=20_000, seed=0)
+        r = size_bias_recovery(alpha, n_leaves=20_000, n_samples=20_000, seed=0)
         print(r)
         assert abs(r["alpha_corrected"] - alpha) < 0.15 * alpha
         assert abs(r["alpha_naive"] - alpha) > abs(r["alpha_corrected"] - alpha)

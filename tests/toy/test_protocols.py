@@ -25,7 +25,7 @@ def test_forward_and_inverse_paths_use_identical_steps_and_data_order():
     assert result.checkpoint_steps == [0, 1, 2, 3]  # fractions 0.25, 0.5, 0.75 of 4 steps
     for paths in result.pairs.values():
         fwd, inv = paths["forward"], paths["inverse"]
-        assert fwd.steps == inv.steps == math.ceil(40 / 16)
+        assert fwd.log.steps == inv.log.steps == math.ceil(40 / 16)
         assert fwd.order == inv.order and sorted(fwd.order) == list(range(40))
         assert (fwd.start, fwd.target) == (inv.target, inv.start)
 

@@ -31,7 +31,7 @@ from harness.verdicts import mean_ci, predict, verdict_from_ci
 from toymodels.corpus import Corpus
 from toymodels.interface import OptimizerSpec
 from toymodels.model import SIZE_PRESETS
-from toymodels.protocols.rebound import SCORES, ReboundSpec, rebound_probe
+from toymodels.protocols.rebound import SCORES, ReboundSpec, rebound_curves
 from toymodels.protocols.scale import STRENGTHS, probe_rows, seeds_of
 from toymodels.sweep import (
     Cell,
@@ -99,7 +99,7 @@ def measure_cell(config: LifecycleConfig, cell: Cell, device: str) -> list[dict[
     else:
         model = pretrain(spec, device=device).model(examples / spec.n_pretrain, device=device)
     task = ToyTask(Corpus(spec.corpus), config.task)
-    return probe_rows(rebound_probe(model, task, config.spec(float(cell["lr"])), cell.seed))
+    return probe_rows(rebound_curves(model, task, config.spec(float(cell["lr"])), cell.seed))
 
 
 def run(config: LifecycleConfig, run_dir: RunDir) -> dict[str, Any]:

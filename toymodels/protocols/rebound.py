@@ -7,17 +7,17 @@ amount the exact behaviour score (log-probabilities over the task's contrast set
 measured on held-out prompts, as mean probability and as mean log-odds, together with
 KL(theta0||model) on samples of theta0.
 
-:func:`rebound_curves` / :func:`rebound_metrics` / :func:`rebound_probe` are the protocol over any
-LanguageModel and Task, built from two steps that the real-checkpoint bridge reuses
-(:func:`forward_checkpoints`, :func:`reverse_sweep`); ``EXPERIMENT`` is the toy command
-``elasticity toy rebound``.
+:func:`rebound_curves` and :func:`rebound_metrics` are the protocol over any
+LanguageModel and Task; they keep per-prompt scores, so the real-checkpoint bridge runs this very
+loop (with a control arm of its own) and bootstraps over prompts. ``EXPERIMENT`` is the toy
+command ``elasticity toy rebound``.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,16 +62,37 @@ class ReboundSpec:
 
 @dataclass
 class ReboundCurves:
-    """Scores and KL at every (F, R); steps behind every amount."""
+    """Per-prompt log-odds of every arm at every (F, R), KL(theta0||model), and the steps behind
+    every amount. Arm ``aligned`` is the protocol; control arms (a bridge's format-matched
+    ``neutral`` arm) share its F = 0 run."""
+
+    spec: ReboundSpec
+    s0_log_odds: np.ndarray  # (n_prompts,) log-odds of theta0
+    log_odds: dict[str, np.ndarray]  # arm -> (n_F, n_R, n_prompts)
+    kl_theta0_model: dict[str, np.ndarray]  # arm -> (n_F, n_R), nats per response token
+    forward_steps: list[int]
+    reverse_steps: list[int]
+
+    def means(self, arm: str = "aligned", prompts: np.ndarray | None = None) -> MeanCurves:
+        """The arm's scores averaged over ``prompts`` (all by default; a bootstrap resamples them)."""
+        take = slice(None) if prompts is None else prompts
+        scores = measures.Scores(self.log_odds[arm][..., take])
+        s0 = measures.Scores(self.s0_log_odds[take])
+        return MeanCurves(self.spec, s0.mean_prob, s0.mean_log_odds, scores.p.mean(-1),
+                          scores.log_odds.mean(-1), self.kl_theta0_model[arm], self.forward_steps)
+
+
+@dataclass(frozen=True)
+class MeanCurves:
+    """Scores averaged over prompts at every (F, R): what :func:`rebound_metrics` reads."""
 
     spec: ReboundSpec
     s0_prob: float
     s0_log_odds: float
     prob: np.ndarray  # (n_F, n_R) mean P(aligned)
     log_odds: np.ndarray  # (n_F, n_R) mean log-odds (nats)
-    kl_theta0_model: np.ndarray  # (n_F, n_R) KL(theta0||model), nats per response token
+    kl_theta0_model: np.ndarray  # (n_F, n_R)
     forward_steps: list[int]
-    reverse_steps: list[int]
 
     def score(self, kind: str) -> np.ndarray:
         return self.prob if kind == "prob" else self.log_odds
@@ -117,34 +138,58 @@ def reverse_sweep(model: LanguageModel, reverse: Sequence[Example], order: np.nd
     return scores, kl
 
 
-def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: int) -> ReboundCurves:
-    """Measure the (F, R) grid from ``model``'s current weights (theta0). Leaves ``model`` changed."""
-    prompts = task.eval_prompts(spec.n_eval, seed=seed)
-    contrasts = task.contrasts(prompts)
+def _compute(key: str, compute: Callable[[], Any]) -> Any:
+    return compute()
+
+
+def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: int, *,
+                   controls: Mapping[str, Sequence[Example]] | None = None,
+                   cache: Callable[[str, Callable[[], Any]], Any] = _compute,
+                   progress: Callable[[str], None] = lambda message: None) -> ReboundCurves:
+    """Measure the (F, R) grid from ``model``'s current weights (theta0), per prompt.
+
+    The aligned arm trains on ``task.forward_data``; each of ``controls`` (arm name -> forward
+    examples, at least the largest F of them) is a further arm through the same amounts, the same
+    reverse data and order, sharing the aligned arm's F = 0 sweep. ``cache(key, compute)`` may
+    store each (arm, F) reverse sweep (a run folder's ``cell``) so that an interrupted run resumes;
+    the forward slices are recomputed, deterministically. ``model`` is left at theta0.
+    """
+    fwd, rev = spec.forward_amounts, spec.reverse_amounts
+    theta0 = model.state_dict()
+    contrasts = task.contrasts(task.eval_prompts(spec.n_eval, seed=seed))
     s0 = measures.contrast_scores(model, contrasts)
     kl_prompts = task.eval_prompts(spec.n_kl_samples, seed=seed + 7919)
     ref_samples = sample_responses(model, kl_prompts, task.max_new_tokens, 1.0, seed)
     kl_reference = (model.token_logprobs(ref_samples), ref_samples)
-
-    fwd_amounts, rev_amounts = spec.forward_amounts, spec.reverse_amounts
-    forward = task.forward_data(max(fwd_amounts[-1], 1), seed=seed)
-    reverse = task.reverse_data(max(rev_amounts[-1], 1), seed=seed)
-    states = forward_checkpoints(model, forward, epoch_order(len(forward), seed), fwd_amounts, spec.optimizer)
+    reverse = task.reverse_data(rev[-1], seed=seed)
     r_order = epoch_order(len(reverse), seed + 1)
+    arms = {"aligned": task.forward_data(fwd[-1], seed=seed), **(controls or {})}
+    curves = ReboundCurves(spec, s0.log_odds, {}, {}, cumulative_steps(fwd, spec.optimizer),
+                           cumulative_steps(rev, spec.optimizer))
+    for arm, data in arms.items():
+        model.load_state_dict(theta0)
+        states = forward_checkpoints(model, data, epoch_order(len(data), seed), fwd, spec.optimizer)
+        log_odds = np.zeros((len(fwd), len(rev), len(contrasts)))
+        kl = np.zeros((len(fwd), len(rev)))
+        for i, state in enumerate(states):
+            if i == 0 and arm != "aligned":  # F = 0 is the same control for every arm
+                log_odds[0], kl[0] = curves.log_odds["aligned"][0], curves.kl_theta0_model["aligned"][0]
+                continue
 
-    shape = (len(fwd_amounts), len(rev_amounts))
-    prob, log_odds, kl = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-    for i, st in enumerate(states):
-        model.load_state_dict(st)
-        scores, kl[i] = reverse_sweep(model, reverse, r_order, rev_amounts, spec.optimizer, contrasts, kl_reference)
-        prob[i] = [sc.mean_prob for sc in scores]
-        log_odds[i] = [sc.mean_log_odds for sc in scores]
-    return ReboundCurves(spec, s0.mean_prob, s0.mean_log_odds, prob, log_odds, kl,
-                         cumulative_steps(fwd_amounts, spec.optimizer),
-                         cumulative_steps(rev_amounts, spec.optimizer))
+            def sweep(state: dict[str, Any] = state) -> dict[str, Any]:
+                model.load_state_dict(state)
+                scores, kls = reverse_sweep(model, reverse, r_order, rev, spec.optimizer, contrasts, kl_reference)
+                return {"log_odds": [sc.log_odds for sc in scores], "kl": kls}
+
+            done = cache(f"sweep-{arm}-F{fwd[i]}", sweep)
+            log_odds[i], kl[i] = np.asarray(done["log_odds"]), np.asarray(done["kl"])
+            progress(f"{arm} F={fwd[i]}: log-odds {log_odds[i, -1].mean():+.3f} at R={rev[-1]}")
+        curves.log_odds[arm], curves.kl_theta0_model[arm] = log_odds, kl
+    model.load_state_dict(theta0)
+    return curves
 
 
-def rebound_metrics(curves: ReboundCurves) -> dict[int, dict[str, float]]:
+def rebound_metrics(curves: MeanCurves) -> dict[int, dict[str, float]]:
     """Per F: initial decay rate, R_back, decay rate at S0 minus the F = 0 control's, late slope
     (each in probability and log-odds), post-alignment KL and the Table 3 amount.
 
@@ -171,18 +216,6 @@ def rebound_metrics(curves: ReboundCurves) -> dict[int, dict[str, float]]:
     return out
 
 
-@dataclass
-class ReboundResult:
-    curves: ReboundCurves
-    metrics: dict[int, dict[str, float]]
-
-
-def rebound_probe(model: LanguageModel, task: Task, spec: ReboundSpec, seed: int) -> ReboundResult:
-    """Curves and metrics for one starting model and seed (the reusable unit of the scale study)."""
-    curves = rebound_curves(model, task, spec, seed)
-    return ReboundResult(curves, rebound_metrics(curves))
-
-
 def trend_in_f(metrics: Mapping[int, Mapping[str, float]], key: str) -> float:
     """Least-squares slope of ``key`` against log10(F) over F > 0 (NaN with < 2 finite points)."""
     pts = [(np.log10(f), m[key]) for f, m in metrics.items() if f > 0 and np.isfinite(m[key])]
@@ -190,6 +223,70 @@ def trend_in_f(metrics: Mapping[int, Mapping[str, float]], key: str) -> float:
         return float("nan")
     x, y = np.array(pts).T
     return float(np.polyfit(x, y, 1)[0])
+
+
+def reading(stat: str, key: str, metrics: Mapping[int, Mapping[str, float]],
+            control: Mapping[int, Mapping[str, float]] | None = None) -> float:
+    """One number from per-F metrics: ``trend`` (slope against log10 F), ``mean`` (over F > 0), or
+    ``vs_control`` (mean over F > 0 of the arm minus a control arm at the same F)."""
+    if stat == "trend":
+        return trend_in_f(metrics, key)
+    if stat == "mean":
+        vals = [m[key] for f, m in metrics.items() if f > 0 and np.isfinite(m[key])]
+        return float(np.mean(vals)) if vals else float("nan")
+    diffs = [metrics[f][key] - control[f][key] for f in metrics if f > 0]
+    return float(np.nanmean(diffs)) if np.any(np.isfinite(diffs)) else float("nan")
+
+
+def metric_unit(key: str) -> str:
+    """Unit of a ``rebound_metrics`` key, from its name."""
+    if key.startswith("steps"):
+        return "steps"
+    if key.startswith(("r_back", "table3")):
+        return "examples"
+    if key.endswith("_nats"):
+        return "nats/token"
+    scale = "nats" if key.endswith("log_odds") else "prob"
+    per_example = any(word in key for word in ("rate", "slope", "knee"))
+    return f"{scale}/example" if per_example else scale
+
+
+def curve_rows(curves: ReboundCurves, arm: str = "aligned", *, per_prompt: bool = False, seed: Any = "",
+               **condition: Any) -> list[dict[str, Any]]:
+    """One arm as metric rows: S0, the mean scores and KL at every (F, R) (x = R), optionally each
+    prompt's log-odds, and the per-F readings of :func:`rebound_metrics`."""
+    mean = curves.means(arm)
+    rows = [metric_row("s0_prob", mean.s0_prob, "prob", seed=seed, **condition),
+            metric_row("s0_log_odds", mean.s0_log_odds, "nats", seed=seed, **condition)]
+    for (i, f), (j, r) in itertools.product(enumerate(curves.spec.forward_amounts),
+                                            enumerate(curves.spec.reverse_amounts)):
+        at = dict(condition, F=f, steps_F=curves.forward_steps[i], steps_R=curves.reverse_steps[j])
+        rows += [metric_row("score_prob", mean.prob[i, j], "prob", seed=seed, x=r, **at),
+                 metric_row("score_log_odds", mean.log_odds[i, j], "nats", seed=seed, x=r, **at),
+                 metric_row("kl_theta0_model", mean.kl_theta0_model[i, j], "nats/token", seed=seed, x=r, **at)]
+        if per_prompt:
+            rows += [metric_row("prompt_log_odds", value, "nats", seed=seed, x=r, **at, prompt=p)
+                     for p, value in enumerate(curves.log_odds[arm][i, j])]
+    for f, m in rebound_metrics(mean).items():
+        rows += [metric_row(key, value, metric_unit(key), seed=seed, **condition, F=f) for key, value in m.items()]
+    return rows
+
+
+PREDICTIONS = (
+    # id, metric key, statistic, predicted sign, description
+    ("rebound.r_back_decreases_with_F", "r_back_log_odds", "trend", -1,
+     "slope of R_back (examples, log-odds score) vs log10 F"),
+    ("rebound.r_back_decreases_with_F.prob", "r_back_prob", "trend", -1,
+     "slope of R_back (examples, probability score) vs log10 F"),
+    ("rebound.initial_rate_increases_with_F", "initial_rate_log_odds", "trend", 1,
+     "slope of the initial log-odds decay rate (nats/example) vs log10 F"),
+    ("rebound.initial_rate_increases_with_F.prob", "initial_rate_prob", "trend", 1,
+     "slope of the initial probability decay rate (per example) vs log10 F"),
+    ("rebound.knee_at_s0_vs_control", "knee_vs_control_log_odds", "mean", 1,
+     "log-odds decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
+    ("rebound.knee_at_s0_vs_control.prob", "knee_vs_control_prob", "mean", 1,
+     "probability decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
+)
 
 
 # --- the toy experiment ------------------------------------------------------------------------
@@ -240,33 +337,9 @@ def _cell(config: ReboundConfig, seed: int) -> list[dict[str, Any]]:
     pre = pretrain(pspec, device=config.device)
     rows = []
     for task in make_tasks(Corpus(pspec.corpus), config.tasks):
-        result = rebound_probe(pre.model(device=config.device), task, config.spec(), seed)
-        c = result.curves
-        rows.append(metric_row("s0_prob", c.s0_prob, "prob", seed=seed, task=task.name))
-        rows.append(metric_row("s0_log_odds", c.s0_log_odds, "nats", seed=seed, task=task.name))
-        for (i, f), (j, r) in itertools.product(enumerate(c.spec.forward_amounts),
-                                                enumerate(c.spec.reverse_amounts)):
-            cond = dict(task=task.name, F=f, steps_F=c.forward_steps[i], steps_R=c.reverse_steps[j])
-            rows.append(metric_row("score_prob", c.prob[i, j], "prob", seed=seed, x=r, **cond))
-            rows.append(metric_row("score_log_odds", c.log_odds[i, j], "nats", seed=seed, x=r, **cond))
-            rows.append(metric_row("kl_theta0_model", c.kl_theta0_model[i, j], "nats/token", seed=seed, x=r, **cond))
-        for f, m in result.metrics.items():
-            for key, value in m.items():
-                rows.append(metric_row(key, value, metric_unit(key), seed=seed, task=task.name, F=f))
+        curves = rebound_curves(pre.model(device=config.device), task, config.spec(), seed)
+        rows += curve_rows(curves, seed=seed, task=task.name)
     return rows
-
-
-def metric_unit(key: str) -> str:
-    """Unit of a ``rebound_metrics`` key, from its name."""
-    if key.startswith("steps"):
-        return "steps"
-    if key.startswith(("r_back", "table3")):
-        return "examples"
-    if key.endswith("_nats"):
-        return "nats/token"
-    scale = "nats" if key.endswith("log_odds") else "prob"
-    per_example = any(word in key for word in ("rate", "slope", "knee"))
-    return f"{scale}/example" if per_example else scale
 
 
 def _metrics_by_seed(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, str], dict[int, dict[str, float]]]:
@@ -279,23 +352,6 @@ def _metrics_by_seed(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, str],
     return out
 
 
-PREDICTIONS = (
-    # id, metric key, statistic, predicted sign, description
-    ("rebound.r_back_decreases_with_F", "r_back_log_odds", "trend", -1,
-     "slope of R_back (examples, log-odds score) vs log10 F"),
-    ("rebound.r_back_decreases_with_F.prob", "r_back_prob", "trend", -1,
-     "slope of R_back (examples, probability score) vs log10 F"),
-    ("rebound.initial_rate_increases_with_F", "initial_rate_log_odds", "trend", 1,
-     "slope of the initial log-odds decay rate (nats/example) vs log10 F"),
-    ("rebound.initial_rate_increases_with_F.prob", "initial_rate_prob", "trend", 1,
-     "slope of the initial probability decay rate (per example) vs log10 F"),
-    ("rebound.knee_at_s0_vs_control", "knee_vs_control_log_odds", "mean", 1,
-     "log-odds decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
-    ("rebound.knee_at_s0_vs_control.prob", "knee_vs_control_prob", "mean", 1,
-     "probability decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
-)
-
-
 def rebound_predictions(by_seed: Mapping[tuple[Any, str], Mapping[int, Mapping[str, float]]],
                         seed: int = 0) -> list[Prediction]:
     """One value per seed (the mean over tasks, which share the seed's pre-trained model);
@@ -305,12 +361,7 @@ def rebound_predictions(by_seed: Mapping[tuple[Any, str], Mapping[int, Mapping[s
         per_unit: dict[Any, list[float]] = {}
         censored = 0
         for (seed_, _task), metrics in by_seed.items():
-            if stat == "trend":
-                value = trend_in_f(metrics, key)
-            else:
-                vals = [m[key] for f, m in metrics.items() if f > 0 and np.isfinite(m[key])]
-                value = float(np.mean(vals)) if vals else float("nan")
-            per_unit.setdefault(seed_, []).append(value)
+            per_unit.setdefault(seed_, []).append(reading(stat, key, metrics))
             censored += sum(1 for f, m in metrics.items() if f > 0 and not np.isfinite(m[key]))
         values = [float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for v in per_unit.values()]
         if len(values) < 3:

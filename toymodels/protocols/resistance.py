@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from toymodels.finetuning import (
     sample_responses,
     steps_for,
 )
-from toymodels.interface import Example, LanguageModel, OptimizerSpec
+from toymodels.interface import Example, LanguageModel, OptimizerSpec, TrainLog
 from toymodels.model import SIZE_PRESETS
 from toymodels.tasks import Task
 
@@ -71,64 +71,46 @@ class ResistanceSpec:
 
 
 @dataclass
+class GeneratedData:
+    """D_k: checkpoint k's answers to the shared prompts, and its own token log-probabilities on
+    them at each scoring temperature (1 and, where the model can, the sampling temperature)."""
+
+    examples: list[Example]
+    self_logprobs: dict[float, list[np.ndarray]]
+
+
+@dataclass
 class PathResult:
-    """One fine-tuning path: start checkpoint trained on a target dataset for one epoch."""
+    """One fine-tuning path: a start checkpoint trained on a target dataset for one epoch, with
+    each example's token log-probabilities before and after."""
 
     start: int
     target: int
-    loss_step0_nats: float  # the start model's loss on the whole target dataset before training
-    loss_mean_nats: float  # training loss averaged over the epoch's steps
-    loss_final_nats: float
-    generator_loss_nats: float  # the target dataset's generator on its own data (temperature 1)
-    generator_entropy_nats: float  # the same at the sampling temperature: the data entropy H(p_T)
-    steps: int
+    step0_logprobs: list[np.ndarray]
+    final_logprobs: list[np.ndarray]
+    log: TrainLog
     order: list[int]
-
-    @property
-    def excess_step0_nats(self) -> float:
-        """KL-excess before training: an estimate of KL(data||start model)."""
-        return self.loss_step0_nats - self.generator_entropy_nats
-
-    @property
-    def excess_mean_nats(self) -> float:
-        return self.loss_mean_nats - self.generator_entropy_nats
-
-    def measures(self) -> dict[str, float]:
-        return {"loss_step0": self.loss_step0_nats, "loss_mean": self.loss_mean_nats,
-                "loss_final": self.loss_final_nats, "generator_loss": self.generator_loss_nats,
-                "generator_entropy": self.generator_entropy_nats,
-                "excess_step0": self.excess_step0_nats, "excess_mean": self.excess_mean_nats}
 
 
 @dataclass
 class ResistanceResult:
-    """Checkpoints, their datasets' attributes, and the forward/inverse path of each pair."""
+    """Checkpoints, their datasets, and the forward/inverse path of each pair."""
 
     checkpoint_steps: list[int]
     checkpoint_scores: list[float]  # mean P(aligned) of theta0..theta_n on the shared prompts
+    datasets: dict[int, GeneratedData]
     pairs: dict[tuple[int, int], dict[str, PathResult]]
 
 
-def answer_dataset(model: LanguageModel, prompts: Sequence[tuple[int, ...]], temperature: float,
-                   max_new_tokens: int, seed: int) -> list[Example]:
-    """The model's answers to the shared prompts (the dataset D_k of checkpoint theta_k)."""
-    return sample_responses(model, prompts, max_new_tokens, temperature, seed)
-
-
-def _path(model: LanguageModel, start: dict[str, Any], generator: tuple[float, float],
-          data: list[Example], order: np.ndarray, optimizer: OptimizerSpec, k: int, m: int) -> PathResult:
-    model.load_state_dict(start)
-    step0 = measures.mean_loss(model, data)
-    log, _ = model.fit(data, order, optimizer, None)
-    return PathResult(k, m, step0, log.mean_loss, measures.mean_loss(model, data), *generator,
-                      log.steps, [int(i) for i in order])
-
-
-def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed: int) -> ResistanceResult:
-    """The Table 1 protocol from ``model``'s current weights (theta0). Leaves ``model`` changed.
+def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed: int, *,
+                   self_loss_temperatures: Sequence[float] = (1.0,),
+                   progress: Callable[[str], None] = lambda message: None) -> ResistanceResult:
+    """The Table 1 protocol from ``model``'s current weights (theta0), per example. ``model`` is
+    left at theta0.
 
     Forward and inverse paths of a pair use the same permutation of the shared prompts, the same
     optimizer settings and a fresh optimizer each, so their step counts are equal by construction.
+    Each generator scores its own data at every temperature of ``self_loss_temperatures``.
     """
     theta0 = model.state_dict()
     aligned = task.forward_data(spec.n_align, seed=seed)
@@ -137,25 +119,32 @@ def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed:
     states = [theta0, *sft.states]
     prompts = task.eval_prompts(spec.n_queries, seed=seed)
     contrasts = task.contrasts(prompts)
-    datasets: dict[int, list[Example]] = {}
-    self_loss: dict[int, tuple[float, float]] = {}  # generator loss at T = 1 and at T
+    datasets: dict[int, GeneratedData] = {}
     scores = []
-    for i, st in enumerate(states):
-        model.load_state_dict(st)
+    for i, state in enumerate(states):
+        model.load_state_dict(state)
         scores.append(measures.contrast_scores(model, contrasts).mean_prob)
         if i == 0:
             continue
-        datasets[i] = answer_dataset(model, prompts, spec.temperature, task.max_new_tokens, seed * 100 + i)
-        self_loss[i] = (measures.mean_loss(model, datasets[i]),
-                        measures.mean_loss(model, datasets[i], temperature=spec.temperature))
+        examples = sample_responses(model, prompts, task.max_new_tokens, spec.temperature, seed * 100 + i)
+        datasets[i] = GeneratedData(examples, {t: measures.token_logprobs_at(model, examples, t)
+                                               for t in dict.fromkeys((1.0, *self_loss_temperatures))})
+        progress(f"checkpoint {i}: D_{i} generated, self-loss "
+                 f"{measures.example_losses(datasets[i].self_logprobs[1.0]).mean():.3f}")
     order = epoch_order(spec.n_queries, seed=seed + 1)
-    pairs = {}
+    pairs: dict[tuple[int, int], dict[str, PathResult]] = {}
     for k, m in spec.pairs:
-        pairs[(k, m)] = {
-            "forward": _path(model, states[k], self_loss[m], datasets[m], order, spec.optimizer, k, m),
-            "inverse": _path(model, states[m], self_loss[k], datasets[k], order, spec.optimizer, m, k),
-        }
-    return ResistanceResult([0, *sft.steps_at], scores, pairs)
+        for direction, start, target in (("forward", k, m), ("inverse", m, k)):
+            model.load_state_dict(states[start])
+            data = datasets[target].examples
+            step0 = model.token_logprobs(data)
+            log, _ = model.fit(data, order, spec.optimizer, None)
+            path = PathResult(start, target, step0, model.token_logprobs(data), log, [int(i) for i in order])
+            pairs.setdefault((k, m), {})[direction] = path
+            progress(f"pair {k}-{m} {direction}: step-0 loss {measures.example_losses(step0).mean():.3f}, "
+                     f"train mean {log.mean_loss:.3f}")
+    model.load_state_dict(theta0)
+    return ResistanceResult([0, *sft.steps_at], scores, datasets, pairs)
 
 
 # --- the toy experiment ------------------------------------------------------------------------
@@ -211,7 +200,8 @@ def _cell(config: ResistanceConfig, size: str, seed: int, init: str) -> list[dic
                           n_queries=config.n_queries,
                           optimizer=OptimizerSpec(lr=config.lr, batch_size=config.batch_size))
     for task, temp in itertools.product(tasks, config.temperatures):
-        result = run_resistance(pre.model(device=config.device), task, replace(base, temperature=temp), seed)
+        result = run_resistance(pre.model(device=config.device), task, replace(base, temperature=temp), seed,
+                                self_loss_temperatures=(temp,))
         cond = dict(task=task.name, size=size, T=temp, init=init)
         for i, (st, sc) in enumerate(zip(result.checkpoint_steps, result.checkpoint_scores, strict=False)):
             rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=seed, x=i, **cond))
@@ -219,14 +209,25 @@ def _cell(config: ResistanceConfig, size: str, seed: int, init: str) -> list[dic
         for (k, m), paths in result.pairs.items():
             for direction, path in paths.items():
                 c = dict(cond, pair=f"{k}-{m}", path=direction)
-                for name, value in path.measures().items():
+                for name, value in path_measures(path, result.datasets[path.target], temp).items():
                     rows.append(metric_row(f"{name}_nats", value, "nats", seed=seed, **c))
-                rows.append(metric_row("steps", path.steps, "steps", seed=seed, **c))
+                rows.append(metric_row("steps", path.log.steps, "steps", seed=seed, **c))
     rows.append(metric_row("pretrain_steps", pre.steps, "steps", seed=seed, size=size, init=init))
     if pre.losses:
         rows.append(metric_row("pretrain_final_loss_nats", float(np.mean(pre.losses[-20:])), "nats",
                                seed=seed, size=size, init=init))
     return rows
+
+
+def path_measures(path: PathResult, data: GeneratedData, temperature: float) -> dict[str, float]:
+    """A path's losses (nats per token): before training, over the epoch, after it; its target's
+    generator self-loss at T = 1 and at the sampling temperature (the data entropy H(p_T)); and the
+    KL-excess above that entropy, an estimate of KL(data||model)."""
+    entropy = measures.token_mean_loss(data.self_logprobs[temperature])
+    out = {"loss_step0": measures.token_mean_loss(path.step0_logprobs), "loss_mean": path.log.mean_loss,
+           "loss_final": measures.token_mean_loss(path.final_logprobs),
+           "generator_loss": measures.token_mean_loss(data.self_logprobs[1.0]), "generator_entropy": entropy}
+    return out | {"excess_step0": out["loss_step0"] - entropy, "excess_mean": out["loss_mean"] - entropy}
 
 
 def comparisons(rows: Sequence[Mapping[str, Any]], measure: str, init: str) -> dict[tuple, float]:

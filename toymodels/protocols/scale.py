@@ -37,10 +37,11 @@ from toymodels.interface import OptimizerSpec
 from toymodels.model import GPT, SIZE_PRESETS, model_config, n_params
 from toymodels.protocols.rebound import (
     SCORES,
-    ReboundResult,
+    ReboundCurves,
     ReboundSpec,
-    metric_unit,
-    rebound_probe,
+    curve_rows,
+    rebound_curves,
+    rebound_metrics,
     trend_in_f,
 )
 from toymodels.sweep import (
@@ -92,18 +93,9 @@ class ScaleConfig:
                            self.kl_eps, OptimizerSpec(lr=self.lr, batch_size=self.batch_size))
 
 
-def probe_rows(result: ReboundResult) -> list[dict[str, Any]]:
+def probe_rows(curves: ReboundCurves) -> list[dict[str, Any]]:
     """The probe's curves (x = R), its per-F metrics and the cell's strengths against the control."""
-    c, metrics = result.curves, result.metrics
-    rows = [metric_row("s0_prob", c.s0_prob, "prob"), metric_row("s0_log_odds", c.s0_log_odds, "nats")]
-    for i, f in enumerate(c.spec.forward_amounts):
-        for j, r in enumerate(c.spec.reverse_amounts):
-            rows += [metric_row("score_prob", c.prob[i, j], "prob", x=r, F=f),
-                     metric_row("score_log_odds", c.log_odds[i, j], "nats", x=r, F=f)]
-        for key, value in metrics[int(f)].items():
-            rows.append(metric_row(key, value, metric_unit(key), F=f))
-    rows.extend(strength_rows(metrics))
-    return rows
+    return curve_rows(curves) + strength_rows(rebound_metrics(curves.means()))
 
 
 def strength_rows(metrics: Mapping[int, Mapping[str, float]]) -> list[dict[str, Any]]:
@@ -124,7 +116,6 @@ def strength_rows(metrics: Mapping[int, Mapping[str, float]]) -> list[dict[str, 
     return rows
 
 
-
 def pretrain_spec(config: ScaleConfig, size: str, seed: int) -> PretrainSpec:
     """One pre-training run per (size, seed) with a checkpoint at every budget: under a constant
     learning rate the checkpoint after n examples is a model pre-trained on n examples (the paper's
@@ -141,8 +132,7 @@ def measure_cell(config: ScaleConfig, cell: Cell, device: str) -> list[dict[str,
     pre = pretrain(spec, device=device)
     fraction = int(cell["n_pretrain"]) / spec.n_pretrain
     task = ToyTask(Corpus(spec.corpus), config.task)
-    result = rebound_probe(pre.model(fraction, device=device), task, config.spec(), cell.seed)
-    return probe_rows(result)
+    return probe_rows(rebound_curves(pre.model(fraction, device=device), task, config.spec(), cell.seed))
 
 
 def param_counts(sizes: Sequence[str]) -> dict[str, int]:

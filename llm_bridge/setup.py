@@ -1,0 +1,134 @@
+"""What every llm experiment shares: loading the checkpoint and task behind the model protocol,
+the reference key of a non-default model, and a progress bar over phases.
+
+Template rule: a task's text becomes token ids once, with the task's template (raw for
+sentiment; chat for safety and instruction when the model has a chat template), so every
+score and KL compares weights on identical ids.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from harness.config import require
+from harness.errors import ConfigError
+from harness.runs import RunDir
+
+DEFAULT_MODEL = "smollm2-135m"
+TEMPLATE_RULE = ("task template (raw for sentiment; chat for safety/instruction when the model has one), "
+                 "rendered once per example; every score and KL compares weights on identical ids")
+
+
+@contextmanager
+def progress_bar(total: int, desc: str) -> Iterator[Callable[[str], None]]:
+    """A bar on stderr advanced once per finished phase; each phase's message stays above it as a log line."""
+    with tqdm(total=total, desc=desc, unit="phase", file=sys.stderr) as bar:
+        def done(message: str) -> None:
+            bar.write(message, file=sys.stderr)
+            bar.update()
+
+        yield done
+
+
+def model_tag(model: str) -> str:
+    """A short file-safe name of a model: the built-in name, or the folder/file stem."""
+    stem = model if "/" not in model and not model.endswith(".gguf") else Path(model.rstrip("/")).stem
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in stem)
+
+
+def config_model(run_dir: RunDir) -> str:
+    """The model a run folder's config names (a dataclass while running, a dict when reloaded)."""
+    config = run_dir.config
+    return config["model"] if isinstance(config, Mapping) else config.model
+
+
+def qualify_reference(run_dir: RunDir, model: str) -> None:
+    """Results of a non-default model are recorded under ``<experiment>.<model>`` (results.json key
+    and figures/data folder), so SmolLM2 and Gemma 3 rebound results sit side by side."""
+    if model != DEFAULT_MODEL:
+        run_dir.reference_key = f"{run_dir.experiment}.{model_tag(model)}"
+        run_dir.reference_args = f"--model {shlex.quote(model)}"
+
+
+def common_checks(config: Any) -> None:
+    require(config.finetune in ("lora", "full"), "finetune must be lora or full")
+    require(config.lr > 0, f"lr must be > 0, got {config.lr}")
+    require(config.batch_size >= 1 and config.grad_accum >= 1, "batch_size and grad_accum must be >= 1")
+    require(config.max_length >= 16, "max_length must be >= 16")
+    require(config.threads >= 0, "threads must be >= 0 (0 = all cores)")
+    require(config.lora_r >= 1, "lora_r must be >= 1")
+    require(config.n_bootstrap >= 99, "n_bootstrap must be >= 99")
+
+
+def optimizer_of(config: Any):
+    from toymodels.interface import OptimizerSpec
+
+    return OptimizerSpec(lr=config.lr, betas=(0.9, 0.95), weight_decay=0.0, batch_size=config.batch_size,
+                         grad_accum=config.grad_accum, max_grad_norm=config.max_grad_norm)
+
+
+def regime(config: Any) -> str:
+    if config.finetune == "lora":
+        return (f"LoRA r={config.lora_r}, lr {config.lr:g} constant, batch {config.batch_size}x{config.grad_accum}: "
+                "a CPU-micro regime, not the paper's (full fine-tuning, lr 1e-5, batch 4x8)")
+    return f"full fine-tuning, lr {config.lr:g} constant, batch {config.batch_size}x{config.grad_accum}"
+
+
+def _records(config: Any):
+    from llm_bridge.data import default_records
+    from llm_bridge.tasks import load_records
+
+    if config.data:
+        return load_records(config.data)
+    t0 = time.perf_counter()
+    records = default_records(config.task)
+    print(f"default data for {config.task}: {len(records)} records ({time.perf_counter() - t0:.0f} s, "
+          "generation time reported separately by make-data)", file=sys.stderr)
+    return records
+
+
+def setup(config: Any, run_dir: RunDir, needs: Mapping[str, int]):
+    """Load the model (record its weight hashes), build the adapter and the task.
+
+    ``needs``: training examples per label that the protocol will draw, checked before the model loads.
+    """
+    from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
+    from llm_bridge.models import describe_source, load_model
+    from llm_bridge.tasks import TEMPLATES, check_data, make_task
+
+    describe_source(config.model)  # a bad model name fails before any data is generated
+    set_threads(config.threads or None)
+    if config.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was asked for but CUDA is not available")
+    records = _records(config)
+    check_data(config.task, records, config.n_eval, config.seed, needs)
+    t0 = time.perf_counter()
+    loaded = load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code)
+    template = TEMPLATES[config.task] if loaded.record["has_chat_template"] else "raw"
+    lora = LoraSpec(r=config.lora_r, alpha=2 * config.lora_r) if config.finetune == "lora" else None
+    adapter = HFCausalLM(loaded.model, loaded.tokenizer, lora=lora, max_length=config.max_length,
+                         device=config.device, seed=config.seed, template=template,
+                         gradient_checkpointing=config.gradient_checkpointing)
+    task = make_task(config.task, records, adapter, n_eval=config.n_eval, seed=config.seed)
+    run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
+                                      "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
+                                      "load_seconds": round(time.perf_counter() - t0, 1)})
+    return adapter, task
+
+
+# The paper's SFT settings (digest §5.6), shared by the `paper` presets.
+PAPER = {"finetune": "full", "lr": 1e-5, "batch_size": 4, "grad_accum": 8, "max_grad_norm": 1.0,
+         "max_length": 2048, "seed": 42, "device": "cuda", "warmup_examples": 0, "threads": 0}
+FLAGS = {"--model": "model", "--task": "task", "--device": "device", "--lr": "lr", "--data": "data",
+         "--finetune": "finetune"}
