@@ -3,9 +3,11 @@
 A shared block (pre-training, probe, execution, ...) is declared once as its own dataclass and
 nested in each experiment's config. Keys are dotted paths to leaves (``probe.optimizer.lr``).
 A leaf is also reachable by its own name when no other leaf of the config shares it
-(``n_eval`` for ``probe.n_eval``), and a config or block may declare ``ALIASES`` for renamed keys
-(``{"pretrain_lr": "lr"}`` on the pre-training block); a block's aliases are lifted to every
-config that nests it. A name that reaches two leaves is refused as ambiguous.
+(``n_eval`` for ``probe.n_eval``), and a config or block may declare ``ALIASES``, for renamed keys
+(``{"pretrain_lr": "lr"}`` on the pre-training block) or to say which leaf a shared name means
+(the optimizer block declares ``lr``, so ``lr`` is the fine-tuning rate, not ``pretrain.lr``).
+A block's aliases are lifted to every config that nests it, and a declared alias wins over a
+leaf's name. A name that still reaches two leaves is refused as ambiguous.
 
 Resolution order: dataclass defaults < preset < ``--config FILE.toml`` < ``--set`` (and flags
 such as ``--k``) < ``--seed``. Every override is type-checked against its field, and the
@@ -57,22 +59,28 @@ def leaf_types(cls: type) -> dict[str, Any]:
 
 
 @cache
+def declared_aliases(cls: type) -> dict[str, frozenset[str]]:
+    """The ``ALIASES`` a config class and its blocks declare, as dotted keys; the class's own win."""
+    offered: dict[str, set[str]] = {}
+    for name, tp in typing.get_type_hints(cls).items():
+        if is_block(tp):
+            for alias, keys in declared_aliases(tp).items():
+                offered.setdefault(alias, set()).update(f"{name}.{k}" for k in keys)
+    offered.update({alias: {key} for alias, key in getattr(cls, "ALIASES", {}).items()})
+    return {alias: frozenset(keys) for alias, keys in offered.items()}
+
+
+@cache
 def alias_table(cls: type) -> dict[str, tuple[str, ...]]:
     """Every short name of a config class -> the dotted keys it may mean (one unless ambiguous).
 
-    A leaf's own last name, the class's ``ALIASES`` and those of its blocks (prefixed) all count;
-    the class's own aliases win over what its blocks offer.
+    A leaf's own last name counts; a declared alias of the same name replaces it.
     """
-    offered: dict[str, set[str]] = {}
+    names: dict[str, set[str]] = {}
     for key in leaf_types(cls):
-        offered.setdefault(key.rsplit(".", 1)[-1], set()).add(key)
-    for name, tp in typing.get_type_hints(cls).items():
-        if is_block(tp):
-            for alias, keys in alias_table(tp).items():
-                offered.setdefault(alias, set()).update(f"{name}.{k}" for k in keys)
-    for alias, key in getattr(cls, "ALIASES", {}).items():
-        offered[alias] = {key}
-    return {alias: tuple(sorted(keys)) for alias, keys in offered.items()}
+        names.setdefault(key.rsplit(".", 1)[-1], set()).add(key)
+    names.update(declared_aliases(cls))
+    return {name: tuple(sorted(keys)) for name, keys in names.items()}
 
 
 def resolve_key(cls: type, key: str) -> str:

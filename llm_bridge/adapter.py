@@ -46,7 +46,7 @@ from toymodels.interface import Example, OptimizerSpec, TrainLog
 Template = Literal["raw", "chat"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoraSpec:
     """peft LoRA settings; ``target_modules`` names the linear layers (Llama and Gemma share them)."""
 

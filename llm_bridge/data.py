@@ -82,7 +82,7 @@ INSTRUCTION_STYLE = " Answer in at most two short, plain sentences."
 SAFETY_PROMPT = "How do I {r}?"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DataSpec:
     """Everything that determines the generated data (its cache key)."""
 

@@ -8,8 +8,8 @@ recovers its exponent.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -19,12 +19,20 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import Prediction, verdict_from_ci
-from llm_bridge.setup import config_model, model_tag, qualify_reference
+from llm_bridge.setup import (
+    DEFAULT_MODEL,
+    check_one_process,
+    config_model,
+    llm_execution,
+    model_tag,
+    qualify_reference,
+)
+from toymodels.sweep import Execution
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LLMParetoConfig:
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_MODEL
     depth: int = 3  # tokens per leaf of the pruned token tree
     n_samples: int = 2000  # sampled sequences (leaves are drawn in proportion to their mass)
     prompt: str = ""  # context the tree grows from ("" = the BOS token alone)
@@ -33,8 +41,7 @@ class LLMParetoConfig:
     synthetic_samples: int = 20_000
     batch: int = 200
     seed: int = 42
-    device: Literal["cpu", "cuda"] = "cpu"
-    threads: int = 2
+    execution: Execution = field(default_factory=llm_execution)
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
@@ -42,7 +49,8 @@ class LLMParetoConfig:
         require(self.n_samples >= 50, "n_samples must be >= 50")
         require(self.synthetic_alpha > 0, "synthetic_alpha must be > 0")
         require(self.synthetic_samples >= 1000 and self.synthetic_leaves >= 100, "synthetic sizes too small")
-        require(self.batch >= 1 and self.threads >= 0, "batch must be >= 1 and threads >= 0")
+        require(self.batch >= 1, "batch must be >= 1")
+        check_one_process(self.execution)
 
 
 def sample_leaf_masses(adapter: Any, context: tuple[int, ...], depth: int, n: int, batch: int,
@@ -65,15 +73,16 @@ def run(config: LLMParetoConfig, run_dir: RunDir) -> dict[str, Any]:
     from llm_bridge.models import load_model
     from theory.pareto import fit_pareto, size_bias_recovery
 
-    set_threads(config.threads or None)
+    device = config.execution.device
+    set_threads(config.execution.threads or None)
     qualify_reference(run_dir, config.model)
     synth = run_dir.cell("synthetic", lambda: size_bias_recovery(
         config.synthetic_alpha, config.synthetic_leaves, config.synthetic_samples, config.seed))
 
     def compute() -> dict[str, Any]:
-        loaded = load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code)
+        loaded = load_model(config.model, device=device, trust_remote_code=config.trust_remote_code)
         run_dir.write_json("model.json", loaded.record)
-        adapter = HFCausalLM(loaded.model, loaded.tokenizer, device=config.device, template="raw")
+        adapter = HFCausalLM(loaded.model, loaded.tokenizer, device=device, template="raw")
         context = adapter.prompt_ids(config.prompt) if config.prompt else (int(loaded.tokenizer.bos_token_id),)
         return {"log_mass": sample_leaf_masses(adapter, tuple(context), config.depth, config.n_samples,
                                                config.batch, config.seed)}
@@ -125,10 +134,11 @@ EXPERIMENT = Experiment(
     presets={
         "cpu-micro": Preset({}, "depth 3, 2000 sampled leaves, synthetic recovery check (SmolLM2: 2 min)",
                            est_seconds=120),
-        "paper": Preset({"depth": 4, "n_samples": 100_000, "device": "cuda", "batch": 2000, "threads": 0},
+        "paper": Preset({"depth": 4, "n_samples": 100_000, "execution.device": "cuda", "batch": 2000,
+                         "execution.threads": 0},
                         "depth 4, 100k sampled leaves (GPU)", est_seconds=1800),
     },
     run=run, draw=draw,
-    flags={"--model": "model", "--device": "device", "--depth": "depth"}, default_preset="cpu-micro",
+    flags={"--model": "model", "--device": "execution.device", "--depth": "depth"}, default_preset="cpu-micro",
     units={"alpha": "Zipf rank exponent", "log_mass": "nats"},
 )

@@ -15,7 +15,7 @@ amounts.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -25,18 +25,23 @@ from harness.experiment import Experiment
 from harness.runs import RunDir
 from harness.verdicts import bootstrap_prediction
 from llm_bridge.setup import (
+    CPU_MICRO_OPTIMIZER,
+    DEFAULT_MODEL,
     FLAGS,
     PAPER,
     TEMPLATE_RULE,
-    common_checks,
+    AdapterSettings,
+    check_one_process,
     config_model,
+    llm_execution,
     model_tag,
-    optimizer_of,
     progress_bar,
     qualify_reference,
     regime,
     setup,
 )
+from toymodels.protocols.rebound import ReboundSpec
+from toymodels.sweep import Execution
 
 # The toy rebound's predictions (toymodels.protocols.rebound.PREDICTIONS) are reused as they are;
 # the bridge adds the Table 3 reading and the format-matched neutral control.
@@ -51,43 +56,28 @@ BRIDGE_PREDICTIONS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LLMReboundConfig:
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_MODEL
     task: Literal["sentiment", "safety", "instruction"] = "sentiment"
     data: str = ""  # {prompt, response, label} JSONL or saved datasets folder; "" = generated default
-    finetune: Literal["lora", "full"] = "lora"
-    lora_r: int = 8
-    lr: float = 5e-4
-    batch_size: int = 2
-    grad_accum: int = 1
-    max_grad_norm: float = 1.0
-    max_length: int = 512
-    forward_amounts: tuple[int, ...] = (0, 6, 12, 24)
-    reverse_amounts: tuple[int, ...] = (0, 4, 8, 16, 32)
+    seed: int = 42
+    adapter: AdapterSettings = field(default_factory=AdapterSettings)
+    probe: ReboundSpec = field(default_factory=lambda: ReboundSpec(
+        forward_amounts=(0, 6, 12, 24), reverse_amounts=(0, 4, 8, 16, 32), n_eval=24, n_kl_samples=8,
+        optimizer=CPU_MICRO_OPTIMIZER))
     warmup_examples: int = 4
     neutral_control: bool = True
-    n_eval: int = 24
-    n_kl_samples: int = 8
-    kl_eps: float = 0.01
     n_bootstrap: int = 999
-    seed: int = 42
-    device: Literal["cpu", "cuda"] = "cpu"
-    threads: int = 2
-    gradient_checkpointing: bool = False
+    execution: Execution = field(default_factory=llm_execution)
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        common_checks(self)
         require(self.warmup_examples >= 0, "warmup_examples must be >= 0")
-        require(self.n_kl_samples <= self.n_eval, "n_kl_samples must be <= n_eval (KL prompts are eval prompts)")
-        self.spec()
-
-    def spec(self):
-        from toymodels.protocols.rebound import ReboundSpec
-
-        return ReboundSpec(self.forward_amounts, self.reverse_amounts, self.n_eval, self.n_kl_samples,
-                           self.kl_eps, optimizer_of(self))
+        require(self.probe.n_kl_samples <= self.probe.n_eval,
+                "n_kl_samples must be <= n_eval (KL prompts are eval prompts)")
+        require(self.n_bootstrap >= 99, "n_bootstrap must be >= 99")
+        check_one_process(self.execution)
 
 
 def data_needs(spec: Any, warmup: int, neutral: bool) -> dict[str, int]:
@@ -101,9 +91,9 @@ def measure_curves(config: LLMReboundConfig, run_dir: RunDir) -> Any:
     """The warm-up, then the toy rebound protocol with the neutral arm; per-prompt curves."""
     from toymodels.protocols.rebound import rebound_curves
 
-    spec = config.spec()
+    spec = config.probe
     needs = data_needs(spec, config.warmup_examples, config.neutral_control)
-    adapter, task = setup(config, run_dir, needs)
+    adapter, task = setup(config, run_dir, needs, spec.n_eval)
     neutral = task.neutral_data(needs["neutral"], seed=config.seed) if needs["neutral"] else []
     warmup = config.warmup_examples
     if warmup:
@@ -117,7 +107,7 @@ def measure_curves(config: LLMReboundConfig, run_dir: RunDir) -> Any:
 
 def statistic(curves: Any, key: str, stat: str) -> Callable[[Mapping[str, np.ndarray]], float]:
     """A rebound reading of the prompts a bootstrap resample drew (``sample["prompt"]``)."""
-    from toymodels.protocols.rebound import reading, rebound_metrics
+    from toymodels.protocols.rebound_readings import reading, rebound_metrics
 
     def of(sample: Mapping[str, np.ndarray]) -> float:
         idx = sample["prompt"]
@@ -129,15 +119,10 @@ def statistic(curves: Any, key: str, stat: str) -> Callable[[Mapping[str, np.nda
 
 def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     from toymodels.measures import Scores
-    from toymodels.protocols.rebound import (
-        PREDICTIONS,
-        ReboundCurves,
-        cumulative_steps,
-        curve_rows,
-        rebound_metrics,
-    )
+    from toymodels.protocols.rebound import ReboundCurves, cumulative_steps, curve_rows
+    from toymodels.protocols.rebound_readings import PREDICTIONS, rebound_metrics
 
-    spec = config.spec()
+    spec = config.probe
     qualify_reference(run_dir, config.model)
 
     def compute() -> dict[str, Any]:
@@ -164,8 +149,8 @@ def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     s0 = Scores(curves.s0_log_odds)
     return {"predictions": predictions, "per_F": per_arm, "s0_prob": s0.mean_prob, "s0_log_odds_nats": s0.mean_log_odds,
             "forward_steps": curves.forward_steps, "reverse_steps": curves.reverse_steps,
-            "examples_per_step": config.batch_size * config.grad_accum,
-            "regime": regime(config), "template_rule": TEMPLATE_RULE}
+            "examples_per_step": spec.optimizer.examples_per_step,
+            "regime": regime(config.adapter, spec.optimizer), "template_rule": TEMPLATE_RULE}
 
 
 def draw(run_dir: RunDir) -> None:

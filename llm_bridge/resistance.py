@@ -9,7 +9,7 @@ SFT settings. The no-pre-training control cannot be run at this size (a randomly
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -20,56 +20,42 @@ from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import predict
 from llm_bridge.setup import (
+    CPU_MICRO_OPTIMIZER,
+    DEFAULT_MODEL,
     FLAGS,
     PAPER,
     TEMPLATE_RULE,
-    common_checks,
-    optimizer_of,
+    AdapterSettings,
+    check_one_process,
+    llm_execution,
     progress_bar,
     qualify_reference,
     regime,
     setup,
 )
+from toymodels.protocols.resistance import ResistanceSpec
+from toymodels.sweep import Execution
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LLMResistanceConfig:
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_MODEL
     task: Literal["sentiment", "safety", "instruction"] = "instruction"
     data: str = ""
-    finetune: Literal["lora", "full"] = "lora"
-    lora_r: int = 8
-    lr: float = 5e-4
-    batch_size: int = 2
-    grad_accum: int = 1
-    max_grad_norm: float = 1.0
-    max_length: int = 512
-    n_align: int = 48
-    checkpoint_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
-    n_queries: int = 24
-    temperature: float = 0.05
+    seed: int = 42
+    adapter: AdapterSettings = field(default_factory=AdapterSettings)
+    protocol: ResistanceSpec = field(default_factory=lambda: ResistanceSpec(
+        n_align=48, n_queries=24, temperature=0.05, optimizer=CPU_MICRO_OPTIMIZER))
     n_eval: int = 24  # held-out prompts; the shared query set Q is the first n_queries of them
     n_bootstrap: int = 999
-    seed: int = 42
-    device: Literal["cpu", "cuda"] = "cpu"
-    threads: int = 2
-    gradient_checkpointing: bool = False
+    execution: Execution = field(default_factory=llm_execution)
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        common_checks(self)
-        require(self.n_queries <= self.n_eval, "n_queries must be <= n_eval (Q is drawn from held-out prompts)")
-        require(len(self.checkpoint_fractions) == 3, "resistance uses three checkpoints theta1..theta3")
-        total = -(-self.n_align // (self.batch_size * self.grad_accum))
-        require(len({max(1, round(f * total)) for f in self.checkpoint_fractions}) == 3,
-                f"n_align={self.n_align} gives {total} optimizer steps: too few for three distinct checkpoints")
-        self.spec()
-
-    def spec(self):
-        from toymodels.protocols.resistance import ResistanceSpec
-
-        return ResistanceSpec(self.n_align, self.checkpoint_fractions, self.n_queries, self.temperature,
-                              optimizer_of(self))
+        require(self.protocol.n_queries <= self.n_eval,
+                "n_queries must be <= n_eval (Q is drawn from held-out prompts)")
+        require(self.n_bootstrap >= 99, "n_bootstrap must be >= 99")
+        check_one_process(self.execution)
 
 
 RESISTANCE_MEASURES = (
@@ -95,8 +81,8 @@ def measure_paths(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any
     from toymodels.measures import example_losses
     from toymodels.protocols.resistance import run_resistance
 
-    spec = config.spec()
-    adapter, task = setup(config, run_dir, {"aligned": spec.n_align})
+    spec = config.protocol
+    adapter, task = setup(config, run_dir, {"aligned": spec.n_align}, config.n_eval)
     with progress_bar(len(spec.checkpoint_fractions) + 2 * len(spec.pairs), "llm resistance") as progress:
         result = run_resistance(adapter, task, spec, config.seed, progress=progress)
     paths = {}
@@ -117,7 +103,7 @@ def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
     result = run_dir.cell("paths", lambda: measure_paths(config, run_dir))
 
     paths = result["paths"]
-    cond = {"init": "pretrained", "task": config.task, "size": config.model, "T": config.temperature}
+    cond = {"init": "pretrained", "task": config.task, "size": config.model, "T": config.protocol.temperature}
     rows = []
     for i, (st, sc) in enumerate(zip(result["checkpoint_steps"], result["checkpoint_scores"], strict=True)):
         rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=config.seed, x=i, **cond))
@@ -162,8 +148,9 @@ def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
              for p in pairs}
     return {"predictions": predictions, "counts": counts, "table1_nats": table,
             "checkpoint_steps": result["checkpoint_steps"], "checkpoint_p_aligned": result["checkpoint_scores"],
-            "steps_per_path": steps[f"{pairs[0]}/forward"], "examples_per_step": config.batch_size * config.grad_accum,
-            "regime": regime(config), "template_rule": TEMPLATE_RULE,
+            "steps_per_path": steps[f"{pairs[0]}/forward"],
+            "examples_per_step": config.protocol.optimizer.examples_per_step,
+            "regime": regime(config.adapter, config.protocol.optimizer), "template_rule": TEMPLATE_RULE,
             "no_pretraining_control": "not run: a randomly initialised 135M model cannot answer; see toy.resistance",
             "instrument_failures": failures}
 

@@ -13,14 +13,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm import tqdm
 
 from harness.config import require
 from harness.errors import ConfigError
 from harness.runs import RunDir
+from toymodels.interface import OptimizerSpec
+from toymodels.sweep import Execution
 
 DEFAULT_MODEL = "smollm2-135m"
 TEMPLATE_RULE = ("task template (raw for sentiment; chat for safety/instruction when the model has one), "
@@ -58,28 +61,42 @@ def qualify_reference(run_dir: RunDir, model: str) -> None:
         run_dir.reference_args = f"--model {shlex.quote(model)}"
 
 
-def common_checks(config: Any) -> None:
-    require(config.finetune in ("lora", "full"), "finetune must be lora or full")
-    require(config.lr > 0, f"lr must be > 0, got {config.lr}")
-    require(config.batch_size >= 1 and config.grad_accum >= 1, "batch_size and grad_accum must be >= 1")
-    require(config.max_length >= 16, "max_length must be >= 16")
-    require(config.threads >= 0, "threads must be >= 0 (0 = all cores)")
-    require(config.lora_r >= 1, "lora_r must be >= 1")
-    require(config.n_bootstrap >= 99, "n_bootstrap must be >= 99")
+@dataclass(frozen=True, kw_only=True)
+class AdapterSettings:
+    """How the checkpoint is fine-tuned: the ``adapter`` block of the llm configs."""
+
+    finetune: Literal["lora", "full"] = "lora"
+    lora_r: int = 8
+    max_length: int = 512
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        require(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
+        require(self.max_length >= 16, f"max_length must be >= 16, got {self.max_length}")
 
 
-def optimizer_of(config: Any):
-    from toymodels.interface import OptimizerSpec
-
-    return OptimizerSpec(lr=config.lr, betas=(0.9, 0.95), weight_decay=0.0, batch_size=config.batch_size,
-                         grad_accum=config.grad_accum, max_grad_norm=config.max_grad_norm)
+# The cpu-micro optimizer: a higher learning rate than the paper's, so that something moves in a
+# few dozen LoRA steps on a CPU.
+CPU_MICRO_OPTIMIZER = OptimizerSpec(lr=5e-4, batch_size=2)
 
 
-def regime(config: Any) -> str:
-    if config.finetune == "lora":
-        return (f"LoRA r={config.lora_r}, lr {config.lr:g} constant, batch {config.batch_size}x{config.grad_accum}: "
+def llm_execution() -> Execution:
+    """One model in one process, on two CPU threads by default."""
+    return Execution(threads=2)
+
+
+def check_one_process(execution: Execution) -> None:
+    require(execution.n_jobs <= 1 and execution.backend == "local",
+            "llm experiments run one model in one process: n_jobs and backend do not apply "
+            "(several GPUs go through accelerate launch)")
+
+
+def regime(adapter: AdapterSettings, optimizer: OptimizerSpec) -> str:
+    batch = f"batch {optimizer.batch_size}x{optimizer.grad_accum}"
+    if adapter.finetune == "lora":
+        return (f"LoRA r={adapter.lora_r}, lr {optimizer.lr:g} constant, {batch}: "
                 "a CPU-micro regime, not the paper's (full fine-tuning, lr 1e-5, batch 4x8)")
-    return f"full fine-tuning, lr {config.lr:g} constant, batch {config.batch_size}x{config.grad_accum}"
+    return f"full fine-tuning, lr {optimizer.lr:g} constant, {batch}"
 
 
 def _records(config: Any):
@@ -95,40 +112,43 @@ def _records(config: Any):
     return records
 
 
-def setup(config: Any, run_dir: RunDir, needs: Mapping[str, int]):
+def setup(config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int):
     """Load the model (record its weight hashes), build the adapter and the task.
 
-    ``needs``: training examples per label that the protocol will draw, checked before the model loads.
+    ``needs``: training examples per label that the protocol will draw, checked (with ``n_eval``
+    held-out prompts) before the model loads.
     """
     from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
     from llm_bridge.models import describe_source, load_model
     from llm_bridge.tasks import TEMPLATES, check_data, make_task
 
     describe_source(config.model)  # a bad model name fails before any data is generated
-    set_threads(config.threads or None)
-    if config.device == "cuda":
+    device, settings = config.execution.device, config.adapter
+    set_threads(config.execution.threads or None)
+    if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for but CUDA is not available")
+            raise ConfigError(f"--device {device} was asked for but CUDA is not available")
     records = _records(config)
-    check_data(config.task, records, config.n_eval, config.seed, needs)
+    check_data(config.task, records, n_eval, config.seed, needs)
     t0 = time.perf_counter()
-    loaded = load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code)
+    loaded = load_model(config.model, device=device, trust_remote_code=config.trust_remote_code)
     template = TEMPLATES[config.task] if loaded.record["has_chat_template"] else "raw"
-    lora = LoraSpec(r=config.lora_r, alpha=2 * config.lora_r) if config.finetune == "lora" else None
-    adapter = HFCausalLM(loaded.model, loaded.tokenizer, lora=lora, max_length=config.max_length,
-                         device=config.device, seed=config.seed, template=template,
-                         gradient_checkpointing=config.gradient_checkpointing)
-    task = make_task(config.task, records, adapter, n_eval=config.n_eval, seed=config.seed)
+    lora = LoraSpec(r=settings.lora_r, alpha=2 * settings.lora_r) if settings.finetune == "lora" else None
+    adapter = HFCausalLM(loaded.model, loaded.tokenizer, lora=lora, max_length=settings.max_length,
+                         device=device, seed=config.seed, template=template,
+                         gradient_checkpointing=settings.gradient_checkpointing)
+    task = make_task(config.task, records, adapter, n_eval=n_eval, seed=config.seed)
     run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
                                       "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
                                       "load_seconds": round(time.perf_counter() - t0, 1)})
     return adapter, task
 
 
-# The paper's SFT settings (digest §5.6), shared by the `paper` presets.
+# The paper's SFT settings (digest §5.6), shared by the `paper` presets; each key names one leaf
+# in both the rebound and the resistance config.
 PAPER = {"finetune": "full", "lr": 1e-5, "batch_size": 4, "grad_accum": 8, "max_grad_norm": 1.0,
          "max_length": 2048, "seed": 42, "device": "cuda", "warmup_examples": 0, "threads": 0}
-FLAGS = {"--model": "model", "--task": "task", "--device": "device", "--lr": "lr", "--data": "data",
-         "--finetune": "finetune"}
+FLAGS = {"--model": "model", "--task": "task", "--device": "execution.device", "--lr": "lr", "--data": "data",
+         "--finetune": "adapter.finetune"}

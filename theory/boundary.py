@@ -15,7 +15,7 @@ elasticity should *not* be expected.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,10 +28,10 @@ from harness.runs import RunDir
 from harness.verdicts import predict
 from theory.mixture import finite_step
 from theory.simulate import BAND
-from theory.worlds import World, distribution_components, sample_components
+from theory.worlds import WorldSpec, distribution_components, sample_components
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BoundaryConfig:
     alpha: float = 1.2
     k: float = 1000.0
@@ -42,11 +42,7 @@ class BoundaryConfig:
     sampled_l_max: float = 0.1
     seeds: int = 5
     seed: int = 0
-    n_leaves: int = 4096
-    vocab: int = 16
-    n_types: int = 16384
-    seq_len: int = 16
-    max_pretrain_samples: int = 200_000
+    world: WorldSpec = field(default_factory=WorldSpec)
 
     def __post_init__(self) -> None:
         require(self.alpha > 0, "alpha must be > 0")
@@ -58,9 +54,6 @@ class BoundaryConfig:
         require(len(self.n_align) >= 1 and all(x >= 1 for x in self.n_align), "every n_align must be >= 1")
         require(self.sampled_l_max > 0, "sampled_l_max must be > 0")
         require(self.seeds >= 1, "seeds must be >= 1")
-        require(self.n_leaves >= 2 and self.vocab >= 2 and self.n_types >= 2 and self.seq_len >= 1,
-                "n_leaves, vocab and n_types must be >= 2 and seq_len >= 1")
-        require(self.max_pretrain_samples >= 1, "max_pretrain_samples must be >= 1")
 
 
 def holds(coefficient: float, signs: bool) -> bool:
@@ -82,21 +75,21 @@ def seed_rows(config: BoundaryConfig, seed: int) -> list[dict[str, Any]]:
             rows.append(metric_row(name, value, "1", seed=seed, x=config.k, **condition))
 
     for s in config.similarity:
-        comps = distribution_components(config.alpha, config.n_leaves, "mix", seed, s)
+        comps = distribution_components(config.alpha, config.world.n_leaves, "mix", seed, s)
         for lm in config.l_max:
             emit({"grid": "dist", "s": s, "l_max": lm}, _point(finite_step(comps, config.k, lm, 8), {}))
-    world = World.make(seed, config.alpha, config.vocab, config.n_types, config.seq_len)
+    world = config.world.make(seed, config.alpha)
     middle = config.n_align[len(config.n_align) // 2]
     for depth in config.depth:
         for s in config.similarity:
             sample = sample_components(world, depth, config.k, middle, config.sampled_l_max,
-                                       config.max_pretrain_samples, "mix", s, seed)
+                                       config.world.max_pretrain_samples, "mix", s, seed)
             emit({"grid": "tree", "s": s, "depth": depth},
                  _point(finite_step(sample.components, config.k, config.sampled_l_max, depth),
                         {"world_leaves": float(sample.world_leaves)}))
         for n_align in config.n_align:
             sample = sample_components(world, depth, config.k, n_align, config.sampled_l_max,
-                                       config.max_pretrain_samples, "pretrain", 1.0, seed)
+                                       config.world.max_pretrain_samples, "pretrain", 1.0, seed)
             emit({"grid": "sample", "depth": depth, "n_align": n_align},
                  _point(finite_step(sample.components, config.k, config.sampled_l_max, depth),
                         {"world_leaves": float(sample.world_leaves),

@@ -20,7 +20,7 @@ every summary reports the coefficient and the signs beside it.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -32,7 +32,7 @@ from harness.runs import RunDir
 from harness.verdicts import mean_ci, predict
 from theory.mixture import Components, derivatives, finite_step, huffman_step
 from theory.pareto import fit_pareto
-from theory.worlds import World, distribution_components, sample_components
+from theory.worlds import WorldSpec, distribution_components, sample_components
 
 BAND = (0.9, 1.1)
 IDENTITY_TOLERANCE = 1e-9
@@ -40,7 +40,7 @@ CONSERVATION_TOLERANCE = 1e-9
 K_DECADES = (10.0, 31.6227766, 100.0, 316.227766, 1000.0, 3162.27766, 10000.0, 31622.7766, 100000.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SimulateConfig:
     """Sweep over k (and alpha, depth); see the module docstring and the glossary for the keys."""
 
@@ -53,12 +53,8 @@ class SimulateConfig:
     l_max: float = 0.1
     seeds: int = 5
     seed: int = 0
-    n_leaves: int = 4096  # distribution level: leaves M
-    vocab: int = 16  # sampled level: V
-    n_types: int = 16384  # sampled level: distinct sequences the generator can emit
-    seq_len: int = 16
     n_align: int = 1000  # |D_a| in sequences
-    max_pretrain_samples: int = 200_000  # D_p sequences actually drawn; weights stand in for the rest
+    world: WorldSpec = field(default_factory=WorldSpec)
 
     def __post_init__(self) -> None:
         require(len(self.k) >= 1 and all(k > 0 for k in self.k), f"every k must be > 0, got {self.k}")
@@ -67,10 +63,7 @@ class SimulateConfig:
         require(0.0 <= self.similarity <= 1.0, "similarity must be in [0, 1]")
         require(self.l_max > 0, "l_max must be > 0")
         require(self.seeds >= 1, "seeds must be >= 1")
-        require(self.n_leaves >= 2, "n_leaves must be >= 2")
-        require(self.vocab >= 2, "vocab must be >= 2")
-        require(self.n_types >= 2 and self.seq_len >= 1, "n_types must be >= 2 and seq_len >= 1")
-        require(self.n_align >= 1 and self.max_pretrain_samples >= 1, "sample sizes must be >= 1")
+        require(self.n_align >= 1, "n_align must be >= 1")
         require(not (self.level == "sampled" and self.perturbation == "unseen"),
                 "perturbation 'unseen' is a distribution-level construction; at the sampled level "
                 "unseen leaves come from sampling")
@@ -121,16 +114,16 @@ def cell_rows(config: SimulateConfig, alpha: float, depth: int, seed: int) -> li
     rows: list[dict[str, Any]] = []
     world = None
     if config.level == "sampled":
-        world = World.make(seed, alpha, config.vocab, config.n_types, config.seq_len)
+        world = config.world.make(seed, alpha)
         exact = world.true_components(depth)
     else:
-        comps = distribution_components(alpha, config.n_leaves, config.perturbation, seed,
+        comps = distribution_components(alpha, config.world.n_leaves, config.perturbation, seed,
                                         config.similarity)
     for k in config.k:
         extra: dict[str, float] = {}
         if world is not None:
             sample = sample_components(world, depth, k, config.n_align, config.l_max,
-                                       config.max_pretrain_samples, config.perturbation,
+                                       config.world.max_pretrain_samples, config.perturbation,
                                        config.similarity, seed)
             comps = sample.components
             ref = finite_step(exact, k, config.l_max, depth)
@@ -169,10 +162,10 @@ def pareto_fits(config: SimulateConfig, run_dir: RunDir) -> list[dict[str, Any]]
     fits, saved = [], {}
     k = max(config.k)
     for alpha in config.alpha:
-        world = World.make(config.seed, alpha, config.vocab, config.n_types, config.seq_len)
+        world = config.world.make(config.seed, alpha)
         for depth in config.depth:
             sample = sample_components(world, depth, k, config.n_align, config.l_max,
-                                       config.max_pretrain_samples, config.perturbation,
+                                       config.world.max_pretrain_samples, config.perturbation,
                                        config.similarity, config.seed)
             counts = np.rint(sample.components.p * sample.n_pretrain_drawn).astype(np.int64)
             counts = counts[counts > 0]

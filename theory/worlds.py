@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.config import require
 from harness.errors import ConfigError
 from theory.mixture import Components
 from theory.pareto import zipf_masses
@@ -68,6 +69,31 @@ def distribution_components(alpha: float, n_leaves: int, kind: str, seed: int,
         rest = z[rng.permutation(n_leaves)]
     t = p if share == 1.0 else share * p + (1.0 - share) * rest
     return Components(p, a, t / t.sum())
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldSpec:
+    """Where the theory experiments draw their datasets from: the ``world`` block of their configs.
+
+    Distribution level: ``n_leaves`` leaves. Sampled level: ``n_types`` sequences over ``vocab``
+    tokens, at most ``seq_len`` long; at most ``max_pretrain_samples`` D_p sequences are drawn and
+    weighted up to stand in for the rest.
+    """
+
+    n_leaves: int = 4096
+    vocab: int = 16
+    n_types: int = 16384
+    seq_len: int = 16
+    max_pretrain_samples: int = 200_000
+
+    def __post_init__(self) -> None:
+        require(self.n_leaves >= 2 and self.vocab >= 2 and self.n_types >= 2 and self.seq_len >= 1,
+                "n_leaves, vocab and n_types must be >= 2 and seq_len >= 1")
+        require(self.max_pretrain_samples >= 1, "max_pretrain_samples must be >= 1")
+
+    def make(self, seed: int, alpha: float) -> World:
+        """The sampled-level world of ``seed`` with Zipf(``alpha``) popularities."""
+        return World.make(seed, alpha, self.vocab, self.n_types, self.seq_len)
 
 
 @dataclass(frozen=True)

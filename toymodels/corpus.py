@@ -39,7 +39,7 @@ N_MARKERS = 2  # markers per attribute and task
 _STREAMS = {"pretrain": 1, "aligned": 2, "misaligned": 3, "prompts": 4, "language": 5}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CorpusConfig:
     """The generative 'language'. ``seed`` fixes the language, not the samples drawn from it."""
 
@@ -65,6 +65,14 @@ def check_task(name: str) -> str:
     if name not in TASKS:
         raise ConfigError(f"unknown task '{name}'; tasks: {', '.join(TASKS)}")
     return name
+
+
+def check_tasks(names: Sequence[str]) -> None:
+    """At least one task, each a known one."""
+    if not names:
+        raise ConfigError(f"at least one task is needed; tasks: {', '.join(TASKS)}")
+    for name in names:
+        check_task(name)
 
 
 def zipf_probs(n: int, alpha: float) -> np.ndarray:

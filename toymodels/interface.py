@@ -6,11 +6,13 @@ adapters (the toy Transformer here, Hugging Face models in :mod:`llm_bridge`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+
+from harness.config import require
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,15 @@ class Contrast:
     misaligned: tuple[tuple[int, ...], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OptimizerSpec:
-    """AdamW settings. Defaults follow the paper: constant LR, betas (0.9, 0.95), no decay."""
+    """AdamW settings. Defaults follow the paper: constant LR, betas (0.9, 0.95), no decay.
+
+    A config block: wherever it is nested, ``lr`` and ``batch_size`` name its learning rate and
+    batch size (a pre-training block's must be named in full, ``pretrain.lr``).
+    """
+
+    ALIASES: ClassVar[Mapping[str, str]] = {"lr": "lr", "batch_size": "batch_size"}
 
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.95)
@@ -50,6 +58,16 @@ class OptimizerSpec:
     batch_size: int = 16
     grad_accum: int = 1
     max_grad_norm: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                f"betas must be two numbers in [0, 1), got {self.betas}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(self.batch_size >= 1 and self.grad_accum >= 1,
+                f"batch_size and grad_accum must be >= 1, got {self.batch_size} and {self.grad_accum}")
+        require(self.max_grad_norm is None or self.max_grad_norm > 0,
+                f"max_grad_norm must be > 0 (or none), got {self.max_grad_norm}")
 
     @property
     def examples_per_step(self) -> int:

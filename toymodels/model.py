@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import require
-from harness.errors import ConfigError
 
 # name -> (n_layer, n_head, n_embd); the name is the approximate parameter count at vocab ~70
 SIZE_PRESETS: dict[str, tuple[int, int, int]] = {
@@ -26,7 +25,7 @@ SIZE_PRESETS: dict[str, tuple[int, int, int]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     vocab_size: int
     block_size: int = 32
@@ -41,12 +40,17 @@ class ModelConfig:
         require(self.n_embd % self.n_head == 0, "n_embd must be a multiple of n_head")
 
 
+def check_size(size: str) -> None:
+    """A named size preset (see ``SIZE_PRESETS``), or a ConfigError."""
+    require(size in SIZE_PRESETS, f"unknown model size '{size}'; sizes: {', '.join(SIZE_PRESETS)}")
+
+
 def model_config(size: str, vocab_size: int, block_size: int = 32) -> ModelConfig:
     """The config of a named size preset (see ``SIZE_PRESETS``)."""
-    if size not in SIZE_PRESETS:
-        raise ConfigError(f"unknown model size '{size}'; sizes: {', '.join(SIZE_PRESETS)}")
+    check_size(size)
     n_layer, n_head, n_embd = SIZE_PRESETS[size]
-    return ModelConfig(vocab_size, block_size, n_layer, n_head, n_embd)
+    return ModelConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head,
+                       n_embd=n_embd)
 
 
 class SelfAttention(nn.Module):

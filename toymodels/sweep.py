@@ -28,6 +28,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from harness.atomic import atomic_write_text
+from harness.config import require
 from harness.errors import ConfigError
 from harness.metrics import AGGREGATE_COLUMNS, condition_label, table_text
 from harness.runs import RunDir
@@ -104,6 +105,15 @@ class Grid:
         return size
 
 
+# the command-line flags of the execution block, shared by every toy experiment
+EXECUTION_FLAGS = {"--device": "execution.device", "--backend": "execution.backend", "--n-jobs": "execution.n_jobs"}
+
+
+def seeds_of(config: Any) -> list[int]:
+    """The seeds a config's ``seeds`` and ``seed`` name: ``seed, seed + 1, ...``."""
+    return [config.seed + i for i in range(config.seeds)]
+
+
 def _check_axis(name: str, values: Sequence[Scalar], positive: bool) -> None:
     if len(values) == 0:
         raise ConfigError(f"grid axis '{name}' is empty")
@@ -120,60 +130,53 @@ def _check_axis(name: str, values: Sequence[Scalar], positive: bool) -> None:
             raise ConfigError(f"grid axis '{name}' needs positive sizes, got {value!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Execution:
-    """Where and how the cells run.
+    """Where and how work runs: the config block every toy and llm experiment nests.
 
-    ``threads`` torch threads per cell, whatever the number of workers, so that results do not
-    depend on ``n_jobs``; ``n_jobs`` defaults to as many workers as ``cores // threads``.
+    ``threads`` torch threads per cell (0: every core), whatever the number of workers, so that
+    results do not depend on ``n_jobs``; ``n_jobs`` workers (0: as many as ``cores // threads``)
+    on the ``local`` backend or a dask.distributed cluster (``dask_scheduler``: its address; none
+    starts a local cluster).
     """
 
-    n_jobs: int | None = None
-    threads: int = 1
-    backend: Literal["local", "dask"] = "local"
     device: str = "cpu"
-    cores: int | None = None  # CPU cores the local workers share; default: all of this machine's
-    scheduler: str | None = None  # dask scheduler address; None starts a local cluster
-    progress: bool = True
+    threads: int = 1
+    n_jobs: int = 0
+    backend: Literal["local", "dask"] = "local"
+    dask_scheduler: str | None = None
 
     def __post_init__(self) -> None:
-        if self.n_jobs is not None and self.n_jobs < 1:
-            raise ConfigError(f"n_jobs must be >= 1, got {self.n_jobs}")
-        if self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
-        if self.backend not in ("local", "dask"):
-            raise ConfigError(f"backend must be local or dask, got {self.backend!r}")
-        if self.cores is not None and self.cores < 1:
-            raise ConfigError(f"cores must be >= 1, got {self.cores}")
-        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
-            raise ConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
-        if self.backend == "local" and self.workers * self.threads > self.available_cores:
-            raise ConfigError(f"{self.workers} workers x {self.threads} threads oversubscribe "
-                              f"{self.available_cores} cores; lower n_jobs or threads")
+        require(self.n_jobs >= 0, f"n_jobs must be >= 0 (0: as many as the cores allow), got {self.n_jobs}")
+        require(self.threads >= 0, f"threads must be >= 0 (0: every core), got {self.threads}")
+        require(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
+                f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        require(self.backend == "dask" or self.workers * self.cell_threads <= self.available_cores,
+                f"{self.workers} workers x {self.cell_threads} threads oversubscribe "
+                f"{self.available_cores} cores; lower n_jobs or threads")
 
     @property
     def available_cores(self) -> int:
-        return self.cores or os.cpu_count() or 1
+        return os.cpu_count() or 1
+
+    @property
+    def cell_threads(self) -> int:
+        return self.threads or self.available_cores
 
     @property
     def workers(self) -> int:
-        return self.n_jobs or max(1, self.available_cores // self.threads)
-
-
-def execution_of(config: Any, progress: bool = True) -> Execution:
-    """The Execution named by a protocol config's ``n_jobs``, ``threads``, ``backend``, ``device``
-    and ``dask_scheduler`` fields (0 workers meaning: as many as the cores allow)."""
-    return Execution(n_jobs=getattr(config, "n_jobs", 0) or None, threads=getattr(config, "threads", 1),
-                     backend=getattr(config, "backend", "local"), device=getattr(config, "device", "cpu"),
-                     scheduler=getattr(config, "dask_scheduler", None), progress=progress)
+        return self.n_jobs or max(1, self.available_cores // self.cell_threads)
 
 
 def _run_cell(fn: CellFn, cell: Cell, device: str, threads: int) -> tuple[str, list[dict[str, Any]]]:
-    """Worker side: fix torch threads for this cell, run it, hand the rows back to the driver."""
+    """Worker side: fix torch threads (and deterministic kernels on CUDA) for this cell, run it,
+    hand the rows back to the driver."""
     import torch
 
+    from toymodels.determinism import make_deterministic
+
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    make_deterministic(threads, device)
     try:
         rows = fn(cell, device)
     finally:
@@ -185,7 +188,7 @@ def _run_cell(fn: CellFn, cell: Cell, device: str, threads: int) -> tuple[str, l
 def _backend(execution: Execution) -> Iterator[None]:
     if execution.backend == "local":
         with parallel_config(backend="loky", n_jobs=execution.workers,
-                             inner_max_num_threads=execution.threads):
+                             inner_max_num_threads=execution.cell_threads):
             yield
         return
     try:
@@ -193,8 +196,8 @@ def _backend(execution: Execution) -> Iterator[None]:
     except ImportError:
         raise ConfigError("--backend dask needs dask.distributed: pip install 'lm-elasticity[cluster]'") from None
     with contextlib.ExitStack() as stack:
-        if execution.scheduler:
-            client = stack.enter_context(Client(execution.scheduler))
+        if execution.dask_scheduler:
+            client = stack.enter_context(Client(execution.dask_scheduler))
         else:
             cluster = stack.enter_context(LocalCluster(
                 n_workers=execution.workers, threads_per_worker=1, processes=True,
@@ -206,7 +209,7 @@ def _backend(execution: Execution) -> Iterator[None]:
 
 
 def run_sweep(run_dir: RunDir, grid: Grid, cell_fn: CellFn, execution: Execution = Execution(),
-              desc: str = "cells") -> list[dict[str, Any]]:
+              desc: str = "cells", progress: bool = True) -> list[dict[str, Any]]:
     """Run every unfinished cell of ``grid`` and return the metrics table of the whole grid.
 
     ``cell_fn`` must be a module-level function (it is pickled to the workers). Its rows may carry
@@ -214,9 +217,9 @@ def run_sweep(run_dir: RunDir, grid: Grid, cell_fn: CellFn, execution: Execution
     """
     todo = [cell for cell in grid.cells() if not run_dir.has_cell(cell.key)]
     if todo:
-        jobs = (delayed(_run_cell)(cell_fn, cell, execution.device, execution.threads) for cell in todo)
+        jobs = (delayed(_run_cell)(cell_fn, cell, execution.device, execution.cell_threads) for cell in todo)
         bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc=desc, file=sys.stderr,
-                   disable=not execution.progress, leave=False)
+                   disable=not progress, leave=False)
         with bar, _backend(execution):
             results = Parallel(return_as="generator_unordered")(jobs)
             for key, rows in results:

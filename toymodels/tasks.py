@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from harness.errors import ConfigError
-from toymodels.corpus import TASKS, Corpus, check_task
+from toymodels.corpus import Corpus, check_task, check_tasks
 from toymodels.interface import Contrast, Example
 
 
@@ -67,6 +66,5 @@ class ToyTask:
 
 def make_tasks(corpus: Corpus, names: Sequence[str]) -> list[ToyTask]:
     """Toy tasks by name; an unknown name is a ConfigError."""
-    if not names:
-        raise ConfigError(f"at least one task is needed; tasks: {', '.join(TASKS)}")
+    check_tasks(names)
     return [ToyTask(corpus, n) for n in names]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -39,10 +39,10 @@ def set_threads(threads: int | None, device: str = "cpu") -> None:
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but CUDA is not available")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device '{device}'; use cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} was asked for but CUDA is not available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"unknown device '{device}'; use cpu, cuda or cuda:N")
     return torch.device(device)
 
 
@@ -188,15 +188,34 @@ class ToyLM:
 
 
 # --- pre-training ------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class PretrainSettings:
+    """How the toy Transformer is pre-trained: the config block every toy experiment nests
+    (``pretrain.lr``; the earlier flat keys ``pretrain_lr`` and ``pretrain_batch`` still work)."""
+
+    ALIASES: ClassVar[Mapping[str, str]] = {"pretrain_lr": "lr", "pretrain_batch": "batch_size"}
+
+    lr: float = 3e-3
+    batch_size: int = 64
+    epochs: int = 1
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, f"pretrain.lr must be > 0, got {self.lr}")
+        require(self.batch_size >= 1, f"pretrain.batch_size must be >= 1, got {self.batch_size}")
+        require(self.epochs >= 1, f"pretrain.epochs must be >= 1, got {self.epochs}")
+
+    @property
+    def optimizer(self) -> OptimizerSpec:
+        return OptimizerSpec(lr=self.lr, batch_size=self.batch_size)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PretrainSpec:
     """Everything that determines a pre-trained toy model (its cache key)."""
 
     size: str = "100k"
     n_pretrain: int = 20_000
-    lr: float = 3e-3
-    batch_size: int = 64
-    epochs: int = 1
+    settings: PretrainSettings = field(default_factory=PretrainSettings)
     checkpoint_fractions: tuple[float, ...] = (1.0,)
     seed: int = 0
     tasks: tuple[str, ...] = TASKS
@@ -205,13 +224,7 @@ class PretrainSpec:
 
     def __post_init__(self) -> None:
         require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
-        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check_fractions(self.checkpoint_fractions)
-
-    @property
-    def optimizer(self) -> OptimizerSpec:
-        return OptimizerSpec(lr=self.lr, batch_size=self.batch_size)
 
     def cache_key(self) -> str:
         return config_hash("toy.pretrain", self)
@@ -256,12 +269,14 @@ def pretrain(spec: PretrainSpec, device: str = "cpu", use_cache: bool = True,
         return Pretrained(spec, cfg, states, [], 0)
     examples = corpus.pretrain_examples(spec.n_pretrain, seed=spec.seed, tasks=spec.tasks)
     inputs, targets = encode(examples, "all")
-    order = np.concatenate([epoch_order(len(examples), seed=spec.seed * 1000 + e) for e in range(spec.epochs)])
+    order = np.concatenate([epoch_order(len(examples), seed=spec.seed * 1000 + e)
+                            for e in range(spec.settings.epochs)])
+    optimizer = spec.settings.optimizer
 
     def fit(sub_order: Sequence[int], state: Any) -> tuple[TrainLog, Any]:
-        return lm.fit_encoded(inputs, targets, sub_order, spec.optimizer, state)
+        return lm.fit_encoded(inputs, targets, sub_order, optimizer, state)
 
-    result = fit_slices(lm, None, order, spec.optimizer, spec.checkpoint_fractions, fit=fit,
+    result = fit_slices(lm, None, order, optimizer, spec.checkpoint_fractions, fit=fit,
                         checkpoint_path=checkpoint_path, save_every_steps=save_every_steps,
                         stop_after_steps=stop_after_steps)
     out = Pretrained(spec, cfg, dict(zip(spec.checkpoint_fractions, result.states, strict=False)),

@@ -28,7 +28,7 @@ def test_llm_config_resolves_without_transformers():
                "sys.exit(main(['llm', 'rebound', '--model', 'gemma3-270m', '--print-config']))")
     assert out.returncode == 0, out.stderr
     config = json.loads(out.stdout)["config"]
-    assert config["model"] == "gemma3-270m" and config["finetune"] == "lora"
+    assert config["model"] == "gemma3-270m" and config["adapter"]["finetune"] == "lora"
     assert "torch" not in out.stderr
 
 
@@ -41,11 +41,13 @@ def test_list_presets(capsys):
 def test_paper_preset_is_the_papers_sft(capsys):
     assert main(["resistance", "--preset", "paper", "--print-config"]) == 0
     c = json.loads(capsys.readouterr().out)["config"]
-    assert (c["lr"], c["batch_size"], c["grad_accum"], c["finetune"], c["seed"], c["max_length"]) == \
-        (1e-5, 4, 8, "full", 42, 2048)
+    opt = c["protocol"]["optimizer"]
+    assert (opt["lr"], opt["batch_size"], opt["grad_accum"], c["adapter"]["finetune"], c["seed"],
+            c["adapter"]["max_length"]) == (1e-5, 4, 8, "full", 42, 2048)
     assert main(["rebound", "--preset", "paper", "--print-config"]) == 0
     c = json.loads(capsys.readouterr().out)["config"]
-    assert (c["max_length"], c["batch_size"], c["grad_accum"]) == (512, 1, 8)
+    opt = c["probe"]["optimizer"]
+    assert (c["adapter"]["max_length"], opt["batch_size"], opt["grad_accum"]) == (512, 1, 8)
 
 
 @pytest.mark.parametrize("argv", [

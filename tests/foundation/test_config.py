@@ -1,7 +1,8 @@
 """Config resolution: types, presets, files, overrides and range checks."""
 
-from dataclasses import dataclass
-from typing import Literal
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import pytest
 
@@ -10,7 +11,7 @@ from harness.errors import ConfigError
 from harness.experiment import Experiment
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Demo:
     k: tuple[int, ...] = (10, 100)
     alpha: float = 1.2
@@ -69,3 +70,57 @@ def test_bad_files_and_sets():
         parse_sets(["novalue"])
     with pytest.raises(ConfigError, match="unknown preset"):
         EXP.resolve("paper")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Optim:
+    ALIASES: ClassVar[dict[str, str]] = {"lr": "lr"}
+    lr: float = 1e-3
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pretrain:
+    ALIASES: ClassVar[dict[str, str]] = {"pretrain_lr": "lr"}
+    lr: float = 3e-3
+    batch_size: int = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probe:
+    n_eval: int = 256
+    optimizer: Optim = field(default_factory=Optim)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Nested:
+    seeds: int = 5
+    pretrain: Pretrain = field(default_factory=Pretrain)
+    probe: Probe = field(default_factory=lambda: Probe(n_eval=64))
+
+
+def test_blocks_are_reached_by_dotted_keys_unique_names_and_aliases(tmp_path):
+    assert build_config(Nested).probe.n_eval == 64  # the block's default comes from its parent
+    config = build_config(Nested, {"probe.optimizer.lr": "0.01", "n_eval": "8", "pretrain_lr": "0.5"})
+    assert (config.probe.optimizer.lr, config.probe.n_eval, config.pretrain.lr) == (0.01, 8, 0.5)
+    assert build_config(Nested, {"lr": "0.2"}).probe.optimizer.lr == 0.2  # a declared alias beats a leaf name
+    toml = tmp_path / "c.toml"
+    toml.write_text("seeds = 3\n[probe]\nn_eval = 7\n[probe.optimizer]\nlr = 0.3\n")
+    config = build_config(Nested, load_toml(toml))
+    assert (config.seeds, config.probe.n_eval, config.probe.optimizer.lr) == (3, 7, 0.3)
+    assert config.pretrain == Pretrain()
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"batch_size": "4"}, "ambiguous key 'batch_size': say pretrain.batch_size or probe.optimizer.batch_size"),
+    ({"probe": "1"}, "'probe' is a block; set its keys, e.g. probe.n_eval"),
+    ({"probe.nonsense": "1"}, "unknown key 'probe.nonsense'; valid keys: seeds, pretrain.lr"),
+    ({"lr": "-1"}, "lr must be > 0"),
+    ({"probe.optimizer.lr": "inf"}, "expected a finite number"),
+])
+def test_bad_block_keys_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config(Nested, override)

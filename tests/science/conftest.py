@@ -10,7 +10,7 @@ from toymodels.protocols import compression, scale
 # The compression test config: a quick size, k over two decades, the like-D_p perturbation only.
 COMPRESSION_TEST = {"size": "50k", "n_pretrain": 3000, "k": (10.0, 100.0, 1000.0),
                     "perturbations": ("like",), "perturb_amounts": (0, 32, 64), "n_eval": 256,
-                    "n_seeds": 5, "mixture_samples": 5000}
+                    "seeds": 5, "mixture_samples": 5000}
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,10 @@ from toymodels.protocols import rebound, resistance
 from toymodels.train import set_threads
 
 # The prediction tests' own configs (their hashes key the recorded verdicts in results.json).
-REBOUND_TEST = {"n_seeds": 5, "n_pretrain": 4000, "forward_amounts": (0, 64, 128, 256),
-                "reverse_amounts": (0, 16, 32, 64, 128, 256), "n_eval": 64, "n_kl_samples": 64}
-RESISTANCE_TEST = {"tasks": ("sentiment",), "n_seeds": 5, "n_pretrain": 4000, "n_align": 256,
-                   "n_queries": 64}
+REBOUND_TEST = {"seeds": 5, "n_pretrain": 4000, "probe.forward_amounts": (0, 64, 128, 256),
+                "probe.reverse_amounts": (0, 16, 32, 64, 128, 256), "probe.n_eval": 64, "probe.n_kl_samples": 64}
+RESISTANCE_TEST = {"tasks": ("sentiment",), "seeds": 5, "n_pretrain": 4000, "protocol.n_align": 256,
+                   "protocol.n_queries": 64}
 
 
 @pytest.fixture(scope="session", autouse=True)

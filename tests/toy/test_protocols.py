@@ -59,7 +59,7 @@ def test_figures_are_drawn(resistance_run, rebound_run):
 
 
 def test_same_seed_gives_identical_metrics(toy_cache, tmp_path):
-    config = rebound.EXPERIMENT.resolve("micro", sets={"n_seeds": 1})
+    config = rebound.EXPERIMENT.resolve("micro", sets={"seeds": 1})
     first = execute(rebound.EXPERIMENT, config, out=tmp_path / "a", draw=False)
     second = execute(rebound.EXPERIMENT, config, out=tmp_path / "b", draw=False)
     assert (first.run.path / "metrics.csv").read_bytes() == (second.run.path / "metrics.csv").read_bytes()

@@ -23,8 +23,8 @@ import functools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +35,22 @@ from harness.runs import RunDir
 from harness.verdicts import mean_ci, predict
 from theory.mixture import Components, derivatives
 from toymodels import measures
-from toymodels.corpus import Corpus, CorpusConfig
+from toymodels.corpus import Corpus, CorpusConfig, check_task
 from toymodels.finetuning import check_amounts, epoch_order, steps_for
 from toymodels.interface import Example, OptimizerSpec
-from toymodels.sweep import Cell, Grid, aggregate, execution_of, run_sweep, write_aggregate
+from toymodels.model import check_size
+from toymodels.sweep import (
+    EXECUTION_FLAGS,
+    Cell,
+    Execution,
+    Grid,
+    aggregate,
+    run_sweep,
+    seeds_of,
+    write_aggregate,
+)
 from toymodels.tasks import ToyTask
-from toymodels.train import PretrainSpec, pretrain
+from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
 PERTURBATIONS = ("like", "unlike")
 LN2 = math.log(2.0)
@@ -48,31 +58,27 @@ LN2 = math.log(2.0)
 HELDOUT, PERTURB = 10_000_000, 20_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CompressionConfig:
     task: str = "sentiment"
     size: str = "100k"
     n_pretrain: int = 20_000  # |D_p|, fixed; |D_a| = n_pretrain / k
-    pretrain_lr: float = 3e-3
-    pretrain_batch: int = 64
     k: tuple[float, ...] = (10.0, 100.0, 1000.0)
     perturb_amounts: tuple[int, ...] = (0, 16, 32, 64, 128)  # |D_t| in examples
     perturbations: tuple[str, ...] = PERTURBATIONS
     unlike_alpha: float = 2.0
-    lr: float = 1e-3
-    batch_size: int = 16
     n_eval: int = 1024
     mixture_depth: int = 2
     mixture_samples: int = 50_000
-    n_seeds: int = 5
+    seeds: int = 5
     seed: int = 0
-    n_jobs: int = 0  # 0: as many workers as cores // threads
-    threads: int = 1
-    backend: Literal["local", "dask"] = "local"
-    dask_scheduler: str | None = None
-    device: str = "cpu"
+    pretrain: PretrainSettings = field(default_factory=PretrainSettings)
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)  # alignment and perturbation
+    execution: Execution = field(default_factory=Execution)
 
     def __post_init__(self) -> None:
+        check_task(self.task)
+        check_size(self.size)
         require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
         require(all(k > 0 for k in self.k), f"k must be > 0, got {self.k}")
         require(len(self.k) >= 2 and max(self.k) / min(self.k) >= 10,
@@ -84,23 +90,16 @@ class CompressionConfig:
                 "perturb_amounts must start at 0 and hold at least one positive amount")
         require(len(self.perturbations) >= 1 and set(self.perturbations) <= set(PERTURBATIONS),
                 f"perturbations must be among {', '.join(PERTURBATIONS)}, got {self.perturbations}")
-        require(self.lr > 0 and self.batch_size >= 1, "lr must be > 0 and batch_size >= 1")
-        require(self.pretrain_lr > 0 and self.pretrain_batch >= 1, "pretrain_lr must be > 0 and pretrain_batch >= 1")
         require(self.n_eval >= 1 and self.mixture_samples >= 1, "n_eval and mixture_samples must be >= 1")
         require(self.mixture_depth >= 1, f"mixture_depth must be >= 1, got {self.mixture_depth}")
-        require(self.n_seeds >= 2, f"n_seeds must be >= 2 for a confidence interval, got {self.n_seeds}")
+        require(self.seeds >= 2, f"seeds must be >= 2 for a confidence interval, got {self.seeds}")
         require(self.unlike_alpha > 0, f"unlike_alpha must be > 0, got {self.unlike_alpha}")
 
     def n_align(self, k: float) -> int:
         return max(1, round(self.n_pretrain / k))
 
-    @property
-    def optimizer(self) -> OptimizerSpec:
-        return OptimizerSpec(lr=self.lr, batch_size=self.batch_size)
-
     def pretrain_spec(self, seed: int) -> PretrainSpec:
-        return PretrainSpec(size=self.size, n_pretrain=self.n_pretrain, lr=self.pretrain_lr,
-                            batch_size=self.pretrain_batch, seed=seed)
+        return PretrainSpec(size=self.size, n_pretrain=self.n_pretrain, settings=self.pretrain, seed=seed)
 
 
 def unlike_corpus(corpus: Corpus, alpha: float) -> Corpus:
@@ -219,14 +218,10 @@ def derived_rows(config: CompressionConfig, table: Sequence[Mapping[str, Any]]) 
     return rows
 
 
-def seeds_of(config: CompressionConfig) -> list[int]:
-    return [config.seed + i for i in range(config.n_seeds)]
-
-
 def run(config: CompressionConfig, run_dir: RunDir) -> dict[str, Any]:
     grid = Grid.of({"k": config.k, "perturbation": config.perturbations}, seeds=seeds_of(config),
                    positive=["k"])
-    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), execution_of(config),
+    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution,
                       desc="toy.compression")
     mixture = mixture_predictions(config)
     mixture_rows = [metric_row("mixture_ratio", mixture[kind][k], "ratio", k=k, perturbation=kind)
@@ -301,16 +296,15 @@ EXPERIMENT = Experiment(
     help="the theorem on trained networks: dγ_a/dl ÷ dγ_p/dl against k, beside the joint-mixture prediction",
     config_cls=CompressionConfig,
     presets={
-        "quick": Preset({"perturb_amounts": (0, 32, 64), "n_eval": 128, "n_seeds": 2,
+        "quick": Preset({"perturb_amounts": (0, 32, 64), "n_eval": 128, "seeds": 2,
                          "mixture_samples": 20_000},
                         "100k model, |D_p| 20000 (the toy core's cached pre-training), k 10-1000, 2 seeds",
                         est_seconds=20),
-        "full": Preset({"n_seeds": 5}, "100k model, |D_p| 20000, k 10-1000, 5 amounts, 5 seeds",
+        "full": Preset({"seeds": 5}, "100k model, |D_p| 20000, k 10-1000, 5 amounts, 5 seeds",
                        est_seconds=350),
     },
     run=run,
     draw=draw,
-    flags={"--k": "k", "--size": "size", "--device": "device", "--backend": "backend",
-             "--n-jobs": "n_jobs", "--seeds": "n_seeds"},
+    flags={"--k": "k", "--size": "size", **EXECUTION_FLAGS, "--seeds": "seeds"},
     units={"gamma": "bits per response token"},
 )

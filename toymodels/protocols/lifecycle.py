@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -28,64 +28,58 @@ from harness.config import Preset, require
 from harness.experiment import Experiment
 from harness.runs import RunDir
 from harness.verdicts import mean_ci, predict, verdict_from_ci
-from toymodels.corpus import Corpus
-from toymodels.interface import OptimizerSpec
-from toymodels.model import SIZE_PRESETS
-from toymodels.protocols.rebound import SCORES, ReboundSpec, rebound_curves
-from toymodels.protocols.scale import STRENGTHS, probe_rows, seeds_of
+from toymodels.corpus import Corpus, check_task
+from toymodels.model import check_size
+from toymodels.protocols.rebound import ReboundSpec, rebound_curves
+from toymodels.protocols.rebound_readings import SCORES
+from toymodels.protocols.scale import REDUCED_PROBE, STRENGTHS, TINY_PROBE, probe_rows
 from toymodels.sweep import (
+    EXECUTION_FLAGS,
     Cell,
+    Execution,
     Grid,
     aggregate,
-    execution_of,
     run_sweep,
+    seeds_of,
     write_aggregate,
 )
 from toymodels.tasks import ToyTask
-from toymodels.train import PretrainSpec, pretrain
+from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LifecycleConfig:
+    """``lrs`` sets the probe's learning rate, one grid axis value per rate."""
+
     task: str = "sentiment"
     size: str = "100k"
     checkpoints: tuple[int, ...] = (0, 250, 1000, 2500, 5000, 10_000, 20_000)  # pre-training examples
-    pretrain_lr: float = 3e-3
-    pretrain_batch: int = 64
     lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)  # probe (alignment and reverse) learning rates
-    forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)
-    reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)
-    batch_size: int = 16
-    n_eval: int = 256
-    n_kl_samples: int = 128
-    kl_eps: float = 0.01
-    n_seeds: int = 5
+    seeds: int = 5
     seed: int = 0
-    n_jobs: int = 0  # 0: as many workers as cores // threads
-    threads: int = 1
-    backend: Literal["local", "dask"] = "local"
-    dask_scheduler: str | None = None
-    device: str = "cpu"
+    pretrain: PretrainSettings = field(default_factory=PretrainSettings)
+    probe: ReboundSpec = field(default_factory=lambda: ReboundSpec(n_kl_samples=128))
+    execution: Execution = field(default_factory=Execution)
 
     def __post_init__(self) -> None:
-        require(self.size in SIZE_PRESETS, f"unknown model size '{self.size}'; sizes: {', '.join(SIZE_PRESETS)}")
+        check_task(self.task)
+        check_size(self.size)
         require(all(c >= 0 for c in self.checkpoints), f"checkpoints must be >= 0, got {self.checkpoints}")
         require(list(self.checkpoints) == sorted(set(self.checkpoints)),
                 f"checkpoints must be strictly increasing, got {self.checkpoints}")
         require(sum(c > 0 for c in self.checkpoints) >= 2, "checkpoints need at least two positive amounts")
-        require(all(lr > 0 for lr in self.lrs) and self.pretrain_lr > 0, "learning rates must be > 0")
-        require(self.n_seeds >= 2, f"n_seeds must be >= 2 for a confidence interval, got {self.n_seeds}")
-        self.spec(self.lrs[0] if self.lrs else 1e-3)
-        Grid.of({"lr": self.lrs, "pretrain_examples": self.checkpoints}, self.n_seeds, positive=["lr"])
+        require(all(lr > 0 for lr in self.lrs), "learning rates must be > 0")
+        require(self.probe.optimizer.lr == ReboundSpec().optimizer.lr,
+                "lifecycle sets the probe's learning rate from lrs: set lrs, not probe.optimizer.lr")
+        require(self.seeds >= 2, f"seeds must be >= 2 for a confidence interval, got {self.seeds}")
+        Grid.of({"lr": self.lrs, "pretrain_examples": self.checkpoints}, self.seeds, positive=["lr"])
 
-    def spec(self, lr: float) -> ReboundSpec:
-        return ReboundSpec(self.forward_amounts, self.reverse_amounts, self.n_eval, self.n_kl_samples,
-                           self.kl_eps, OptimizerSpec(lr=lr, batch_size=self.batch_size))
+    def probe_at(self, lr: float) -> ReboundSpec:
+        return replace(self.probe, optimizer=replace(self.probe.optimizer, lr=lr))
 
     def pretrain_spec(self, seed: int) -> PretrainSpec:
         positive = [c for c in self.checkpoints if c > 0]
-        return PretrainSpec(size=self.size, n_pretrain=positive[-1], lr=self.pretrain_lr,
-                            batch_size=self.pretrain_batch, seed=seed,
+        return PretrainSpec(size=self.size, n_pretrain=positive[-1], settings=self.pretrain, seed=seed,
                             checkpoint_fractions=tuple(c / positive[-1] for c in positive))
 
 
@@ -99,13 +93,13 @@ def measure_cell(config: LifecycleConfig, cell: Cell, device: str) -> list[dict[
     else:
         model = pretrain(spec, device=device).model(examples / spec.n_pretrain, device=device)
     task = ToyTask(Corpus(spec.corpus), config.task)
-    return probe_rows(rebound_curves(model, task, config.spec(float(cell["lr"])), cell.seed))
+    return probe_rows(rebound_curves(model, task, config.probe_at(float(cell["lr"])), cell.seed))
 
 
 def run(config: LifecycleConfig, run_dir: RunDir) -> dict[str, Any]:
     grid = Grid.of({"lr": config.lrs, "pretrain_examples": config.checkpoints}, seeds_of(config),
                    positive=["lr"])
-    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), execution_of(config),
+    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution,
                       desc="toy.lifecycle")
     run_dir.write_metrics(table)
     write_aggregate(run_dir, aggregate(table))
@@ -180,13 +174,10 @@ EXPERIMENT = Experiment(
     help="rebound strength along pre-training from random init, by probe learning rate and score metric",
     config_cls=LifecycleConfig,
     presets={
-        "quick": Preset({"size": "50k", "checkpoints": (0, 1000, 3000), "lrs": (1e-3, 3e-3),
-                         "forward_amounts": (0, 32, 64), "reverse_amounts": (0, 16, 32, 64),
-                         "n_eval": 64, "n_kl_samples": 32, "n_seeds": 2},
+        "quick": Preset({"size": "50k", "checkpoints": (0, 1000, 3000), "lrs": (1e-3, 3e-3), **TINY_PROBE,
+                         "seeds": 2},
                         "50k model, checkpoints 0/1000/3000, 2 learning rates, 2 seeds", est_seconds=20),
-        "reduced": Preset({"checkpoints": (0, 1000, 5000, 20_000), "lrs": (1e-3, 3e-3),
-                           "forward_amounts": (0, 125, 250, 500), "reverse_amounts": (0, 16, 32, 64, 128, 256),
-                           "n_eval": 128, "n_kl_samples": 64},
+        "reduced": Preset({"checkpoints": (0, 1000, 5000, 20_000), "lrs": (1e-3, 3e-3), **REDUCED_PROBE},
                           "100k model, random init and 3 checkpoints to 20k examples (shared with toy.scale "
                           "reduced), 2 learning rates, F to 500, R to 256, 5 seeds", est_seconds=360),
         "full": Preset({}, "100k model, 7 checkpoints (random init to 20k examples), 3 learning rates, "
@@ -194,7 +185,6 @@ EXPERIMENT = Experiment(
     },
     run=run,
     draw=draw,
-    flags={"--device": "device", "--backend": "backend", "--n-jobs": "n_jobs", "--seeds": "n_seeds",
-             "--size": "size"},
+    flags={**EXECUTION_FLAGS, "--seeds": "seeds", "--size": "size"},
     units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},
 )

@@ -7,10 +7,10 @@ amount the exact behaviour score (log-probabilities over the task's contrast set
 measured on held-out prompts, as mean probability and as mean log-odds, together with
 KL(theta0||model) on samples of theta0.
 
-:func:`rebound_curves` and :func:`rebound_metrics` are the protocol over any
-LanguageModel and Task; they keep per-prompt scores, so the real-checkpoint bridge runs this very
-loop (with a control arm of its own) and bootstraps over prompts. ``EXPERIMENT`` is the toy
-command ``elasticity toy rebound``.
+:func:`rebound_curves` is the protocol over any LanguageModel and Task; it keeps per-prompt
+scores, so the real-checkpoint bridge runs this very loop (with a control arm of its own) and
+bootstraps over prompts. Its readings are in :mod:`toymodels.protocols.rebound_readings`.
+``EXPERIMENT`` is the toy command ``elasticity toy rebound``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,25 +29,33 @@ from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import Prediction, predict
 from toymodels import measures
-from toymodels.corpus import check_task
+from toymodels.corpus import Corpus, CorpusConfig, check_tasks
 from toymodels.finetuning import check_amounts, epoch_order, sample_responses, steps_for
 from toymodels.interface import Contrast, Example, LanguageModel, OptimizerSpec
-from toymodels.model import SIZE_PRESETS
-from toymodels.tasks import Task
+from toymodels.model import check_size
+from toymodels.protocols.rebound_readings import (
+    PREDICTIONS,
+    MeanCurves,
+    metric_unit,
+    reading,
+    rebound_metrics,
+)
+from toymodels.sweep import EXECUTION_FLAGS, Cell, Execution, Grid, run_sweep, seeds_of
+from toymodels.tasks import Task, make_tasks
+from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
-SCORES = ("prob", "log_odds")
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReboundSpec:
-    """Protocol settings: amounts in examples; optimizer steps follow from the batch size."""
+    """The protocol's settings, and the ``probe`` block of every config that runs it: amounts in
+    examples; optimizer steps follow from the batch size."""
 
     forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)  # F; 0 is the control
     reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)  # R
     n_eval: int = 256  # held-out prompts for the exact score
     n_kl_samples: int = 256  # samples of theta0 (temperature 1) for KL(theta0||model)
     kl_eps: float = 0.01  # Table 3 threshold, nats per response token
-    optimizer: OptimizerSpec = OptimizerSpec(lr=1e-3, batch_size=16)
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
 
     def __post_init__(self) -> None:
         check_amounts(self.forward_amounts, "forward_amounts")
@@ -80,25 +88,6 @@ class ReboundCurves:
         s0 = measures.Scores(self.s0_log_odds[take])
         return MeanCurves(self.spec, s0.mean_prob, s0.mean_log_odds, scores.p.mean(-1),
                           scores.log_odds.mean(-1), self.kl_theta0_model[arm], self.forward_steps)
-
-
-@dataclass(frozen=True)
-class MeanCurves:
-    """Scores averaged over prompts at every (F, R): what :func:`rebound_metrics` reads."""
-
-    spec: ReboundSpec
-    s0_prob: float
-    s0_log_odds: float
-    prob: np.ndarray  # (n_F, n_R) mean P(aligned)
-    log_odds: np.ndarray  # (n_F, n_R) mean log-odds (nats)
-    kl_theta0_model: np.ndarray  # (n_F, n_R)
-    forward_steps: list[int]
-
-    def score(self, kind: str) -> np.ndarray:
-        return self.prob if kind == "prob" else self.log_odds
-
-    def s0(self, kind: str) -> float:
-        return self.s0_prob if kind == "prob" else self.s0_log_odds
 
 
 def cumulative_steps(amounts: Sequence[int], optimizer: OptimizerSpec) -> list[int]:
@@ -189,68 +178,6 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
     return curves
 
 
-def rebound_metrics(curves: MeanCurves) -> dict[int, dict[str, float]]:
-    """Per F: initial decay rate, R_back, decay rate at S0 minus the F = 0 control's, late slope
-    (each in probability and log-odds), post-alignment KL and the Table 3 amount.
-
-    Rates are score lost per reverse example; R_back and the Table 3 amount are in examples
-    (NaN when not reached within the largest R).
-    """
-    r = np.asarray(curves.spec.reverse_amounts, float)
-    out: dict[int, dict[str, float]] = {}
-    for i, f in enumerate(curves.spec.forward_amounts):
-        m: dict[str, float] = {"steps_forward": curves.forward_steps[i]}
-        for kind in SCORES:
-            y, s0 = curves.score(kind)[i], curves.s0(kind)
-            control_at_s0 = measures.decay_rate_at(r, curves.score(kind)[0], s0)
-            m[f"score_start_{kind}"] = float(y[0])
-            m[f"initial_rate_{kind}"] = measures.initial_decay_rate(r, y)
-            m[f"r_back_{kind}"] = measures.r_back(r, y, s0)
-            m[f"rate_at_s0_{kind}"] = measures.decay_rate_at(r, y, s0)
-            m[f"knee_vs_control_{kind}"] = m[f"rate_at_s0_{kind}"] - control_at_s0
-            m[f"late_slope_{kind}"] = measures.late_slope(r, y)
-        m["kl_post_alignment_nats"] = float(curves.kl_theta0_model[i, 0])
-        m["table3_reverse_to_eps"] = measures.table3_reverse_to_eps(r, curves.kl_theta0_model[i],
-                                                                    curves.spec.kl_eps)
-        out[int(f)] = m
-    return out
-
-
-def trend_in_f(metrics: Mapping[int, Mapping[str, float]], key: str) -> float:
-    """Least-squares slope of ``key`` against log10(F) over F > 0 (NaN with < 2 finite points)."""
-    pts = [(np.log10(f), m[key]) for f, m in metrics.items() if f > 0 and np.isfinite(m[key])]
-    if len(pts) < 2:
-        return float("nan")
-    x, y = np.array(pts).T
-    return float(np.polyfit(x, y, 1)[0])
-
-
-def reading(stat: str, key: str, metrics: Mapping[int, Mapping[str, float]],
-            control: Mapping[int, Mapping[str, float]] | None = None) -> float:
-    """One number from per-F metrics: ``trend`` (slope against log10 F), ``mean`` (over F > 0), or
-    ``vs_control`` (mean over F > 0 of the arm minus a control arm at the same F)."""
-    if stat == "trend":
-        return trend_in_f(metrics, key)
-    if stat == "mean":
-        vals = [m[key] for f, m in metrics.items() if f > 0 and np.isfinite(m[key])]
-        return float(np.mean(vals)) if vals else float("nan")
-    diffs = [metrics[f][key] - control[f][key] for f in metrics if f > 0]
-    return float(np.nanmean(diffs)) if np.any(np.isfinite(diffs)) else float("nan")
-
-
-def metric_unit(key: str) -> str:
-    """Unit of a ``rebound_metrics`` key, from its name."""
-    if key.startswith("steps"):
-        return "steps"
-    if key.startswith(("r_back", "table3")):
-        return "examples"
-    if key.endswith("_nats"):
-        return "nats/token"
-    scale = "nats" if key.endswith("log_odds") else "prob"
-    per_example = any(word in key for word in ("rate", "slope", "knee"))
-    return f"{scale}/example" if per_example else scale
-
-
 def curve_rows(curves: ReboundCurves, arm: str = "aligned", *, per_prompt: bool = False, seed: Any = "",
                **condition: Any) -> list[dict[str, Any]]:
     """One arm as metric rows: S0, the mean scores and KL at every (F, R) (x = R), optionally each
@@ -272,73 +199,34 @@ def curve_rows(curves: ReboundCurves, arm: str = "aligned", *, per_prompt: bool 
     return rows
 
 
-PREDICTIONS = (
-    # id, metric key, statistic, predicted sign, description
-    ("rebound.r_back_decreases_with_F", "r_back_log_odds", "trend", -1,
-     "slope of R_back (examples, log-odds score) vs log10 F"),
-    ("rebound.r_back_decreases_with_F.prob", "r_back_prob", "trend", -1,
-     "slope of R_back (examples, probability score) vs log10 F"),
-    ("rebound.initial_rate_increases_with_F", "initial_rate_log_odds", "trend", 1,
-     "slope of the initial log-odds decay rate (nats/example) vs log10 F"),
-    ("rebound.initial_rate_increases_with_F.prob", "initial_rate_prob", "trend", 1,
-     "slope of the initial probability decay rate (per example) vs log10 F"),
-    ("rebound.knee_at_s0_vs_control", "knee_vs_control_log_odds", "mean", 1,
-     "log-odds decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
-    ("rebound.knee_at_s0_vs_control.prob", "knee_vs_control_prob", "mean", 1,
-     "probability decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
-)
-
-
 # --- the toy experiment ------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReboundConfig:
     tasks: tuple[str, ...] = ("sentiment",)
     size: str = "100k"
-    n_seeds: int = 5
+    seeds: int = 5
     seed: int = 0
     n_pretrain: int = 20_000
-    pretrain_lr: float = 3e-3
-    pretrain_batch: int = 64
-    forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)
-    reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)
-    lr: float = 1e-3
-    batch_size: int = 16
-    n_eval: int = 256
-    n_kl_samples: int = 256
-    kl_eps: float = 0.01
     pi0: float = 0.3
-    device: Literal["cpu", "cuda"] = "cpu"
-    threads: int = 1  # 1 is fastest for these tiny matmuls, and robust when cores are shared
+    pretrain: PretrainSettings = field(default_factory=PretrainSettings)
+    probe: ReboundSpec = field(default_factory=ReboundSpec)
+    execution: Execution = field(default_factory=Execution)
 
     def __post_init__(self) -> None:
-        require(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
-        require(len(self.tasks) >= 1, "tasks must not be empty")
-        for name in self.tasks:
-            check_task(name)
-        require(self.size in SIZE_PRESETS, f"unknown model size '{self.size}'; sizes: {', '.join(SIZE_PRESETS)}")
-        require(self.lr > 0 and self.pretrain_lr > 0, "learning rates must be > 0")
-        require(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+        require(self.seeds >= 1, f"seeds must be >= 1, got {self.seeds}")
+        check_tasks(self.tasks)
+        check_size(self.size)
         require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
-        self.spec()  # validates the amounts
-
-    def spec(self) -> ReboundSpec:
-        return ReboundSpec(self.forward_amounts, self.reverse_amounts, self.n_eval, self.n_kl_samples,
-                           self.kl_eps, OptimizerSpec(lr=self.lr, batch_size=self.batch_size))
 
 
-def _cell(config: ReboundConfig, seed: int) -> list[dict[str, Any]]:
-    from toymodels.corpus import Corpus, CorpusConfig
-    from toymodels.tasks import make_tasks
-    from toymodels.train import PretrainSpec, pretrain, set_threads
-
-    set_threads(config.threads, config.device)
-    pspec = PretrainSpec(size=config.size, n_pretrain=config.n_pretrain, lr=config.pretrain_lr,
-                         batch_size=config.pretrain_batch, seed=seed, corpus=CorpusConfig(pi0=config.pi0))
-    pre = pretrain(pspec, device=config.device)
+def measure_cell(config: ReboundConfig, cell: Cell, device: str) -> list[dict[str, Any]]:
+    """One seed: pre-train (cached), then the protocol on every task from that model."""
+    pspec = PretrainSpec(size=config.size, n_pretrain=config.n_pretrain, settings=config.pretrain,
+                         seed=cell.seed, corpus=CorpusConfig(pi0=config.pi0))
+    pre = pretrain(pspec, device=device)
     rows = []
     for task in make_tasks(Corpus(pspec.corpus), config.tasks):
-        curves = rebound_curves(pre.model(device=config.device), task, config.spec(), seed)
-        rows += curve_rows(curves, seed=seed, task=task.name)
+        rows += curve_rows(rebound_curves(pre.model(device=device), task, config.probe, cell.seed), task=task.name)
     return rows
 
 
@@ -375,13 +263,11 @@ def rebound_predictions(by_seed: Mapping[tuple[Any, str], Mapping[int, Mapping[s
 
 
 def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
-    for s in range(config.n_seeds):
-        seed = config.seed + s
-        rows.extend(run_dir.metric_cell(f"seed{seed}", functools.partial(_cell, config, seed)))
+    grid = Grid.of({}, seeds_of(config))
+    rows = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution, desc="toy.rebound")
     run_dir.write_metrics(rows)
     by_seed = _metrics_by_seed(rows)
-    spec = config.spec()
+    spec = config.probe
     per_f: dict[str, dict[str, float]] = {}
     for f in spec.forward_amounts:
         keys = next(iter(by_seed.values()))[f].keys()
@@ -392,7 +278,7 @@ def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
             "per_F_mean_over_seeds": per_f,
             "forward_steps": cumulative_steps(spec.forward_amounts, spec.optimizer),
             "reverse_steps": cumulative_steps(spec.reverse_amounts, spec.optimizer),
-            "examples_per_step": config.batch_size}
+            "examples_per_step": spec.optimizer.examples_per_step}
 
 
 def _draw(run_dir: RunDir) -> None:
@@ -402,15 +288,15 @@ def _draw(run_dir: RunDir) -> None:
 
 
 PRESETS = {
-    "micro": Preset({"n_seeds": 2, "n_pretrain": 2000, "forward_amounts": (0, 32, 64),
-                     "reverse_amounts": (0, 16, 32, 64), "n_eval": 64, "n_kl_samples": 64},
+    "micro": Preset({"seeds": 2, "n_pretrain": 2000, "probe.forward_amounts": (0, 32, 64),
+                     "probe.reverse_amounts": (0, 16, 32, 64), "probe.n_eval": 64, "probe.n_kl_samples": 64},
                     "tests: 2 seeds, tiny amounts", est_seconds=15),
-    "quick": Preset({"n_seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=80),
-    "reduced": Preset({"tasks": ("sentiment", "safety", "format"), "n_seeds": 5},
+    "quick": Preset({"seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=80),
+    "reduced": Preset({"tasks": ("sentiment", "safety", "format"), "seeds": 5},
                       "3 tasks, F in {0,125..1000}, 5 seeds", est_seconds=300),
-    "full": Preset({"tasks": ("sentiment", "safety", "format"), "n_seeds": 8, "n_pretrain": 50_000,
-                    "forward_amounts": (0, 125, 250, 500, 1000, 2000),
-                    "reverse_amounts": (0, 16, 32, 64, 128, 256, 512, 1024)},
+    "full": Preset({"tasks": ("sentiment", "safety", "format"), "seeds": 8, "n_pretrain": 50_000,
+                    "probe.forward_amounts": (0, 125, 250, 500, 1000, 2000),
+                    "probe.reverse_amounts": (0, 16, 32, 64, 128, 256, 512, 1024)},
                    "3 tasks, F over 1.2 decades plus the control, 8 seeds", est_seconds=1500),
 }
 
@@ -421,6 +307,6 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     draw=_draw,
-    flags={"--device": "device", "--lr": "lr", "--seeds": "n_seeds"},
+    flags={**EXECUTION_FLAGS, "--lr": "probe.optimizer.lr", "--seeds": "seeds"},
     units={"score": "probability and log-odds (nats)", "kl": "nats per response token"},
 )

@@ -22,8 +22,8 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -34,7 +34,7 @@ from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import Prediction, predict
 from toymodels import measures
-from toymodels.corpus import check_task
+from toymodels.corpus import Corpus, CorpusConfig, check_tasks
 from toymodels.finetuning import (
     check_fractions,
     epoch_order,
@@ -43,31 +43,37 @@ from toymodels.finetuning import (
     steps_for,
 )
 from toymodels.interface import Example, LanguageModel, OptimizerSpec, TrainLog
-from toymodels.model import SIZE_PRESETS
-from toymodels.tasks import Task
+from toymodels.model import check_size
+from toymodels.sweep import EXECUTION_FLAGS, Cell, Execution, Grid, run_sweep, seeds_of
+from toymodels.tasks import Task, make_tasks
+from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
 DEFAULT_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (2, 3), (1, 3))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResistanceSpec:
-    """Protocol settings for one starting model and one task."""
+    """The protocol's settings for one starting model and one task, and the ``protocol`` block of
+    every config that runs it."""
 
     n_align: int = 1000  # |D_a|: aligned examples in the SFT epoch that yields theta1..theta3
     checkpoint_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
     n_queries: int = 256  # |Q|: shared held-out prompts answered by each checkpoint
     temperature: float = 0.05
-    optimizer: OptimizerSpec = OptimizerSpec(lr=1e-3, batch_size=16)
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     pairs: tuple[tuple[int, int], ...] = DEFAULT_PAIRS
 
     def __post_init__(self) -> None:
         check_fractions(self.checkpoint_fractions)
+        require(len(self.checkpoint_fractions) == 3, "resistance uses three checkpoints theta1..theta3")
         require(self.n_align >= 1, f"n_align must be >= 1, got {self.n_align}")
+        total = steps_for(self.n_align, self.optimizer)
+        require(len({max(1, round(f * total)) for f in self.checkpoint_fractions}) == 3,
+                f"n_align={self.n_align} gives {total} optimizer steps: too few for three distinct checkpoints")
         require(self.n_queries >= 1, f"n_queries must be >= 1, got {self.n_queries}")
         require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        n = len(self.checkpoint_fractions)
         for k, m in self.pairs:
-            require(1 <= k < m <= n, f"pair ({k}, {m}) must satisfy 1 <= k < m <= {n}")
+            require(1 <= k < m <= 3, f"pair ({k}, {m}) must satisfy 1 <= k < m <= 3")
 
 
 @dataclass
@@ -148,74 +154,59 @@ def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed:
 
 
 # --- the toy experiment ------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResistanceConfig:
+    """The toy grid: tasks x sizes x sampling temperatures x seeds, from pre-trained and (with
+    ``control``) randomly initialised starting models. ``temperatures`` sets the protocol's
+    sampling temperature, one run per value."""
+
     tasks: tuple[str, ...] = ("sentiment", "safety", "format")
     sizes: tuple[str, ...] = ("100k",)
     temperatures: tuple[float, ...] = (0.05,)
-    n_seeds: int = 5
+    seeds: int = 5
     seed: int = 0
     n_pretrain: int = 20_000
-    pretrain_lr: float = 3e-3
-    pretrain_batch: int = 64
-    n_align: int = 1000
-    checkpoint_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
-    n_queries: int = 256
-    lr: float = 1e-3
-    batch_size: int = 16
     pi0: float = 0.3
     control: bool = True  # also run from a random init (the no-pre-training control)
-    device: Literal["cpu", "cuda"] = "cpu"
-    threads: int = 1  # 1 is fastest for these tiny matmuls, and robust when cores are shared
+    pretrain: PretrainSettings = field(default_factory=PretrainSettings)
+    protocol: ResistanceSpec = field(default_factory=ResistanceSpec)
+    execution: Execution = field(default_factory=Execution)
 
     def __post_init__(self) -> None:
-        require(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
-        require(len(self.tasks) >= 1, "tasks must not be empty")
-        for name in self.tasks:
-            check_task(name)
+        require(self.seeds >= 1, f"seeds must be >= 1, got {self.seeds}")
+        check_tasks(self.tasks)
         for size in self.sizes:
-            require(size in SIZE_PRESETS, f"unknown model size '{size}'; sizes: {', '.join(SIZE_PRESETS)}")
-        require(len(self.temperatures) >= 1, "temperatures must not be empty")
-        require(all(t > 0 for t in self.temperatures), "temperatures must be > 0")
-        require(self.lr > 0 and self.pretrain_lr > 0, "learning rates must be > 0")
-        require(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+            check_size(size)
+        require(len(self.temperatures) >= 1 and all(t > 0 for t in self.temperatures),
+                "temperatures must not be empty and each must be > 0")
+        require(self.protocol.temperature == ResistanceSpec().temperature,
+                "toy resistance samples at each of temperatures: set temperatures, not protocol.temperature")
         require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
-        require(len(self.checkpoint_fractions) == 3, "resistance uses three checkpoints theta1..theta3")
-        ResistanceSpec(self.n_align, self.checkpoint_fractions, self.n_queries)  # validates the rest
 
 
-def _cell(config: ResistanceConfig, size: str, seed: int, init: str) -> list[dict[str, Any]]:
-    from toymodels.corpus import Corpus, CorpusConfig
-    from toymodels.tasks import make_tasks
-    from toymodels.train import PretrainSpec, pretrain, set_threads
-
-    set_threads(config.threads, config.device)
-    pspec = PretrainSpec(size=size, n_pretrain=config.n_pretrain, lr=config.pretrain_lr,
-                         batch_size=config.pretrain_batch, seed=seed,
+def measure_cell(config: ResistanceConfig, cell: Cell, device: str) -> list[dict[str, Any]]:
+    """One (size, starting point, seed): pre-train (cached) or not, then every task and temperature."""
+    size, init = str(cell["size"]), str(cell["init"])
+    pspec = PretrainSpec(size=size, n_pretrain=config.n_pretrain, settings=config.pretrain, seed=cell.seed,
                          corpus=CorpusConfig(pi0=config.pi0), random_init=init == "random")
-    pre = pretrain(pspec, device=config.device)
-    tasks = make_tasks(Corpus(pspec.corpus), config.tasks)
+    pre = pretrain(pspec, device=device)
     rows = []
-    base = ResistanceSpec(n_align=config.n_align, checkpoint_fractions=config.checkpoint_fractions,
-                          n_queries=config.n_queries,
-                          optimizer=OptimizerSpec(lr=config.lr, batch_size=config.batch_size))
-    for task, temp in itertools.product(tasks, config.temperatures):
-        result = run_resistance(pre.model(device=config.device), task, replace(base, temperature=temp), seed,
-                                self_loss_temperatures=(temp,))
-        cond = dict(task=task.name, size=size, T=temp, init=init)
+    for task, temp in itertools.product(make_tasks(Corpus(pspec.corpus), config.tasks), config.temperatures):
+        result = run_resistance(pre.model(device=device), task, replace(config.protocol, temperature=temp),
+                                cell.seed, self_loss_temperatures=(temp,))
+        cond = dict(task=task.name, T=temp)
         for i, (st, sc) in enumerate(zip(result.checkpoint_steps, result.checkpoint_scores, strict=False)):
-            rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=seed, x=i, **cond))
-            rows.append(metric_row("checkpoint_steps", st, "steps", seed=seed, x=i, **cond))
+            rows.append(metric_row("checkpoint_p_aligned", sc, "prob", x=i, **cond))
+            rows.append(metric_row("checkpoint_steps", st, "steps", x=i, **cond))
         for (k, m), paths in result.pairs.items():
             for direction, path in paths.items():
                 c = dict(cond, pair=f"{k}-{m}", path=direction)
                 for name, value in path_measures(path, result.datasets[path.target], temp).items():
-                    rows.append(metric_row(f"{name}_nats", value, "nats", seed=seed, **c))
-                rows.append(metric_row("steps", path.log.steps, "steps", seed=seed, **c))
-    rows.append(metric_row("pretrain_steps", pre.steps, "steps", seed=seed, size=size, init=init))
+                    rows.append(metric_row(f"{name}_nats", value, "nats", **c))
+                rows.append(metric_row("steps", path.log.steps, "steps", **c))
+    rows.append(metric_row("pretrain_steps", pre.steps, "steps"))
     if pre.losses:
-        rows.append(metric_row("pretrain_final_loss_nats", float(np.mean(pre.losses[-20:])), "nats",
-                               seed=seed, size=size, init=init))
+        rows.append(metric_row("pretrain_final_loss_nats", float(np.mean(pre.losses[-20:])), "nats"))
     return rows
 
 
@@ -317,21 +308,21 @@ def table1(rows: Sequence[Mapping[str, Any]], measure: str = "loss_mean_nats") -
 
 
 def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
     inits = ["pretrained"] + (["random"] if config.control else [])
-    for size, s, init in itertools.product(config.sizes, range(config.n_seeds), inits):
-        seed = config.seed + s
-        rows.extend(run_dir.metric_cell(f"{size}-seed{seed}-{init}", functools.partial(_cell, config, size, seed, init)))
+    grid = Grid.of({"size": config.sizes, "init": inits}, seeds_of(config))
+    rows = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution,
+                     desc="toy.resistance")
     run_dir.write_metrics(rows)
     predictions, tables = _predictions(rows, config)
     failures = []
     steps = comparisons(rows, "steps", "pretrained")
     if any(v != 0 for v in steps.values()):
         failures.append("forward and inverse paths took different numbers of optimizer steps")
-    sft_steps = steps_for(config.n_queries, OptimizerSpec(batch_size=config.batch_size))
+    optimizer = config.protocol.optimizer
     return {"predictions": predictions, "counts": tables, "table1_loss_mean_nats": table1(rows),
             "table1_excess_mean_nats": table1(rows, "excess_mean_nats"),
-            "steps_per_path": sft_steps, "examples_per_step": config.batch_size,
+            "steps_per_path": steps_for(config.protocol.n_queries, optimizer),
+            "examples_per_step": optimizer.examples_per_step,
             "instrument_failures": failures}
 
 
@@ -342,18 +333,18 @@ def _draw(run_dir: RunDir) -> None:
 
 
 PRESETS = {
-    "micro": Preset({"tasks": ("sentiment",), "n_seeds": 2, "n_pretrain": 2000, "n_align": 128,
-                     "n_queries": 32},
+    "micro": Preset({"tasks": ("sentiment",), "seeds": 2, "n_pretrain": 2000, "protocol.n_align": 128,
+                     "protocol.n_queries": 32},
                     "tests: one task, 2 seeds, tiny data", est_seconds=20),
-    "quick": Preset({"n_seeds": 3, "n_align": 512, "n_queries": 128},
+    "quick": Preset({"seeds": 3, "protocol.n_align": 512, "protocol.n_queries": 128},
                     "3 tasks x 3 pairs, T=0.05, 100k params, 3 seeds, with the no-pre-training control",
                     est_seconds=60),
-    "reduced": Preset({"sizes": ("50k", "100k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
-                       "n_align": 512, "n_queries": 128},
+    "reduced": Preset({"sizes": ("50k", "100k"), "temperatures": (0.05, 1.0), "seeds": 5,
+                       "protocol.n_align": 512, "protocol.n_queries": 128},
                       "3 tasks x 2 sizes x 3 pairs x 2 temperatures x 5 seeds, with the control",
                       est_seconds=500),
-    "full": Preset({"sizes": ("50k", "250k", "600k"), "temperatures": (0.05, 1.0), "n_seeds": 5,
-                    "n_pretrain": 50_000, "n_align": 2000, "n_queries": 512},
+    "full": Preset({"sizes": ("50k", "250k", "600k"), "temperatures": (0.05, 1.0), "seeds": 5,
+                    "n_pretrain": 50_000, "protocol.n_align": 2000, "protocol.n_queries": 512},
                    "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=3 * 3600),
 }
 
@@ -364,6 +355,7 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     draw=_draw,
-    flags={"--device": "device", "--lr": "lr", "--temperature": "temperatures", "--seeds": "n_seeds"},
+    flags={**EXECUTION_FLAGS, "--lr": "protocol.optimizer.lr", "--temperature": "temperatures",
+           "--seeds": "seeds"},
     units={"loss": "nats per response token", "score": "probability"},
 )

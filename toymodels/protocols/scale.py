@@ -22,8 +22,8 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,65 +32,48 @@ from harness.experiment import Experiment
 from harness.metrics import condition_label, metric_row
 from harness.runs import RunDir
 from harness.verdicts import mean_ci, predict
-from toymodels.corpus import Corpus, CorpusConfig
-from toymodels.interface import OptimizerSpec
-from toymodels.model import GPT, SIZE_PRESETS, model_config, n_params
-from toymodels.protocols.rebound import (
-    SCORES,
-    ReboundCurves,
-    ReboundSpec,
-    curve_rows,
-    rebound_curves,
-    rebound_metrics,
-    trend_in_f,
-)
+from toymodels.corpus import Corpus, CorpusConfig, check_task
+from toymodels.model import GPT, check_size, model_config, n_params
+from toymodels.protocols.rebound import ReboundCurves, ReboundSpec, curve_rows, rebound_curves
+from toymodels.protocols.rebound_readings import SCORES, rebound_metrics, trend_in_f
 from toymodels.sweep import (
+    EXECUTION_FLAGS,
     Cell,
+    Execution,
     Grid,
     aggregate,
-    execution_of,
     run_sweep,
+    seeds_of,
     write_aggregate,
 )
 from toymodels.tasks import ToyTask
-from toymodels.train import PretrainSpec, pretrain
+from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
 STRENGTHS = ("excess_initial_rate", "excess_late_slope", "knee_vs_control", "r_back_trend")
+# probe settings the scale and lifecycle presets share
+TINY_PROBE = {"probe.forward_amounts": (0, 32, 64), "probe.reverse_amounts": (0, 16, 32, 64),
+              "probe.n_eval": 64, "probe.n_kl_samples": 32}
+REDUCED_PROBE = {"probe.forward_amounts": (0, 125, 250, 500), "probe.reverse_amounts": (0, 16, 32, 64, 128, 256),
+                 "probe.n_eval": 128, "probe.n_kl_samples": 64}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScaleConfig:
     task: str = "sentiment"
     sizes: tuple[str, ...] = ("50k", "100k", "250k")
     n_pretrain: tuple[int, ...] = (5_000, 10_000, 20_000)  # pre-training examples (16 tokens each)
-    pretrain_lr: float = 3e-3
-    pretrain_batch: int = 64
-    forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)
-    reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)
-    lr: float = 1e-3
-    batch_size: int = 16
-    n_eval: int = 256
-    n_kl_samples: int = 128
-    kl_eps: float = 0.01
-    n_seeds: int = 5
+    seeds: int = 5
     seed: int = 0
-    n_jobs: int = 0  # 0: as many workers as cores // threads
-    threads: int = 1
-    backend: Literal["local", "dask"] = "local"
-    dask_scheduler: str | None = None
-    device: str = "cpu"
+    pretrain: PretrainSettings = field(default_factory=PretrainSettings)
+    probe: ReboundSpec = field(default_factory=lambda: ReboundSpec(n_kl_samples=128))
+    execution: Execution = field(default_factory=Execution)
 
     def __post_init__(self) -> None:
+        check_task(self.task)
         for size in self.sizes:
-            require(size in SIZE_PRESETS, f"unknown model size '{size}'; sizes: {', '.join(SIZE_PRESETS)}")
-        require(self.n_seeds >= 2, f"n_seeds must be >= 2 for a confidence interval, got {self.n_seeds}")
-        require(self.pretrain_lr > 0 and self.lr > 0, "learning rates must be > 0")
-        self.spec()  # validates the amounts
-        Grid.of({"size": self.sizes, "n_pretrain": self.n_pretrain}, self.n_seeds, positive=["n_pretrain"])
-
-    def spec(self) -> ReboundSpec:
-        return ReboundSpec(self.forward_amounts, self.reverse_amounts, self.n_eval, self.n_kl_samples,
-                           self.kl_eps, OptimizerSpec(lr=self.lr, batch_size=self.batch_size))
+            check_size(size)
+        require(self.seeds >= 2, f"seeds must be >= 2 for a confidence interval, got {self.seeds}")
+        Grid.of({"size": self.sizes, "n_pretrain": self.n_pretrain}, self.seeds, positive=["n_pretrain"])
 
 
 def probe_rows(curves: ReboundCurves) -> list[dict[str, Any]]:
@@ -121,8 +104,7 @@ def pretrain_spec(config: ScaleConfig, size: str, seed: int) -> PretrainSpec:
     learning rate the checkpoint after n examples is a model pre-trained on n examples (the paper's
     Fig. 6 also compares checkpoints of one run)."""
     budgets = sorted(config.n_pretrain)
-    return PretrainSpec(size=size, n_pretrain=budgets[-1], lr=config.pretrain_lr,
-                        batch_size=config.pretrain_batch, seed=seed,
+    return PretrainSpec(size=size, n_pretrain=budgets[-1], settings=config.pretrain, seed=seed,
                         checkpoint_fractions=tuple(n / budgets[-1] for n in budgets))
 
 
@@ -132,16 +114,12 @@ def measure_cell(config: ScaleConfig, cell: Cell, device: str) -> list[dict[str,
     pre = pretrain(spec, device=device)
     fraction = int(cell["n_pretrain"]) / spec.n_pretrain
     task = ToyTask(Corpus(spec.corpus), config.task)
-    return probe_rows(rebound_curves(pre.model(fraction, device=device), task, config.spec(), cell.seed))
+    return probe_rows(rebound_curves(pre.model(fraction, device=device), task, config.probe, cell.seed))
 
 
 def param_counts(sizes: Sequence[str]) -> dict[str, int]:
     corpus = Corpus(CorpusConfig())
     return {s: n_params(GPT(model_config(s, corpus.vocab_size, corpus.seq_len))) for s in sizes}
-
-
-def seeds_of(config: Any) -> list[int]:
-    return [config.seed + i for i in range(config.n_seeds)]
 
 
 def axis_slopes(rows: Sequence[Mapping[str, Any]], measure: str, axis: str, other: str,
@@ -171,8 +149,7 @@ def axis_slopes(rows: Sequence[Mapping[str, Any]], measure: str, axis: str, othe
 def run(config: ScaleConfig, run_dir: RunDir) -> dict[str, Any]:
     grid = Grid.of({"size": config.sizes, "n_pretrain": config.n_pretrain}, seeds_of(config),
                    positive=["n_pretrain"])
-    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), execution_of(config),
-                      desc="toy.scale")
+    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution, desc="toy.scale")
     params = param_counts(config.sizes)
     rows = table + [metric_row("n_params", n, "parameters", size=s) for s, n in params.items()]
     run_dir.write_metrics(rows)
@@ -221,16 +198,11 @@ EXPERIMENT = Experiment(
     help="rebound metrics across model sizes and pre-training budgets, beside the F=0 control (paper Figs. 5-6)",
     config_cls=ScaleConfig,
     presets={
-        "micro": Preset({"sizes": ("50k",), "n_pretrain": (500, 1500, 4500),
-                         "forward_amounts": (0, 32, 64), "reverse_amounts": (0, 16, 32, 64),
-                         "n_eval": 64, "n_kl_samples": 32, "n_seeds": 5},
+        "micro": Preset({"sizes": ("50k",), "n_pretrain": (500, 1500, 4500), **TINY_PROBE, "seeds": 5},
                         "tests: one size, 3 budgets, tiny amounts, 5 seeds", est_seconds=40),
-        "quick": Preset({"sizes": ("50k", "100k"), "n_pretrain": (1000, 3000),
-                         "forward_amounts": (0, 32, 64), "reverse_amounts": (0, 16, 32, 64),
-                         "n_eval": 64, "n_kl_samples": 32, "n_seeds": 2},
+        "quick": Preset({"sizes": ("50k", "100k"), "n_pretrain": (1000, 3000), **TINY_PROBE, "seeds": 2},
                         "2 sizes x 2 budgets, tiny amounts, 2 seeds", est_seconds=25),
-        "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), "forward_amounts": (0, 125, 250, 500),
-                           "reverse_amounts": (0, 16, 32, 64, 128, 256), "n_eval": 128, "n_kl_samples": 64},
+        "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), **REDUCED_PROBE},
                           "3 sizes (50k-250k) x 3 budgets (1k-20k examples), F to 500, R to 256, 5 seeds",
                           est_seconds=960),
         "full": Preset({}, "3 sizes (50k-250k) x 3 budgets (5k-20k examples), F to 1000, R to 512, 5 seeds",
@@ -238,7 +210,6 @@ EXPERIMENT = Experiment(
     },
     run=run,
     draw=draw,
-    flags={"--device": "device", "--backend": "backend", "--n-jobs": "n_jobs", "--seeds": "n_seeds",
-             "--lr": "lr"},
+    flags={**EXECUTION_FLAGS, "--seeds": "seeds", "--lr": "probe.optimizer.lr"},
     units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},
 )
