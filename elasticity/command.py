@@ -18,10 +18,13 @@ from collections.abc import Callable, Mapping, Sequence
 from harness.atomic import dumps
 from harness.config import leaf_types, parse_sets
 from harness.errors import ConfigError, InstrumentError
-from harness.experiment import Experiment
+from harness.experiment import Experiment, load_object
 from harness.runner import EXIT_BAD_INPUT, EXIT_INSTRUMENT, EXIT_OK, execute
 
 CommandFn = Callable[[Sequence[str], str], int]
+# flags that every config with an execution block gets
+EXECUTION_FLAGS = {"--device": "execution.device", "--threads": "execution.threads",
+                   "--n-jobs": "execution.n_jobs", "--backend": "execution.backend"}
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experiment) -> None:
@@ -37,7 +40,9 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experi
     presets.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                          help=f"override a config key; keys: {', '.join(leaf_types(experiment.config_cls))}")
     presets.add_argument("--seed", type=int, default=None, help="base seed")
-    for flag, key in experiment.flags.items():
+    keys = leaf_types(experiment.config_cls)
+    flags = {**{flag: key for flag, key in EXECUTION_FLAGS.items() if key in keys}, **experiment.flags}
+    for flag, key in flags.items():
         presets.add_argument(flag, dest=f"flag:{key}", metavar=key.rsplit(".", 1)[-1].upper(), default=None,
                              help=f"alias of --set {key}=...")
     presets.add_argument("--list-presets", action="store_true", help="list presets with estimated runtimes")
@@ -93,8 +98,6 @@ def experiment_command(path: str) -> CommandFn:
     """A command that imports the Experiment at ``"module:attribute"`` only when it runs."""
 
     def command(argv: Sequence[str], prog: str) -> int:
-        from elasticity.registry import load_object
-
         experiment: Experiment = load_object(path)
         parser = argparse.ArgumentParser(prog=prog, description=experiment.help)
         add_experiment_arguments(parser, experiment)

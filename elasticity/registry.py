@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from harness.experiment import Experiment
+from harness.experiment import Experiment, load_object
 
 # experiment name -> "module:attribute" of its Experiment
 EXPERIMENTS: dict[str, str] = {
@@ -20,12 +17,6 @@ EXPERIMENTS: dict[str, str] = {
     "llm.rebound": "llm_bridge.rebound:EXPERIMENT",
     "llm.pareto": "llm_bridge.pareto:EXPERIMENT",
 }
-
-
-def load_object(path: str) -> Any:
-    """Import ``"package.module:attribute"`` (keeps command modules lazy)."""
-    module_name, attr = path.split(":")
-    return getattr(importlib.import_module(module_name), attr)
 
 
 def load(name: str) -> Experiment:

@@ -8,6 +8,7 @@ figures from the saved metrics only. :mod:`harness.runner` executes one; the com
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,8 @@ class Experiment:
     ``run(config, run_dir)`` writes ``metrics.csv`` through ``run_dir`` and returns the
     experiment-specific part of the summary: at least ``predictions`` (a list of Prediction or
     dicts) and, when an instrument check failed, ``instrument_failures`` (a list of strings).
-    ``draw(run_dir)`` draws figures from ``run_dir``'s saved metrics and summary.
+    ``draw(run_dir)`` draws figures from ``run_dir``'s saved metrics and summary; it may be given
+    as ``"module:function"``, imported only when figures are drawn (plotting stays out of start-up).
     ``flags`` are command-line shortcuts for config keys (``{"--k": "k"}``).
     """
 
@@ -33,7 +35,7 @@ class Experiment:
     config_cls: type
     presets: Mapping[str, Preset]
     run: Callable[[Any, RunDir], Mapping[str, Any]]
-    draw: Callable[[RunDir], None] | None = None
+    draw: Callable[[RunDir], object] | str | None = None
     flags: Mapping[str, str] = field(default_factory=dict)
     units: Mapping[str, str] = field(default_factory=dict)
     default_preset: str = "quick"
@@ -55,3 +57,9 @@ class Experiment:
                 raise ConfigError(f"{self.name} has no seed")
             layers.append({"seed": seed})
         return build_config(self.config_cls, *layers)
+
+
+def load_object(path: str) -> Any:
+    """Import ``"package.module:attribute"`` (keeps modules lazy until they are needed)."""
+    module_name, attr = path.split(":")
+    return getattr(importlib.import_module(module_name), attr)

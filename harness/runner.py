@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InstrumentError
-from harness.experiment import Experiment
+from harness.experiment import Experiment, load_object
 from harness.runs import RunDir
 from harness.verdicts import make_summary
 
@@ -57,5 +57,6 @@ def draw_figures(experiment: Experiment, run: RunDir) -> list[Path]:
         return []
     for png in run.figures_dir.glob("*.png"):
         png.unlink()
-    experiment.draw(run)
+    draw = load_object(experiment.draw) if isinstance(experiment.draw, str) else experiment.draw
+    draw(run)
     return sorted(run.figures_dir.glob("*.png"))

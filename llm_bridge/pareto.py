@@ -139,6 +139,6 @@ EXPERIMENT = Experiment(
                         "depth 4, 100k sampled leaves (GPU)", est_seconds=1800),
     },
     run=run, draw=draw,
-    flags={"--model": "model", "--device": "execution.device", "--depth": "depth"}, default_preset="cpu-micro",
+    flags={"--model": "model", "--depth": "depth"}, default_preset="cpu-micro",
     units={"alpha": "Zipf rank exponent", "log_mass": "nats"},
 )

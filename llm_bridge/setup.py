@@ -112,7 +112,7 @@ def _records(config: Any):
     return records
 
 
-def setup(config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int):
+def load(config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int):
     """Load the model (record its weight hashes), build the adapter and the task.
 
     ``needs``: training examples per label that the protocol will draw, checked (with ``n_eval``
@@ -150,5 +150,4 @@ def setup(config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int):
 # in both the rebound and the resistance config.
 PAPER = {"finetune": "full", "lr": 1e-5, "batch_size": 4, "grad_accum": 8, "max_grad_norm": 1.0,
          "max_length": 2048, "seed": 42, "device": "cuda", "warmup_examples": 0, "threads": 0}
-FLAGS = {"--model": "model", "--task": "task", "--device": "execution.device", "--lr": "lr", "--data": "data",
-         "--finetune": "adapter.finetune"}
+FLAGS = {"--model": "model", "--task": "task", "--lr": "lr", "--data": "data", "--finetune": "adapter.finetune"}

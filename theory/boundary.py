@@ -180,12 +180,6 @@ def _predictions(config: BoundaryConfig, table: dict[Point, dict[str, list[float
     return preds
 
 
-def draw(run_dir: RunDir) -> None:
-    from theory.figures import draw_boundary
-
-    draw_boundary(run_dir)
-
-
 PRESETS = {
     "quick": Preset({}, "k=1000, 5 similarities x 4 l_max (exact), 4 depths x (5 s + 3 sizes) sampled, 5 seeds",
                     est_seconds=10),
@@ -201,7 +195,7 @@ EXPERIMENT = Experiment(
     config_cls=BoundaryConfig,
     presets=PRESETS,
     run=run,
-    draw=draw,
+    draw="theory.figures:draw_boundary",
     flags={"--k": "k", "--alpha": "alpha", "--similarity": "similarity", "--l-max": "l_max",
              "--depth": "depth", "--n-align": "n_align", "--seeds": "seeds"},
     units={"coefficient": "1", "unseen_mass_share": "1"},

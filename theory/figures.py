@@ -59,7 +59,7 @@ def draw_simulate(run_dir: RunDir) -> list[Path]:
     if exact:
         ax.text(0.99, 0.01, "dotted: exact generator masses", transform=ax.transAxes, ha="right",
                 va="bottom", fontsize=6)
-    written = [_save(fig, run_dir.figures_dir / "ratio_vs_k.png")]
+    written = [save_figure(fig, run_dir.figures_dir / "ratio_vs_k.png")]
 
     hp, ha = _by(rows, "hooke_p_bits"), _by(rows, "hooke_a_bits")
     fig, ax = plt.subplots(figsize=(5.2, 5.0))
@@ -77,7 +77,7 @@ def draw_simulate(run_dir: RunDir) -> list[Path]:
     ax.set_ylabel("-|D_a| · ΔKL(P_a ‖ q)  [|D_a| · bits]")
     ax.set_title("Hooke balance over l ∈ [0, l_max] (KL data‖model)", fontsize=9)
     ax.legend(fontsize=6)
-    written.append(_save(fig, run_dir.figures_dir / "hooke.png"))
+    written.append(save_figure(fig, run_dir.figures_dir / "hooke.png"))
     counts_file = run_dir.path / "pareto_counts.json"
     if counts_file.exists() and summary.get("pareto_fits"):
         counts = run_dir.read_json("pareto_counts.json")
@@ -91,7 +91,7 @@ def draw_simulate(run_dir: RunDir) -> list[Path]:
                         f"D_p leaf counts, {fit['condition']} (true Zipf α {fit['alpha']:g})")
         for ax in axes.ravel()[len(fits):]:
             ax.axis("off")
-        written.append(_save(fig, run_dir.figures_dir / "pareto_ccdf.png"))
+        written.append(save_figure(fig, run_dir.figures_dir / "pareto_ccdf.png"))
     return written
 
 
@@ -149,7 +149,7 @@ def draw_boundary(run_dir: RunDir) -> list[Path]:
              frac, 0, 2)
     axes[1, 1].set_xlabel("|D_a| (|D_t| = l_max |D_a|, |D_p| = k |D_a| capped)")
     fig.suptitle(f"Where Θ(-k) holds: k={summary['k']:g}, α={summary['alpha']:g}", fontsize=10)
-    written.append(_save(fig, run_dir.figures_dir / "heatmaps.png"))
+    written.append(save_figure(fig, run_dir.figures_dir / "heatmaps.png"))
 
     rows = run_dir.read_metrics()
     share, coefs = _by(rows, "unseen_mass_share"), _by(rows, "coefficient")
@@ -165,7 +165,7 @@ def draw_boundary(run_dir: RunDir) -> list[Path]:
     ax.set_ylabel("coefficient ratio/(-k) (clipped to ±3)")
     ax.set_title("sampled level: blue = similarity×tree grid, orange = tree×sample grid", fontsize=8)
     ax.legend(fontsize=7)
-    written.append(_save(fig, run_dir.figures_dir / "unseen_share.png"))
+    written.append(save_figure(fig, run_dir.figures_dir / "unseen_share.png"))
     return written
 
 
@@ -192,12 +192,13 @@ def draw_pareto_ccdf(values: np.ndarray, fit, path: Path, title: str = "") -> Pa
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
     _ccdf_panel(ax, values, fit.x_min, fit.tail_index, fit.alpha,
                 {n: vars(t) for n, t in fit.tests.items()}, title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay out, write and close a figure (every package's figures are saved this one way)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -220,7 +221,4 @@ def draw_size_biased_ccdf(log_mass: np.ndarray, fit: Mapping[str, Any], path: Pa
     ax.set_ylabel("P(leaf mass >= x), corrected")
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

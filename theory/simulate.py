@@ -308,12 +308,6 @@ def _predictions(keys, seeds, ks, slopes, at) -> list:
     ]
 
 
-def draw(run_dir: RunDir) -> None:
-    from theory.figures import draw_simulate
-
-    draw_simulate(run_dir)
-
-
 PRESETS = {
     "quick": Preset({}, "sampled level, alpha 1.2, depth 8, k 10..1e4, 5 seeds", est_seconds=10),
     "full": Preset({"k": K_DECADES, "alpha": (0.8, 1.2, 2.0), "depth": (4, 8, 12), "seeds": 10},
@@ -334,7 +328,7 @@ EXPERIMENT = Experiment(
     config_cls=SimulateConfig,
     presets=PRESETS,
     run=run,
-    draw=draw,
+    draw="theory.figures:draw_simulate",
     flags={"--k": "k", "--alpha": "alpha", "--depth": "depth", "--perturbation": "perturbation",
              "--level": "level", "--l-max": "l_max", "--seeds": "seeds", "--similarity": "similarity"},
     units={"gamma": "bits", "delta_gamma": "bits", "kl": "bits"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,36 +12,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.runs import RunDir  # noqa: E402
+from theory.figures import save_figure  # noqa: E402
+from toymodels.protocols.resistance import table1  # noqa: E402
 
 
-def draw_resistance(run_dir: RunDir) -> list[str]:
+def draw_resistance(run_dir: RunDir) -> list[Path]:
     """Inverse vs forward per comparison against y = x (mean over seeds): one row per sampling
     temperature, pre-trained theta0 on the left, the no-pre-training control on the right."""
     rows = run_dir.read_metrics()
     written = []
     for measure, label in (("loss_mean_nats", "training loss, mean over the epoch (nats/token)"),
                            ("excess_mean_nats", "KL-excess = loss - data entropy H(p_T), est. KL(data||model)")):
-        cells: dict[tuple, dict[str, list[float]]] = {}
-        for r in rows:
-            if r["measure"] != measure:
-                continue
-            c = r["condition"]
-            key = (c["init"], c["task"], c["size"], c["T"], c["pair"])
-            cells.setdefault(key, {}).setdefault(c["path"], []).append(r["value"])
+        cells = table1(rows, measure)
         if not cells:
             continue
-        temps = sorted({k[3] for k in cells}, key=float)
+        temps = sorted({c["T"] for c in cells})
         fig, axes = plt.subplots(len(temps), 2, figsize=(10, 4.4 * len(temps)), squeeze=False)
         for row, temp in zip(axes, temps, strict=True):
             for ax, init, title in zip(row, ("pretrained", "random"),
                                        ("from pre-trained theta0", "control: no pre-training"), strict=True):
-                pts = [(np.mean(v["forward"]), np.mean(v["inverse"]), k) for k, v in cells.items()
-                       if k[0] == init and k[3] == temp and "forward" in v and "inverse" in v]
+                pts = [(c["forward_nats"], c["inverse_nats"], c["task"]) for c in cells
+                       if c["init"] == init and c["T"] == temp]
                 if not pts:
                     ax.set_axis_off()
                     continue
-                for t, marker in zip(sorted({p[2][1] for p in pts}), "osD^v", strict=False):
-                    sel = [p for p in pts if p[2][1] == t]
+                for t, marker in zip(sorted({p[2] for p in pts}), "osD^v", strict=False):
+                    sel = [p for p in pts if p[2] == t]
                     ax.scatter([p[0] for p in sel], [p[1] for p in sel], marker=marker, label=t, alpha=0.8)
                 lo = min(min(p[0], p[1]) for p in pts)
                 hi = max(max(p[0], p[1]) for p in pts)
@@ -50,15 +48,12 @@ def draw_resistance(run_dir: RunDir) -> list[str]:
                 ax.set_xlabel(f"forward path: {label}", fontsize=8)
                 ax.set_ylabel("inverse path (same measure)", fontsize=8)
                 ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = run_dir.figures_dir / f"resistance_{measure.removesuffix('_nats')}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(str(path))
+        written.append(save_figure(fig, run_dir.figures_dir / f"resistance_{measure.removesuffix('_nats')}.png",
+                                   dpi=110))
     return written
 
 
-def draw_rebound(run_dir: RunDir, model: str = "") -> list[str]:
+def draw_rebound(run_dir: RunDir, model: str = "") -> list[Path]:
     """Score vs reverse amount per forward amount F, with S0 dashed (probability and log-odds).
 
     ``model`` names the model in the title (the bridge passes the checkpoint's name).
@@ -93,9 +88,5 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[str]:
         seeds = sorted({r["seed"] for r in rows if r["measure"] == "score_prob" and r["condition"]["task"] == task})
         over = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over {len(seeds)} seeds"
         fig.suptitle(f"rebound{', ' + model if model else ''}, task {task}: {over}")
-        fig.tight_layout()
-        path = run_dir.figures_dir / f"rebound_{task}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(str(path))
+        written.append(save_figure(fig, run_dir.figures_dir / f"rebound_{task}.png", dpi=110))
     return written

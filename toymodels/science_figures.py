@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 
 from harness.runs import RunDir  # noqa: E402
 from harness.verdicts import mean_ci  # noqa: E402
+from theory.figures import save_figure  # noqa: E402
 from toymodels.sweep import aggregate  # noqa: E402
 
 
@@ -36,12 +37,6 @@ def _errorbar(ax: Any, rows: Sequence[Mapping[str, Any]], xs: Sequence[float], *
     yerr = np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
     yerr = np.where(np.isfinite(yerr), yerr, 0.0)
     ax.errorbar(xs, mean, yerr=yerr, capsize=3, marker="o", **style)
-
-
-def _save(fig: Any, run_dir: RunDir, name: str) -> None:
-    fig.tight_layout()
-    fig.savefig(run_dir.figures_dir / f"{name}.png", dpi=120)
-    plt.close(fig)
 
 
 def draw_compression(run_dir: RunDir) -> None:
@@ -93,7 +88,7 @@ def draw_compression(run_dir: RunDir) -> None:
     ax.set_ylabel("|dγ_a/dl ÷ dγ_p/dl|")
     ax.set_title("compression-rate ratio vs k (trained vs theory)")
     ax.legend(fontsize=7)
-    _save(fig, run_dir, "compression")
+    save_figure(fig, run_dir.figures_dir / "compression.png")
 
 
 def _param_counts(run_dir: RunDir) -> dict[str, float]:
@@ -127,7 +122,7 @@ def draw_scale(run_dir: RunDir) -> None:
             ax.legend(fontsize=7)
     axes[0][0].set_title("rebound vs pre-training data (Fig. 6 analogue)")
     axes[0][1].set_title("rebound vs model size (Fig. 5 analogue)")
-    _save(fig, run_dir, "scale")
+    save_figure(fig, run_dir.figures_dir / "scale.png")
     _draw_scale_curves(run_dir, sizes, budgets)
 
 
@@ -150,7 +145,7 @@ def _draw_scale_curves(run_dir: RunDir, sizes: Sequence[str], budgets: Sequence[
         ax.set_xlabel("reverse examples R")
         ax.set_ylabel("mean log-odds of the aligned attribute (nats)")
         ax.legend(fontsize=7)
-    _save(fig, run_dir, "scale_curves")
+    save_figure(fig, run_dir.figures_dir / "scale_curves.png")
 
 
 def draw_lifecycle(run_dir: RunDir) -> None:
@@ -176,4 +171,4 @@ def draw_lifecycle(run_dir: RunDir) -> None:
         ax.set_ylabel(f"initial decay, largest F − F=0 control\n{label}")
         ax.set_title(f"elasticity along pre-training ({kind.replace('_', '-')})")
         ax.legend(fontsize=7)
-    _save(fig, run_dir, "lifecycle")
+    save_figure(fig, run_dir.figures_dir / "lifecycle.png")

@@ -16,6 +16,7 @@ sends the same cells to a dask.distributed cluster through joblib's backend swit
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import sys
@@ -103,10 +104,6 @@ class Grid:
         for _, values in self.axes:
             size *= len(values)
         return size
-
-
-# the command-line flags of the execution block, shared by every toy experiment
-EXECUTION_FLAGS = {"--device": "execution.device", "--backend": "execution.backend", "--n-jobs": "execution.n_jobs"}
 
 
 def seeds_of(config: Any) -> list[int]:
@@ -228,6 +225,13 @@ def run_sweep(run_dir: RunDir, grid: Grid, cell_fn: CellFn, execution: Execution
     return grid_table(run_dir, grid)
 
 
+def run_grid(run_dir: RunDir, config: Any, cell_fn: Callable[..., list[dict[str, Any]]], desc: str
+             ) -> list[dict[str, Any]]:
+    """Every cell of ``config.grid()`` as ``cell_fn(config, cell, device)``, run with the config's
+    execution block: how each toy experiment runs its grid."""
+    return run_sweep(run_dir, config.grid(), functools.partial(cell_fn, config), config.execution, desc=desc)
+
+
 def grid_table(run_dir: RunDir, grid: Grid) -> list[dict[str, Any]]:
     """The cached rows of every cell, in grid order, with seed and condition filled in."""
     table: list[dict[str, Any]] = []
@@ -255,7 +259,7 @@ def aggregate(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def write_aggregate(run_dir: RunDir, rows: Iterable[Mapping[str, Any]],
                     name: str = "aggregate.csv") -> Path:
-    """Write the over-seed aggregate beside metrics.csv (floats in repr, so it round-trips)."""
+    """Write the over-seed aggregate of ``rows`` beside metrics.csv (floats in repr, so it round-trips)."""
     target = run_dir.path / name
-    atomic_write_text(target, table_text(rows, leading=(), trailing=AGGREGATE_COLUMNS))
+    atomic_write_text(target, table_text(aggregate(rows), leading=(), trailing=AGGREGATE_COLUMNS))
     return target

@@ -10,6 +10,7 @@ import pytest
 from elasticity import registry
 from elasticity.cli import GROUPS, main
 from elasticity.command import add_experiment_arguments, group_main, run_from_args
+from harness.experiment import load_object
 from tests.foundation.test_runs import MICRO
 
 
@@ -62,15 +63,48 @@ def test_bad_set_exits_2_with_one_line(name, capsys):
 
 @pytest.mark.parametrize("name", sorted(registry.EXPERIMENTS))
 def test_presets_listed_and_config_printed(name, capsys):
+    experiment = registry.load(name)
+    if isinstance(experiment.draw, str):
+        assert callable(load_object(experiment.draw)), experiment.draw
     group, short = name.split(".")
     assert main([group, short, "--list-presets"]) == 0
     listing = capsys.readouterr().out
-    experiment = registry.load(name)
     for preset in experiment.presets:
         assert preset in listing
     assert main([group, short, "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["experiment"] == name
+
+
+# one bad input per line; each must end in exit 2 and an error line, never a traceback
+BAD_INPUTS = """
+toy rebound --set reverse_amounts=0,50,20 --print-config
+toy rebound --set forward_amounts=10,20,30 --print-config
+toy rebound --set tasks=poetry --print-config
+toy resistance --set sizes=1B --print-config
+toy resistance --set checkpoint_fractions=0,0.5,1 --print-config
+toy resistance --set checkpoint_fractions=0.25,0.5,1.5 --print-config
+toy resistance --device tpu --print-config
+toy resistance --set n_queries=0 --print-config
+toy lifecycle --set lr=0.01 --print-config
+toy scale --set batch_size=0 --print-config
+llm rebound --task poetry --print-config
+llm rebound --set forward_amounts=0,8,4 --print-config
+llm rebound --set lr=-1 --print-config
+llm rebound --set colour=red --print-config
+llm rebound --set n_jobs=2 --print-config
+llm resistance --set n_align=4 --print-config
+llm pareto --depth 0 --print-config
+llm rebound --model someone/some-model --set n_eval=2 --set n_kl_samples=2
+""".strip().splitlines()
+
+
+@pytest.mark.parametrize("line", BAD_INPUTS)
+def test_bad_input_exits_2_without_a_traceback(line, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert main(line.split()) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err
 
 
 def test_json_is_clean_stdout_and_resume_rules(tmp_path, capsys):

@@ -15,21 +15,14 @@ def _prediction(outcome, pid):
     return next(p for p in outcome.summary["predictions"] if p["id"] == pid)
 
 
-@pytest.mark.parametrize("pid", [
-    "resistance.excess_mean.inverse_lower",
-    "resistance.excess_mean.inverse_lower.control_no_pretraining",
-    "resistance.excess_mean.beyond_control",
+@pytest.mark.parametrize("experiment, run, pid", [
+    ("toy.resistance", "resistance_run", "resistance.excess_mean.inverse_lower"),
+    ("toy.resistance", "resistance_run", "resistance.excess_mean.inverse_lower.control_no_pretraining"),
+    ("toy.resistance", "resistance_run", "resistance.excess_mean.beyond_control"),
+    ("toy.rebound", "rebound_run", "rebound.r_back_decreases_with_F"),
+    ("toy.rebound", "rebound_run", "rebound.initial_rate_increases_with_F"),
+    ("toy.rebound", "rebound_run", "rebound.knee_at_s0_vs_control"),
 ])
-def test_resistance_by_kl_excess(resistance_run, pid):
-    check_recorded_verdict("toy.resistance", resistance_run.summary["config_hash"],
-                           _prediction(resistance_run, pid))
-
-
-@pytest.mark.parametrize("pid", [
-    "rebound.r_back_decreases_with_F",
-    "rebound.initial_rate_increases_with_F",
-    "rebound.knee_at_s0_vs_control",
-])
-def test_rebound(rebound_run, pid):
-    check_recorded_verdict("toy.rebound", rebound_run.summary["config_hash"],
-                           _prediction(rebound_run, pid))
+def test_recorded_verdict(request, experiment, run, pid):
+    outcome = request.getfixturevalue(run)
+    check_recorded_verdict(experiment, outcome.summary["config_hash"], _prediction(outcome, pid))

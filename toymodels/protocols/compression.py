@@ -19,7 +19,6 @@ difference from the mixture prediction is reported per k.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -39,16 +38,7 @@ from toymodels.corpus import Corpus, CorpusConfig, check_task
 from toymodels.finetuning import check_amounts, epoch_order, steps_for
 from toymodels.interface import Example, OptimizerSpec
 from toymodels.model import check_size
-from toymodels.sweep import (
-    EXECUTION_FLAGS,
-    Cell,
-    Execution,
-    Grid,
-    aggregate,
-    run_sweep,
-    seeds_of,
-    write_aggregate,
-)
+from toymodels.sweep import Cell, Execution, Grid, run_grid, seeds_of, write_aggregate
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
@@ -94,6 +84,9 @@ class CompressionConfig:
         require(self.mixture_depth >= 1, f"mixture_depth must be >= 1, got {self.mixture_depth}")
         require(self.seeds >= 2, f"seeds must be >= 2 for a confidence interval, got {self.seeds}")
         require(self.unlike_alpha > 0, f"unlike_alpha must be > 0, got {self.unlike_alpha}")
+
+    def grid(self) -> Grid:
+        return Grid.of({"k": self.k, "perturbation": self.perturbations}, seeds_of(self), positive=["k"])
 
     def n_align(self, k: float) -> int:
         return max(1, round(self.n_pretrain / k))
@@ -219,17 +212,14 @@ def derived_rows(config: CompressionConfig, table: Sequence[Mapping[str, Any]]) 
 
 
 def run(config: CompressionConfig, run_dir: RunDir) -> dict[str, Any]:
-    grid = Grid.of({"k": config.k, "perturbation": config.perturbations}, seeds=seeds_of(config),
-                   positive=["k"])
-    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution,
-                      desc="toy.compression")
+    table = run_grid(run_dir, config, measure_cell, desc="toy.compression")
     mixture = mixture_predictions(config)
     mixture_rows = [metric_row("mixture_ratio", mixture[kind][k], "ratio", k=k, perturbation=kind)
                     for kind in config.perturbations for k in config.k]
     derived = derived_rows(config, table)
     rows = table + derived + mixture_rows
     run_dir.write_metrics(rows)
-    write_aggregate(run_dir, aggregate(table + derived))
+    write_aggregate(run_dir, table + derived)
     return summarise(config, derived, mixture)
 
 
@@ -285,12 +275,6 @@ def _ci_dict(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": mean, "ci": list(ci), "n": len(values)}
 
 
-def draw(run_dir: RunDir) -> None:
-    from toymodels.science_figures import draw_compression
-
-    draw_compression(run_dir)
-
-
 EXPERIMENT = Experiment(
     name="toy.compression",
     help="the theorem on trained networks: dγ_a/dl ÷ dγ_p/dl against k, beside the joint-mixture prediction",
@@ -304,7 +288,7 @@ EXPERIMENT = Experiment(
                        est_seconds=350),
     },
     run=run,
-    draw=draw,
-    flags={"--k": "k", "--size": "size", **EXECUTION_FLAGS, "--seeds": "seeds"},
+    draw="toymodels.science_figures:draw_compression",
+    flags={"--k": "k", "--size": "size", "--seeds": "seeds"},
     units={"gamma": "bits per response token"},
 )

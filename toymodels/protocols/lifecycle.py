@@ -16,7 +16,6 @@ of strength against log10(pre-training examples).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,16 +32,7 @@ from toymodels.model import check_size
 from toymodels.protocols.rebound import ReboundSpec, rebound_curves
 from toymodels.protocols.rebound_readings import SCORES
 from toymodels.protocols.scale import REDUCED_PROBE, STRENGTHS, TINY_PROBE, probe_rows
-from toymodels.sweep import (
-    EXECUTION_FLAGS,
-    Cell,
-    Execution,
-    Grid,
-    aggregate,
-    run_sweep,
-    seeds_of,
-    write_aggregate,
-)
+from toymodels.sweep import Cell, Execution, Grid, run_grid, seeds_of, write_aggregate
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
@@ -72,7 +62,10 @@ class LifecycleConfig:
         require(self.probe.optimizer.lr == ReboundSpec().optimizer.lr,
                 "lifecycle sets the probe's learning rate from lrs: set lrs, not probe.optimizer.lr")
         require(self.seeds >= 2, f"seeds must be >= 2 for a confidence interval, got {self.seeds}")
-        Grid.of({"lr": self.lrs, "pretrain_examples": self.checkpoints}, self.seeds, positive=["lr"])
+        self.grid()
+
+    def grid(self) -> Grid:
+        return Grid.of({"lr": self.lrs, "pretrain_examples": self.checkpoints}, seeds_of(self), positive=["lr"])
 
     def probe_at(self, lr: float) -> ReboundSpec:
         return replace(self.probe, optimizer=replace(self.probe.optimizer, lr=lr))
@@ -97,12 +90,9 @@ def measure_cell(config: LifecycleConfig, cell: Cell, device: str) -> list[dict[
 
 
 def run(config: LifecycleConfig, run_dir: RunDir) -> dict[str, Any]:
-    grid = Grid.of({"lr": config.lrs, "pretrain_examples": config.checkpoints}, seeds_of(config),
-                   positive=["lr"])
-    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution,
-                      desc="toy.lifecycle")
+    table = run_grid(run_dir, config, measure_cell, desc="toy.lifecycle")
     run_dir.write_metrics(table)
-    write_aggregate(run_dir, aggregate(table))
+    write_aggregate(run_dir, table)
     return summarise(config, table)
 
 
@@ -163,12 +153,6 @@ def summarise(config: LifecycleConfig, table: Sequence[Mapping[str, Any]]) -> di
             "tokens_per_example": Corpus(config.pretrain_spec(0).corpus).seq_len}
 
 
-def draw(run_dir: RunDir) -> None:
-    from toymodels.science_figures import draw_lifecycle
-
-    draw_lifecycle(run_dir)
-
-
 EXPERIMENT = Experiment(
     name="toy.lifecycle",
     help="rebound strength along pre-training from random init, by probe learning rate and score metric",
@@ -184,7 +168,7 @@ EXPERIMENT = Experiment(
                        "F to 1000, R to 512, 5 seeds", est_seconds=3600),
     },
     run=run,
-    draw=draw,
-    flags={**EXECUTION_FLAGS, "--seeds": "seeds", "--size": "size"},
+    draw="toymodels.science_figures:draw_lifecycle",
+    flags={"--seeds": "seeds", "--size": "size"},
     units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},
 )

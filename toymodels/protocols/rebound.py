@@ -15,7 +15,6 @@ bootstraps over prompts. Its readings are in :mod:`toymodels.protocols.rebound_r
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from toymodels.protocols.rebound_readings import (
     reading,
     rebound_metrics,
 )
-from toymodels.sweep import EXECUTION_FLAGS, Cell, Execution, Grid, run_sweep, seeds_of
+from toymodels.sweep import Cell, Execution, Grid, run_grid, seeds_of
 from toymodels.tasks import Task, make_tasks
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
@@ -218,6 +217,9 @@ class ReboundConfig:
         check_size(self.size)
         require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
 
+    def grid(self) -> Grid:
+        return Grid.of({}, seeds_of(self))
+
 
 def measure_cell(config: ReboundConfig, cell: Cell, device: str) -> list[dict[str, Any]]:
     """One seed: pre-train (cached), then the protocol on every task from that model."""
@@ -263,8 +265,7 @@ def rebound_predictions(by_seed: Mapping[tuple[Any, str], Mapping[int, Mapping[s
 
 
 def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
-    grid = Grid.of({}, seeds_of(config))
-    rows = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution, desc="toy.rebound")
+    rows = run_grid(run_dir, config, measure_cell, desc="toy.rebound")
     run_dir.write_metrics(rows)
     by_seed = _metrics_by_seed(rows)
     spec = config.probe
@@ -279,12 +280,6 @@ def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
             "forward_steps": cumulative_steps(spec.forward_amounts, spec.optimizer),
             "reverse_steps": cumulative_steps(spec.reverse_amounts, spec.optimizer),
             "examples_per_step": spec.optimizer.examples_per_step}
-
-
-def _draw(run_dir: RunDir) -> None:
-    from toymodels.figures import draw_rebound
-
-    draw_rebound(run_dir)
 
 
 PRESETS = {
@@ -306,7 +301,7 @@ EXPERIMENT = Experiment(
     config_cls=ReboundConfig,
     presets=PRESETS,
     run=run,
-    draw=_draw,
-    flags={**EXECUTION_FLAGS, "--lr": "probe.optimizer.lr", "--seeds": "seeds"},
+    draw="toymodels.figures:draw_rebound",
+    flags={"--lr": "probe.optimizer.lr", "--seeds": "seeds"},
     units={"score": "probability and log-odds (nats)", "kl": "nats per response token"},
 )

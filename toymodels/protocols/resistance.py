@@ -19,7 +19,6 @@ command ``elasticity toy resistance``.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -44,7 +43,7 @@ from toymodels.finetuning import (
 )
 from toymodels.interface import Example, LanguageModel, OptimizerSpec, TrainLog
 from toymodels.model import check_size
-from toymodels.sweep import EXECUTION_FLAGS, Cell, Execution, Grid, run_sweep, seeds_of
+from toymodels.sweep import Cell, Execution, Grid, run_grid, seeds_of
 from toymodels.tasks import Task, make_tasks
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
@@ -183,6 +182,14 @@ class ResistanceConfig:
                 "toy resistance samples at each of temperatures: set temperatures, not protocol.temperature")
         require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
 
+    @property
+    def inits(self) -> list[str]:
+        """The starting points: pre-trained, and with ``control`` a random init."""
+        return ["pretrained"] + (["random"] if self.control else [])
+
+    def grid(self) -> Grid:
+        return Grid.of({"size": self.sizes, "init": self.inits}, seeds_of(self))
+
 
 def measure_cell(config: ResistanceConfig, cell: Cell, device: str) -> list[dict[str, Any]]:
     """One (size, starting point, seed): pre-train (cached) or not, then every task and temperature."""
@@ -237,11 +244,10 @@ def comparisons(rows: Sequence[Mapping[str, Any]], measure: str, init: str) -> d
 
 def _predictions(rows: list[dict[str, Any]], config: ResistanceConfig) -> tuple[list[Prediction], dict]:
     predictions, tables = [], {}
-    inits = ["pretrained"] + (["random"] if config.control else [])
     # Wilcoxon signed-rank p-values pool comparisons over seeds, tasks, sizes, pairs and T as if
     # independent; the verdict itself uses the t-interval over per-seed means (or the bootstrap).
     family = "resistance: 3 measures x 2 starting points, and the beyond-control contrast; no correction"
-    for init, measure in itertools.product(inits, ("excess_mean_nats", "loss_mean_nats", "excess_step0_nats")):
+    for init, measure in itertools.product(config.inits, ("excess_mean_nats", "loss_mean_nats", "excess_step0_nats")):
         diffs = comparisons(rows, measure, init)
         if not diffs:
             continue
@@ -308,10 +314,7 @@ def table1(rows: Sequence[Mapping[str, Any]], measure: str = "loss_mean_nats") -
 
 
 def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
-    inits = ["pretrained"] + (["random"] if config.control else [])
-    grid = Grid.of({"size": config.sizes, "init": inits}, seeds_of(config))
-    rows = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution,
-                     desc="toy.resistance")
+    rows = run_grid(run_dir, config, measure_cell, desc="toy.resistance")
     run_dir.write_metrics(rows)
     predictions, tables = _predictions(rows, config)
     failures = []
@@ -324,12 +327,6 @@ def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
             "steps_per_path": steps_for(config.protocol.n_queries, optimizer),
             "examples_per_step": optimizer.examples_per_step,
             "instrument_failures": failures}
-
-
-def _draw(run_dir: RunDir) -> None:
-    from toymodels.figures import draw_resistance
-
-    draw_resistance(run_dir)
 
 
 PRESETS = {
@@ -354,8 +351,8 @@ EXPERIMENT = Experiment(
     config_cls=ResistanceConfig,
     presets=PRESETS,
     run=run,
-    draw=_draw,
-    flags={**EXECUTION_FLAGS, "--lr": "protocol.optimizer.lr", "--temperature": "temperatures",
+    draw="toymodels.figures:draw_resistance",
+    flags={"--lr": "protocol.optimizer.lr", "--temperature": "temperatures",
            "--seeds": "seeds"},
     units={"loss": "nats per response token", "score": "probability"},
 )

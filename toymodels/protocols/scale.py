@@ -19,7 +19,6 @@ examples), per seed, averaged over the other axis; a t-interval over seeds gives
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,16 +35,7 @@ from toymodels.corpus import Corpus, CorpusConfig, check_task
 from toymodels.model import GPT, check_size, model_config, n_params
 from toymodels.protocols.rebound import ReboundCurves, ReboundSpec, curve_rows, rebound_curves
 from toymodels.protocols.rebound_readings import SCORES, rebound_metrics, trend_in_f
-from toymodels.sweep import (
-    EXECUTION_FLAGS,
-    Cell,
-    Execution,
-    Grid,
-    aggregate,
-    run_sweep,
-    seeds_of,
-    write_aggregate,
-)
+from toymodels.sweep import Cell, Execution, Grid, aggregate, run_grid, seeds_of, write_aggregate
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
@@ -73,7 +63,10 @@ class ScaleConfig:
         for size in self.sizes:
             check_size(size)
         require(self.seeds >= 2, f"seeds must be >= 2 for a confidence interval, got {self.seeds}")
-        Grid.of({"size": self.sizes, "n_pretrain": self.n_pretrain}, self.seeds, positive=["n_pretrain"])
+        self.grid()
+
+    def grid(self) -> Grid:
+        return Grid.of({"size": self.sizes, "n_pretrain": self.n_pretrain}, seeds_of(self), positive=["n_pretrain"])
 
 
 def probe_rows(curves: ReboundCurves) -> list[dict[str, Any]]:
@@ -147,13 +140,11 @@ def axis_slopes(rows: Sequence[Mapping[str, Any]], measure: str, axis: str, othe
 
 
 def run(config: ScaleConfig, run_dir: RunDir) -> dict[str, Any]:
-    grid = Grid.of({"size": config.sizes, "n_pretrain": config.n_pretrain}, seeds_of(config),
-                   positive=["n_pretrain"])
-    table = run_sweep(run_dir, grid, functools.partial(measure_cell, config), config.execution, desc="toy.scale")
+    table = run_grid(run_dir, config, measure_cell, desc="toy.scale")
     params = param_counts(config.sizes)
     rows = table + [metric_row("n_params", n, "parameters", size=s) for s, n in params.items()]
     run_dir.write_metrics(rows)
-    write_aggregate(run_dir, aggregate(table))
+    write_aggregate(run_dir, table)
     return summarise(config, table, params)
 
 
@@ -187,12 +178,6 @@ def summarise(config: ScaleConfig, table: Sequence[Mapping[str, Any]], params: M
             "n_params": dict(params), "tokens_per_example": Corpus(CorpusConfig()).seq_len}
 
 
-def draw(run_dir: RunDir) -> None:
-    from toymodels.science_figures import draw_scale
-
-    draw_scale(run_dir)
-
-
 EXPERIMENT = Experiment(
     name="toy.scale",
     help="rebound metrics across model sizes and pre-training budgets, beside the F=0 control (paper Figs. 5-6)",
@@ -209,7 +194,7 @@ EXPERIMENT = Experiment(
                        est_seconds=3600),
     },
     run=run,
-    draw=draw,
-    flags={**EXECUTION_FLAGS, "--seeds": "seeds", "--lr": "probe.optimizer.lr"},
+    draw="toymodels.science_figures:draw_scale",
+    flags={"--seeds": "seeds", "--lr": "probe.optimizer.lr"},
     units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},
 )
