@@ -1,1 +1,1 @@
-"""Hugging Face models behind the toy model protocol, and the ``elasticity`` dispatcher."""
+"""Hugging Face checkpoints behind the toy model protocol, running the toy protocols and measures."""

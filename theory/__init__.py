@@ -1,4 +1,3 @@
-"""Theory of elasticity: token trees, coding, Pareto fits, the sympy derivation, simulations.
-
-Also the run/config plumbing every command uses. Nothing here imports torch.
+"""Theory of elasticity: token trees, coding, Pareto fits, the sympy derivation, the mixture model
+and its simulations. Nothing here imports torch.
 """
