@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ELASTICITY := $(VENV)/bin/elasticity
 
-.PHONY: all install reproduce test test-all lint
+.PHONY: all install reproduce test test-slow test-all lint
 all: reproduce
 
 install: $(VENV)/.installed
@@ -24,6 +24,9 @@ reproduce: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+test-slow: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow
 
 test-all: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m ''
