@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 
 from elasticity.command import experiment_command, group_main
@@ -45,5 +44,4 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity llm") -> int:
-    return group_main(prog, "Resistance, rebound and Pareto checks on real Hugging Face checkpoints.",
-                      argv if argv is not None else sys.argv[1:], COMMANDS)
+    return group_main(prog, "Resistance, rebound and Pareto checks on real Hugging Face checkpoints.", argv, COMMANDS)

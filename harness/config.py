@@ -109,7 +109,9 @@ def parse_value(cls: type, key: str, raw: Any) -> tuple[str, Any]:
         raise ConfigError(f"bad value for '{dotted}': {raw!r} ({err})") from None
 
 
-def _coerce(tp: Any, raw: Any) -> Any:
+def _coerce(tp: Any, raw: Any, sep: str = ",") -> Any:
+    """``raw`` as a value of type ``tp``; tuples are ``sep``-separated text (a tuple's own tuple
+    items are ``-``-separated: ``"1-2,2-3"`` is ``((1, 2), (2, 3))``)."""
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in get_args(tp) if a is not type(None)]
@@ -118,7 +120,7 @@ def _coerce(tp: Any, raw: Any) -> Any:
         errors = []
         for option in options:
             try:
-                return _coerce(option, raw)
+                return _coerce(option, raw, sep)
             except (TypeError, ValueError) as err:
                 errors.append(str(err))
         raise ValueError("; ".join(errors))
@@ -130,14 +132,17 @@ def _coerce(tp: Any, raw: Any) -> Any:
         return value
     if origin is tuple:
         args = get_args(tp)
-        item = args[0] if args else str
         if isinstance(raw, str):
-            parts = [p.strip() for p in raw.split(",") if p.strip()]
+            parts = [p.strip() for p in raw.split(sep) if p.strip()]
         elif isinstance(raw, Sequence):
             parts = list(raw)
         else:
             parts = [raw]
-        return tuple(_coerce(item, p) for p in parts)
+        if args and args[-1] is not Ellipsis:  # fixed length, e.g. tuple[int, int]
+            if len(parts) != len(args):
+                raise ValueError(f"expected {len(args)} values, got {len(parts)}")
+            return tuple(_coerce(item, p, "-") for item, p in zip(args, parts, strict=True))
+        return tuple(_coerce(args[0] if args else str, p, "-") for p in parts)
     if tp is bool:
         if isinstance(raw, bool):
             return raw
@@ -224,6 +229,11 @@ def _with_overrides(base: Any, values: Mapping[str, Any]) -> Any:
         if inner:
             changes[f.name] = _with_overrides(getattr(base, f.name), inner)
     return dataclasses.replace(base, **changes) if changes else base
+
+
+def seeds_of(config: Any) -> list[int]:
+    """The seeds a config's ``seeds`` and ``seed`` name: ``seed, seed + 1, ...``."""
+    return [config.seed + i for i in range(config.seeds)]
 
 
 def require(condition: bool, message: str) -> None:

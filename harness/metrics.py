@@ -22,6 +22,7 @@ from harness.atomic import atomic_write_text
 METRIC_COLUMNS = ("seed", "x", "measure", "value", "unit")
 AGGREGATE_COLUMNS = ("x", "measure", "unit", "mean", "ci_lo", "ci_hi", "n")
 FLOAT_COLUMNS = ("value", "mean", "ci_lo", "ci_hi")
+RESERVED = {"seed", "condition", *METRIC_COLUMNS, *AGGREGATE_COLUMNS}  # names a condition field may not take
 
 
 def metric_row(measure: str, value: float, unit: str, *, seed: Any = "", x: Any = "",
@@ -50,7 +51,7 @@ def table_text(rows: Iterable[Mapping[str, Any]], leading: Sequence[str] = ("see
     fields: dict[str, None] = {}
     for row in rows:
         fields.update(dict.fromkeys(row["condition"]))
-    clash = set(fields) & (set(leading) | set(trailing))
+    clash = set(fields) & RESERVED
     if clash:
         raise ValueError(f"condition fields {sorted(clash)} clash with the table's columns")
     buffer = io.StringIO()
@@ -76,7 +77,7 @@ def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
     """Read a metrics or aggregate table back: numbers parsed, condition fields gathered."""
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        fixed = set(METRIC_COLUMNS) | set(AGGREGATE_COLUMNS)
+        fixed = RESERVED - {"condition"}
         rows = []
         for raw in reader:
             row: dict[str, Any] = {k: _number(v) for k, v in raw.items() if k in fixed}
@@ -92,7 +93,7 @@ def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
 def parse_packed_condition(text: str) -> dict[str, Any]:
     """``"task=sentiment,F=0"`` (or ``;``-separated) -> ``{"task": "sentiment", "F": 0}``.
 
-    A part without ``=`` (the earlier ``synthetic`` of llm.pareto) becomes ``{"label": part}``.
+    A part without ``=`` (the earlier ``synthetic`` of llm.pareto) becomes ``{"sample": part}``.
     """
     out: dict[str, Any] = {}
     for part in filter(None, re.split("[,;]", text)):
@@ -100,7 +101,7 @@ def parse_packed_condition(text: str) -> dict[str, Any]:
         if sep:
             out[key] = _number(value)
         else:
-            out["label"] = part
+            out["sample"] = part
     return out
 
 

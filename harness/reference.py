@@ -10,7 +10,7 @@
         }}}
 
 Updating one experiment never touches another's entries, so refreshing the toy results keeps
-the LLM ones. Prediction tests compare their verdict with ``tests[<hash>]``.
+the LLM ones. Prediction tests compare their verdict with ``tests[<hash>]`` (see ``tests/verdicts.py``).
 """
 
 from __future__ import annotations
@@ -97,22 +97,3 @@ def render_readme_table() -> bool:
 def reference_command(experiment: str, preset: str | None, args: str = "") -> str:
     group, short = experiment.split(".", 1)
     return " ".join(filter(None, ("elasticity", group, short, args, f"--preset {preset}", "--update-reference")))
-
-
-def recorded_test_verdict(experiment: str, test_hash: str, prediction_id: str) -> dict[str, Any] | None:
-    return (
-        load_results()["experiments"].get(experiment, {}).get("tests", {})
-        .get(test_hash, {}).get(prediction_id)
-    )
-
-
-def record_test_verdict(experiment: str, test_hash: str, prediction: Mapping[str, Any]) -> None:
-    results = load_results()
-    tests = results["experiments"].setdefault(experiment, {}).setdefault("tests", {})
-    tests.setdefault(test_hash, {})[prediction["id"]] = {
-        "verdict": prediction["verdict"],
-        "value": prediction.get("value"),
-        "ci": prediction.get("ci"),
-        "n_seeds": prediction.get("n_seeds"),
-    }
-    save_results(results)

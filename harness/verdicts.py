@@ -43,6 +43,16 @@ class Prediction:
         return {k: v for k, v in out.items() if v is not None and v != ""}
 
 
+def log_slope(points: Mapping[float, float]) -> float:
+    """Least-squares slope of the values against log10 of their keys, over positive keys and finite
+    values (NaN with fewer than two such points)."""
+    pts = [(np.log10(x), y) for x, y in points.items() if x > 0 and np.isfinite(y)]
+    if len(pts) < 2:
+        return float("nan")
+    x, y = np.array(pts).T
+    return float(np.polyfit(x, y, 1)[0])
+
+
 def verdict_from_ci(ci: Sequence[float], predicted_sign: int) -> Verdict:
     """Verdict from a confidence interval and the predicted sign (+1 or -1)."""
     if predicted_sign not in (1, -1):

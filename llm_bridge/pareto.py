@@ -19,15 +19,8 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import Prediction, verdict_from_ci
-from llm_bridge.setup import (
-    DEFAULT_MODEL,
-    check_one_process,
-    config_model,
-    llm_execution,
-    model_tag,
-    qualify_reference,
-)
-from toymodels.sweep import Execution
+from llm_bridge.common import DEFAULT_MODEL, config_model, llm_runtime, model_tag, qualify_reference
+from toymodels.sweep import Runtime
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +34,7 @@ class LLMParetoConfig:
     synthetic_samples: int = 20_000
     batch: int = 200
     seed: int = 42
-    execution: Execution = field(default_factory=llm_execution)
+    execution: Runtime = field(default_factory=llm_runtime)
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
@@ -50,7 +43,6 @@ class LLMParetoConfig:
         require(self.synthetic_alpha > 0, "synthetic_alpha must be > 0")
         require(self.synthetic_samples >= 1000 and self.synthetic_leaves >= 100, "synthetic sizes too small")
         require(self.batch >= 1, "batch must be >= 1")
-        check_one_process(self.execution)
 
 
 def sample_leaf_masses(adapter: Any, context: tuple[int, ...], depth: int, n: int, batch: int,
@@ -72,8 +64,10 @@ def run(config: LLMParetoConfig, run_dir: RunDir) -> dict[str, Any]:
     from llm_bridge.adapter import HFCausalLM, set_threads
     from llm_bridge.models import load_model
     from theory.pareto import fit_pareto, size_bias_recovery
+    from toymodels.train import resolve_device
 
     device = config.execution.device
+    resolve_device(device)
     set_threads(config.execution.threads or None)
     qualify_reference(run_dir, config.model)
     synth = run_dir.cell("synthetic", lambda: size_bias_recovery(

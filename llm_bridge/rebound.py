@@ -24,9 +24,9 @@ from harness.config import Preset, require
 from harness.experiment import Experiment
 from harness.runs import RunDir
 from harness.verdicts import bootstrap_prediction
-from llm_bridge import setup
+from llm_bridge import common
 from toymodels.protocols.rebound import ReboundSpec
-from toymodels.sweep import Execution
+from toymodels.sweep import Runtime
 
 # The toy rebound's predictions (toymodels.protocols.rebound.PREDICTIONS) are reused as they are;
 # the bridge adds the Table 3 reading and the format-matched neutral control.
@@ -43,26 +43,26 @@ BRIDGE_PREDICTIONS = (
 
 @dataclass(frozen=True, kw_only=True)
 class LLMReboundConfig:
-    model: str = setup.DEFAULT_MODEL
+    model: str = common.DEFAULT_MODEL
     task: Literal["sentiment", "safety", "instruction"] = "sentiment"
     data: str = ""  # {prompt, response, label} JSONL or saved datasets folder; "" = generated default
     seed: int = 42
-    adapter: setup.AdapterSettings = field(default_factory=setup.AdapterSettings)
+    adapter: common.AdapterSettings = field(default_factory=common.AdapterSettings)
     probe: ReboundSpec = field(default_factory=lambda: ReboundSpec(
         forward_amounts=(0, 6, 12, 24), reverse_amounts=(0, 4, 8, 16, 32), n_eval=24, n_kl_samples=8,
-        optimizer=setup.CPU_MICRO_OPTIMIZER))
+        optimizer=common.CPU_MICRO_OPTIMIZER))
     warmup_examples: int = 4
     neutral_control: bool = True
     n_bootstrap: int = 999
-    execution: Execution = field(default_factory=setup.llm_execution)
+    execution: Runtime = field(default_factory=common.llm_runtime)
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         require(self.warmup_examples >= 0, "warmup_examples must be >= 0")
+        # an llm task's held-out prompts are fixed: the KL prompts are the first n_kl_samples of them
         require(self.probe.n_kl_samples <= self.probe.n_eval,
                 "n_kl_samples must be <= n_eval (KL prompts are eval prompts)")
         require(self.n_bootstrap >= 99, "n_bootstrap must be >= 99")
-        setup.check_one_process(self.execution)
 
 
 def data_needs(spec: Any, warmup: int, neutral: bool) -> dict[str, int]:
@@ -78,14 +78,14 @@ def measure_curves(config: LLMReboundConfig, run_dir: RunDir) -> Any:
 
     spec = config.probe
     needs = data_needs(spec, config.warmup_examples, config.neutral_control)
-    adapter, task = setup.load(config, run_dir, needs, spec.n_eval)
+    adapter, task = common.load(config, run_dir, needs, spec.n_eval)
     neutral = task.neutral_data(needs["neutral"], seed=config.seed) if needs["neutral"] else []
     warmup = config.warmup_examples
     if warmup:
         adapter.fit(neutral[:warmup], np.arange(warmup), spec.optimizer, None)
     controls = {"neutral": neutral[warmup:]} if config.neutral_control else {}
     n_sweeps = len(spec.forward_amounts) + len(controls) * (len(spec.forward_amounts) - 1)
-    with setup.progress_bar(n_sweeps, "llm rebound: reverse sweeps") as progress:
+    with common.progress_bar(n_sweeps, "llm rebound: reverse sweeps") as progress:
         return rebound_curves(adapter, task, spec, config.seed, controls=controls, cache=run_dir.cell,
                               progress=progress)
 
@@ -108,7 +108,7 @@ def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     from toymodels.protocols.rebound_readings import PREDICTIONS, rebound_metrics
 
     spec = config.probe
-    setup.qualify_reference(run_dir, config.model)
+    common.qualify_reference(run_dir, config.model)
 
     def compute() -> dict[str, Any]:
         curves = measure_curves(config, run_dir)
@@ -135,13 +135,13 @@ def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     return {"predictions": predictions, "per_F": per_arm, "s0_prob": s0.mean_prob, "s0_log_odds_nats": s0.mean_log_odds,
             "forward_steps": curves.forward_steps, "reverse_steps": curves.reverse_steps,
             "examples_per_step": spec.optimizer.examples_per_step,
-            "regime": setup.regime(config.adapter, spec.optimizer), "template_rule": setup.TEMPLATE_RULE}
+            "regime": common.regime(config.adapter, spec.optimizer), "template_rule": common.TEMPLATE_RULE}
 
 
 def draw(run_dir: RunDir) -> None:
     from toymodels.figures import draw_rebound
 
-    draw_rebound(run_dir, setup.model_tag(setup.config_model(run_dir)))
+    draw_rebound(run_dir, common.model_tag(common.config_model(run_dir)))
 
 
 EXPERIMENT = Experiment(
@@ -153,11 +153,11 @@ EXPERIMENT = Experiment(
                             "R in {0,4,8,16,32}, 4-example shared warm-up, neutral control, 24 prompts "
                             "(measured on 2 idle cores: SmolLM2 8 min, Gemma 3 11 min; data generation not counted)",
                             est_seconds=600),
-        "paper": Preset({**{k: v for k, v in setup.PAPER.items() if k != "max_length"}, "max_length": 512,
+        "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "max_length"}, "max_length": 512,
                          "batch_size": 1, "forward_amounts": (0, 1000, 2000, 5000, 10000),
                          "reverse_amounts": (0, 100, 200, 500, 1000, 2000), "n_eval": 256, "n_kl_samples": 128},
                         "the paper's IMDb SFT settings and amounts (GPU; needs that much data)", est_seconds=36000),
     },
-    run=run, draw=draw, flags=setup.FLAGS, default_preset="cpu-micro",
+    run=run, draw=draw, flags=common.FLAGS, default_preset="cpu-micro",
     units={"score": "probability and log-odds (nats)", "kl": "nats per response token"},
 )

@@ -19,30 +19,29 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import predict
-from llm_bridge import setup
+from llm_bridge import common
 from toymodels.protocols.resistance import ResistanceSpec
-from toymodels.sweep import Execution
+from toymodels.sweep import Runtime
 
 
 @dataclass(frozen=True, kw_only=True)
 class LLMResistanceConfig:
-    model: str = setup.DEFAULT_MODEL
+    model: str = common.DEFAULT_MODEL
     task: Literal["sentiment", "safety", "instruction"] = "instruction"
     data: str = ""
     seed: int = 42
-    adapter: setup.AdapterSettings = field(default_factory=setup.AdapterSettings)
+    adapter: common.AdapterSettings = field(default_factory=common.AdapterSettings)
     protocol: ResistanceSpec = field(default_factory=lambda: ResistanceSpec(
-        n_align=48, n_queries=24, temperature=0.05, optimizer=setup.CPU_MICRO_OPTIMIZER))
+        n_align=48, n_queries=24, temperature=0.05, optimizer=common.CPU_MICRO_OPTIMIZER))
     n_eval: int = 24  # held-out prompts; the shared query set Q is the first n_queries of them
     n_bootstrap: int = 999
-    execution: Execution = field(default_factory=setup.llm_execution)
+    execution: Runtime = field(default_factory=common.llm_runtime)
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         require(self.protocol.n_queries <= self.n_eval,
                 "n_queries must be <= n_eval (Q is drawn from held-out prompts)")
         require(self.n_bootstrap >= 99, "n_bootstrap must be >= 99")
-        setup.check_one_process(self.execution)
 
 
 RESISTANCE_MEASURES = (
@@ -69,8 +68,8 @@ def measure_paths(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any
     from toymodels.protocols.resistance import run_resistance
 
     spec = config.protocol
-    adapter, task = setup.load(config, run_dir, {"aligned": spec.n_align}, config.n_eval)
-    with setup.progress_bar(len(spec.checkpoint_fractions) + 2 * len(spec.pairs), "llm resistance") as progress:
+    adapter, task = common.load(config, run_dir, {"aligned": spec.n_align}, config.n_eval)
+    with common.progress_bar(len(spec.checkpoint_fractions) + 2 * len(spec.pairs), "llm resistance") as progress:
         result = run_resistance(adapter, task, spec, config.seed, progress=progress)
     paths = {}
     for (k, m), both in result.pairs.items():
@@ -86,7 +85,7 @@ def measure_paths(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any
 
 
 def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
-    setup.qualify_reference(run_dir, config.model)
+    common.qualify_reference(run_dir, config.model)
     result = run_dir.cell("paths", lambda: measure_paths(config, run_dir))
 
     paths = result["paths"]
@@ -137,7 +136,7 @@ def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
             "checkpoint_steps": result["checkpoint_steps"], "checkpoint_p_aligned": result["checkpoint_scores"],
             "steps_per_path": steps[f"{pairs[0]}/forward"],
             "examples_per_step": config.protocol.optimizer.examples_per_step,
-            "regime": setup.regime(config.adapter, config.protocol.optimizer), "template_rule": setup.TEMPLATE_RULE,
+            "regime": common.regime(config.adapter, config.protocol.optimizer), "template_rule": common.TEMPLATE_RULE,
             "no_pretraining_control": "not run: a randomly initialised 135M model cannot answer; see toy.resistance",
             "instrument_failures": failures}
 
@@ -150,10 +149,10 @@ EXPERIMENT = Experiment(
         "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2, 48 SFT examples (24 steps), checkpoints at "
                             "25/50/75%, 24 shared prompts at T=0.05, 12 steps per path "
                             "(SmolLM2 ~10 min on 2 idle cores; data generation not counted)", est_seconds=600),
-        "paper": Preset({**{k: v for k, v in setup.PAPER.items() if k != "warmup_examples"}, "n_align": 10000,
+        "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "warmup_examples"}, "n_align": 10000,
                          "n_queries": 512, "n_eval": 512},
                         "the paper's SFT settings (GPU; needs that much data)", est_seconds=36000),
     },
-    run=run, draw="toymodels.figures:draw_resistance", flags=setup.FLAGS, default_preset="cpu-micro",
+    run=run, draw="toymodels.figures:draw_resistance", flags=common.FLAGS, default_preset="cpu-micro",
     units={"loss": "nats per response token", "score": "probability"},
 )

@@ -11,9 +11,28 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from harness.reference import record_test_verdict, recorded_test_verdict
+from harness.reference import load_results, save_results
 
 RECORD_ENV = "ELASTICITY_RECORD_VERDICTS"
+
+
+def recorded_test_verdict(experiment: str, test_hash: str, prediction_id: str) -> dict[str, Any] | None:
+    return (
+        load_results()["experiments"].get(experiment, {}).get("tests", {})
+        .get(test_hash, {}).get(prediction_id)
+    )
+
+
+def record_test_verdict(experiment: str, test_hash: str, prediction: Mapping[str, Any]) -> None:
+    results = load_results()
+    tests = results["experiments"].setdefault(experiment, {}).setdefault("tests", {})
+    tests.setdefault(test_hash, {})[prediction["id"]] = {
+        "verdict": prediction["verdict"],
+        "value": prediction.get("value"),
+        "ci": prediction.get("ci"),
+        "n_seeds": prediction.get("n_seeds"),
+    }
+    save_results(results)
 
 
 def check_recorded_verdict(experiment: str, test_hash: str, prediction: Mapping[str, Any]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from harness.config import Preset, require
+from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
@@ -99,8 +99,7 @@ def seed_rows(config: BoundaryConfig, seed: int) -> list[dict[str, Any]]:
 
 def run(config: BoundaryConfig, run_dir: RunDir) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    for i in range(config.seeds):
-        seed = config.seed + i
+    for seed in seeds_of(config):
         # a ratio with Delta gamma_p = 0 is NaN
         rows.extend(run_dir.metric_cell(f"seed={seed}", lambda s=seed: seed_rows(config, s)))
     run_dir.write_metrics(rows)

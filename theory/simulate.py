@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.config import Preset, require
+from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
@@ -104,7 +104,7 @@ def _unit(name: str) -> str:
     return "bits" if name.endswith("_bits") else "1"
 
 
-def condition_label(alpha: float, depth: int) -> str:
+def cell_label(alpha: float, depth: int) -> str:
     """The name of an (alpha, depth) condition in summaries and figures."""
     return f"alpha={alpha:g},depth={depth}"
 
@@ -139,8 +139,7 @@ def run(config: SimulateConfig, run_dir: RunDir) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for alpha in config.alpha:
         for depth in config.depth:
-            for i in range(config.seeds):
-                seed = config.seed + i
+            for seed in seeds_of(config):
                 key = f"alpha={alpha:g}-depth={depth}-seed={seed}"
                 # a Huffman step that did not resolve is NaN
                 rows.extend(run_dir.metric_cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s)))
@@ -170,7 +169,7 @@ def pareto_fits(config: SimulateConfig, run_dir: RunDir) -> list[dict[str, Any]]
             counts = np.rint(sample.components.p * sample.n_pretrain_drawn).astype(np.int64)
             counts = counts[counts > 0]
             fit = fit_pareto(counts)
-            cond = condition_label(alpha, depth)
+            cond = cell_label(alpha, depth)
             saved[cond] = counts.tolist()
             fits.append({"condition": cond, "alpha": alpha, "depth": depth, "alpha_fit": fit.alpha,
                          "tail_index_fit": fit.tail_index, "x_min": fit.x_min, "n_tail": fit.n_tail,
@@ -184,7 +183,7 @@ def _table(rows: list[dict[str, Any]], measure_name: str) -> dict[tuple[str, int
     out: dict[tuple[str, int], dict[float, float]] = {}
     for r in rows:
         if r["measure"] == measure_name:
-            cond = condition_label(r["condition"]["alpha"], r["condition"]["depth"])
+            cond = cell_label(r["condition"]["alpha"], r["condition"]["depth"])
             out.setdefault((cond, int(r["seed"])), {})[float(r["x"])] = float(r["value"])
     return out
 

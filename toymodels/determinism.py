@@ -16,7 +16,7 @@ def make_deterministic(threads: int | None, device: str = "cpu") -> None:
     """Fix torch's intra-op threads; on CUDA also switch to deterministic kernels."""
     if threads:
         torch.set_num_threads(int(threads))
-    if device == "cuda":
+    if device.startswith("cuda"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True)

@@ -106,9 +106,55 @@ class Grid:
         return size
 
 
-def seeds_of(config: Any) -> list[int]:
-    """The seeds a config's ``seeds`` and ``seed`` name: ``seed, seed + 1, ...``."""
-    return [config.seed + i for i in range(config.seeds)]
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """Where one process runs: its device and torch threads (0: every core). The execution block of
+    the llm configs, which run one model in one process."""
+
+    device: str = "cpu"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        require(self.threads >= 0, f"threads must be >= 0 (0: every core), got {self.threads}")
+        require(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
+                f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Execution(Runtime):
+    """Where and how a grid's cells run: the execution block of every toy experiment.
+
+    ``threads`` torch threads per cell, whatever the number of workers, so that results do not
+    depend on ``n_jobs``; ``n_jobs`` workers (0: as many as ``cores // threads`` on the CPU, one on
+    a GPU) on the ``local`` backend or a dask.distributed cluster (``dask_scheduler``: its address;
+    none starts a local cluster).
+    """
+
+    n_jobs: int = 0
+    backend: Literal["local", "dask"] = "local"
+    dask_scheduler: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.n_jobs >= 0, f"n_jobs must be >= 0 (0: as many as the cores allow), got {self.n_jobs}")
+        require(self.backend == "dask" or self.workers * self.cell_threads <= self.available_cores,
+                f"{self.workers} workers x {self.cell_threads} threads oversubscribe "
+                f"{self.available_cores} cores; lower n_jobs or threads")
+
+    @property
+    def available_cores(self) -> int:
+        return os.cpu_count() or 1
+
+    @property
+    def cell_threads(self) -> int:
+        return self.threads or self.available_cores
+
+    @property
+    def workers(self) -> int:
+        if self.n_jobs:
+            return self.n_jobs
+        # one process per GPU by default: several would each hold a CUDA context on it
+        return 1 if self.device.startswith("cuda") else max(1, self.available_cores // self.cell_threads)
 
 
 def _check_axis(name: str, values: Sequence[Scalar], positive: bool) -> None:
@@ -125,44 +171,6 @@ def _check_axis(name: str, values: Sequence[Scalar], positive: bool) -> None:
         seen.add(value)
         if positive and (isinstance(value, str) or not value > 0):
             raise ConfigError(f"grid axis '{name}' needs positive sizes, got {value!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Execution:
-    """Where and how work runs: the config block every toy and llm experiment nests.
-
-    ``threads`` torch threads per cell (0: every core), whatever the number of workers, so that
-    results do not depend on ``n_jobs``; ``n_jobs`` workers (0: as many as ``cores // threads``)
-    on the ``local`` backend or a dask.distributed cluster (``dask_scheduler``: its address; none
-    starts a local cluster).
-    """
-
-    device: str = "cpu"
-    threads: int = 1
-    n_jobs: int = 0
-    backend: Literal["local", "dask"] = "local"
-    dask_scheduler: str | None = None
-
-    def __post_init__(self) -> None:
-        require(self.n_jobs >= 0, f"n_jobs must be >= 0 (0: as many as the cores allow), got {self.n_jobs}")
-        require(self.threads >= 0, f"threads must be >= 0 (0: every core), got {self.threads}")
-        require(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
-                f"device must be cpu, cuda or cuda:N, got {self.device!r}")
-        require(self.backend == "dask" or self.workers * self.cell_threads <= self.available_cores,
-                f"{self.workers} workers x {self.cell_threads} threads oversubscribe "
-                f"{self.available_cores} cores; lower n_jobs or threads")
-
-    @property
-    def available_cores(self) -> int:
-        return os.cpu_count() or 1
-
-    @property
-    def cell_threads(self) -> int:
-        return self.threads or self.available_cores
-
-    @property
-    def workers(self) -> int:
-        return self.n_jobs or max(1, self.available_cores // self.cell_threads)
 
 
 def _run_cell(fn: CellFn, cell: Cell, device: str, threads: int) -> tuple[str, list[dict[str, Any]]]:

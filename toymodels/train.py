@@ -9,6 +9,7 @@ paper's defaults: constant LR, betas (0.9, 0.95), weight decay 0, one epoch.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,19 +24,12 @@ from harness.config import require
 from harness.errors import ConfigError
 from harness.runs import cache_dir, config_hash
 from toymodels.corpus import PAD, TASKS, Corpus, CorpusConfig
-from toymodels.determinism import make_deterministic
 from toymodels.finetuning import check_fractions, epoch_order, fit_slices
 from toymodels.interface import Example, OptimizerSpec, TrainLog
 from toymodels.model import GPT, ModelConfig, model_config
 
 LossOn = Literal["response", "all"]
 IGNORE = -100  # target id that cross_entropy skips
-
-
-def set_threads(threads: int | None, device: str = "cpu") -> None:
-    """Fix torch's intra-op threads (results depend on it; the caller's config fixes it), and
-    deterministic kernels on CUDA."""
-    make_deterministic(threads, device)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -227,7 +221,10 @@ class PretrainSpec:
         check_fractions(self.checkpoint_fractions)
 
     def cache_key(self) -> str:
-        return config_hash("toy.pretrain", self)
+        """The hash of the spec with its settings' fields at the top: the same key as before
+        pre-training settings became a block, so existing caches stay valid."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "settings"}
+        return config_hash("toy.pretrain", fields | dataclasses.asdict(self.settings))
 
 
 @dataclass

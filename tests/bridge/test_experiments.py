@@ -9,10 +9,10 @@ import pytest
 from harness.errors import ConfigError
 from harness.runner import execute
 from harness.verdicts import paired_bootstrap
+from llm_bridge.common import model_tag
 from llm_bridge.pareto import EXPERIMENT as PARETO
 from llm_bridge.rebound import EXPERIMENT as REBOUND
 from llm_bridge.resistance import EXPERIMENT as RESISTANCE
-from llm_bridge.setup import model_tag
 from theory.pareto import size_bias_recovery
 
 MICRO = {"forward_amounts": "0,2,4", "reverse_amounts": "0,2,4", "n_eval": 4, "n_kl_samples": 2,

@@ -38,6 +38,16 @@ def test_types_are_coerced():
     assert config == Demo(k=(1, 2, 3), alpha=2.0, level="sampled", fast=True, device=None)
 
 
+def test_tuples_of_pairs_from_the_command_line():
+    from toymodels.protocols.resistance import ResistanceConfig
+
+    assert build_config(ResistanceConfig, {"protocol.pairs": "1-2,2-3"}).protocol.pairs == ((1, 2), (2, 3))
+    assert build_config(ResistanceConfig, {"protocol.pairs": "1-3"}).protocol.pairs == ((1, 3),)
+    assert build_config(ResistanceConfig, {"protocol.optimizer.betas": "0.8,0.9"}).protocol.optimizer.betas == (0.8, 0.9)
+    with pytest.raises(ConfigError, match="expected 2 values"):
+        build_config(ResistanceConfig, {"protocol.pairs": "1-2-3"})
+
+
 def test_resolution_order(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text("[config]\nseeds = 4\nalpha = 3.0\n")

@@ -155,4 +155,4 @@ def test_metrics_in_the_earlier_packed_layout_are_still_read(tmp_path):
                     "0,grid=dist;s=0.5;l_max=0.1,1000.0,coefficient,0.9,1\n"
                     "42,synthetic,,alpha_true,1.2,exponent\n")
     assert [r["condition"] for r in read_metrics_csv(path)] == [
-        {"task": "sentiment", "F": 0}, {"grid": "dist", "s": 0.5, "l_max": 0.1}, {"label": "synthetic"}]
+        {"task": "sentiment", "F": 0}, {"grid": "dist", "s": 0.5, "l_max": 0.1}, {"sample": "synthetic"}]

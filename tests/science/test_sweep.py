@@ -17,7 +17,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.runs import RunDir
 from tests.science.sweep_cells import censored, noisy_line
-from toymodels.sweep import Execution, Grid, aggregate, run_sweep
+from toymodels.sweep import Execution, Grid, Runtime, aggregate, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +64,9 @@ def test_workers_never_oversubscribe_the_cores(monkeypatch):
     with pytest.raises(ConfigError, match="oversubscribe"):
         Execution(n_jobs=2, threads=2)
     assert Execution(n_jobs=4, backend="dask").workers == 4
+    assert Execution(device="cuda").workers == 1  # one process per GPU unless asked
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert Runtime(threads=2).threads == 2  # one process may use more threads than cores
 
 
 def test_grid_order_and_table(tmp_path):

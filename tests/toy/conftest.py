@@ -7,8 +7,8 @@ import os
 import pytest
 
 from harness.runner import Outcome, execute
+from toymodels.determinism import make_deterministic
 from toymodels.protocols import rebound, resistance
-from toymodels.train import set_threads
 
 # The prediction tests' own configs (their hashes key the recorded verdicts in results.json).
 REBOUND_TEST = {"seeds": 5, "n_pretrain": 4000, "probe.forward_amounts": (0, 64, 128, 256),
@@ -20,7 +20,7 @@ RESISTANCE_TEST = {"tasks": ("sentiment",), "seeds": 5, "n_pretrain": 4000, "pro
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """The experiments' default; two threads only slow these tiny matmuls down on shared cores."""
-    set_threads(1)
+    make_deterministic(1)
 
 
 @pytest.fixture(scope="session")

@@ -143,3 +143,8 @@ def test_empty_dataset_is_rejected():
         _lm().fit([], [], OptimizerSpec(), None)
     with pytest.raises(ConfigError, match="empty dataset"):
         epoch_order(0, seed=0)
+
+
+def test_pretrain_cache_key_survives_the_settings_block():
+    """Nesting the pre-training settings did not change the cache key, so existing caches stay valid."""
+    assert PretrainSpec().cache_key() == "5bc879e059a6"

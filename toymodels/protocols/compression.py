@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import Preset, require
+from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
@@ -38,7 +38,7 @@ from toymodels.corpus import Corpus, CorpusConfig, check_task
 from toymodels.finetuning import check_amounts, epoch_order, steps_for
 from toymodels.interface import Example, OptimizerSpec
 from toymodels.model import check_size
-from toymodels.sweep import Cell, Execution, Grid, run_grid, seeds_of, write_aggregate
+from toymodels.sweep import Cell, Execution, Grid, run_grid, write_aggregate
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 

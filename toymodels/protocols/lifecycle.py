@@ -16,23 +16,19 @@ of strength against log10(pre-training examples).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from harness.config import Preset, require
+from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.runs import RunDir
-from harness.verdicts import mean_ci, predict, verdict_from_ci
+from harness.verdicts import log_slope, mean_ci, predict, verdict_from_ci
 from toymodels.corpus import Corpus, check_task
 from toymodels.model import check_size
-from toymodels.protocols.rebound import ReboundSpec, rebound_curves
-from toymodels.protocols.rebound_readings import SCORES
-from toymodels.protocols.scale import REDUCED_PROBE, STRENGTHS, TINY_PROBE, probe_rows
-from toymodels.sweep import Cell, Execution, Grid, run_grid, seeds_of, write_aggregate
+from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, probe_rows, rebound_curves
+from toymodels.protocols.rebound_readings import SCORES, STRENGTHS
+from toymodels.sweep import Cell, Execution, Grid, run_grid, write_aggregate
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
@@ -106,14 +102,6 @@ def _strengths(table: Sequence[Mapping[str, Any]], measure: str, lr: float) -> d
     return out
 
 
-def _slope_over_log_examples(points: Mapping[int, float]) -> float:
-    pts = [(math.log10(c), v) for c, v in points.items() if c > 0 and np.isfinite(v)]
-    if len(pts) < 2:
-        return float("nan")
-    x, y = np.array(pts).T
-    return float(np.polyfit(x, y, 1)[0])
-
-
 def summarise(config: LifecycleConfig, table: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     family = (f"toy.lifecycle: {len(config.lrs)} learning rates x 2 score metrics, 95% intervals, "
               "uncorrected (a regime map, not one test)")
@@ -146,7 +134,7 @@ def summarise(config: LifecycleConfig, table: Sequence[Mapping[str, Any]]) -> di
             suffix = "" if kind == "log_odds" else ".prob"
             predictions.append(predict(
                 f"lifecycle.elasticity_grows_with_pretraining.lr{lr:g}{suffix}",
-                [_slope_over_log_examples(by_seed[s]) for s in sorted(by_seed)], +1,
+                [log_slope(by_seed[s]) for s in sorted(by_seed)], +1,
                 f"slope of the excess initial decay rate ({kind}; largest F minus the F=0 control) "
                 f"against log10(pre-training examples), probe lr {lr:g}", family=family))
     return {"predictions": predictions, "regimes": regimes,
@@ -158,10 +146,10 @@ EXPERIMENT = Experiment(
     help="rebound strength along pre-training from random init, by probe learning rate and score metric",
     config_cls=LifecycleConfig,
     presets={
-        "quick": Preset({"size": "50k", "checkpoints": (0, 1000, 3000), "lrs": (1e-3, 3e-3), **TINY_PROBE,
+        "quick": Preset({"size": "50k", "checkpoints": (0, 1000, 3000), "lrs": (1e-3, 3e-3), **PROBE_PRESETS["tiny"],
                          "seeds": 2},
                         "50k model, checkpoints 0/1000/3000, 2 learning rates, 2 seeds", est_seconds=20),
-        "reduced": Preset({"checkpoints": (0, 1000, 5000, 20_000), "lrs": (1e-3, 3e-3), **REDUCED_PROBE},
+        "reduced": Preset({"checkpoints": (0, 1000, 5000, 20_000), "lrs": (1e-3, 3e-3), **PROBE_PRESETS["reduced"]},
                           "100k model, random init and 3 checkpoints to 20k examples (shared with toy.scale "
                           "reduced), 2 learning rates, F to 500, R to 256, 5 seeds", est_seconds=360),
         "full": Preset({}, "100k model, 7 checkpoints (random init to 20k examples), 3 learning rates, "

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import Preset, require
+from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
@@ -38,8 +38,9 @@ from toymodels.protocols.rebound_readings import (
     metric_unit,
     reading,
     rebound_metrics,
+    strength_rows,
 )
-from toymodels.sweep import Cell, Execution, Grid, run_grid, seeds_of
+from toymodels.sweep import Cell, Execution, Grid, run_grid
 from toymodels.tasks import Task, make_tasks
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
@@ -196,6 +197,20 @@ def curve_rows(curves: ReboundCurves, arm: str = "aligned", *, per_prompt: bool 
     for f, m in rebound_metrics(mean).items():
         rows += [metric_row(key, value, metric_unit(key), seed=seed, **condition, F=f) for key, value in m.items()]
     return rows
+
+
+def probe_rows(curves: ReboundCurves) -> list[dict[str, Any]]:
+    """The probe's curves (x = R), its per-F metrics and the cell's strengths against the control."""
+    return curve_rows(curves) + strength_rows(rebound_metrics(curves.means()))
+
+
+# probe settings that the scale and lifecycle presets share
+PROBE_PRESETS = {
+    "tiny": {"probe.forward_amounts": (0, 32, 64), "probe.reverse_amounts": (0, 16, 32, 64),
+             "probe.n_eval": 64, "probe.n_kl_samples": 32},
+    "reduced": {"probe.forward_amounts": (0, 125, 250, 500), "probe.reverse_amounts": (0, 16, 32, 64, 128, 256),
+                "probe.n_eval": 128, "probe.n_kl_samples": 64},
+}
 
 
 # --- the toy experiment ------------------------------------------------------------------------

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.metrics import metric_row
+from harness.verdicts import log_slope
 from toymodels import measures
 
 if TYPE_CHECKING:
     from toymodels.protocols.rebound import ReboundSpec
 
 SCORES = ("prob", "log_odds")
+# rebound strength of a cell against its own F = 0 control (see strength_rows)
+STRENGTHS = ("excess_initial_rate", "excess_late_slope", "knee_vs_control", "r_back_trend")
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,7 @@ def rebound_metrics(curves: MeanCurves) -> dict[int, dict[str, float]]:
 
 def trend_in_f(metrics: Mapping[int, Mapping[str, float]], key: str) -> float:
     """Least-squares slope of ``key`` against log10(F) over F > 0 (NaN with < 2 finite points)."""
-    pts = [(np.log10(f), m[key]) for f, m in metrics.items() if f > 0 and np.isfinite(m[key])]
-    if len(pts) < 2:
-        return float("nan")
-    x, y = np.array(pts).T
-    return float(np.polyfit(x, y, 1)[0])
+    return log_slope({f: m[key] for f, m in metrics.items()})
 
 
 def reading(stat: str, key: str, metrics: Mapping[int, Mapping[str, float]],
@@ -119,3 +119,21 @@ PREDICTIONS = (
     ("rebound.knee_at_s0_vs_control.prob", "knee_vs_control_prob", "mean", 1,
      "probability decay rate while passing S0 minus the F=0 control's at S0, mean over F > 0"),
 )
+
+
+def strength_rows(metrics: Mapping[int, Mapping[str, float]]) -> list[dict[str, Any]]:
+    """Rebound strength at the largest F against the F = 0 control, in both score scales."""
+    f_max = max(metrics)
+    top, control = metrics[f_max], metrics[0]
+    rows = []
+    for kind in SCORES:
+        unit = "nats/example" if kind == "log_odds" else "prob/example"
+        rows += [
+            metric_row(f"excess_initial_rate_{kind}",
+                       top[f"initial_rate_{kind}"] - control[f"initial_rate_{kind}"], unit),
+            metric_row(f"excess_late_slope_{kind}",
+                       top[f"late_slope_{kind}"] - control[f"late_slope_{kind}"], unit),
+            metric_row(f"knee_vs_control_{kind}", top[f"knee_vs_control_{kind}"], unit),
+            metric_row(f"r_back_trend_{kind}", trend_in_f(metrics, f"r_back_{kind}"), "examples/decade of F"),
+        ]
+    return rows

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from harness.config import Preset, require
+from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
@@ -43,7 +43,7 @@ from toymodels.finetuning import (
 )
 from toymodels.interface import Example, LanguageModel, OptimizerSpec, TrainLog
 from toymodels.model import check_size
-from toymodels.sweep import Cell, Execution, Grid, run_grid, seeds_of
+from toymodels.sweep import Cell, Execution, Grid, run_grid
 from toymodels.tasks import Task, make_tasks
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 

@@ -19,32 +19,24 @@ examples), per seed, averaged over the other axis; a t-interval over seeds gives
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from harness.config import Preset, require
+from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.metrics import condition_label, metric_row
 from harness.runs import RunDir
-from harness.verdicts import mean_ci, predict
+from harness.verdicts import log_slope, mean_ci, predict
 from toymodels.corpus import Corpus, CorpusConfig, check_task
 from toymodels.model import GPT, check_size, model_config, n_params
-from toymodels.protocols.rebound import ReboundCurves, ReboundSpec, curve_rows, rebound_curves
-from toymodels.protocols.rebound_readings import SCORES, rebound_metrics, trend_in_f
-from toymodels.sweep import Cell, Execution, Grid, aggregate, run_grid, seeds_of, write_aggregate
+from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, probe_rows, rebound_curves
+from toymodels.protocols.rebound_readings import SCORES, STRENGTHS
+from toymodels.sweep import Cell, Execution, Grid, aggregate, run_grid, write_aggregate
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
-
-STRENGTHS = ("excess_initial_rate", "excess_late_slope", "knee_vs_control", "r_back_trend")
-# probe settings the scale and lifecycle presets share
-TINY_PROBE = {"probe.forward_amounts": (0, 32, 64), "probe.reverse_amounts": (0, 16, 32, 64),
-              "probe.n_eval": 64, "probe.n_kl_samples": 32}
-REDUCED_PROBE = {"probe.forward_amounts": (0, 125, 250, 500), "probe.reverse_amounts": (0, 16, 32, 64, 128, 256),
-                 "probe.n_eval": 128, "probe.n_kl_samples": 64}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,29 +59,6 @@ class ScaleConfig:
 
     def grid(self) -> Grid:
         return Grid.of({"size": self.sizes, "n_pretrain": self.n_pretrain}, seeds_of(self), positive=["n_pretrain"])
-
-
-def probe_rows(curves: ReboundCurves) -> list[dict[str, Any]]:
-    """The probe's curves (x = R), its per-F metrics and the cell's strengths against the control."""
-    return curve_rows(curves) + strength_rows(rebound_metrics(curves.means()))
-
-
-def strength_rows(metrics: Mapping[int, Mapping[str, float]]) -> list[dict[str, Any]]:
-    """Rebound strength at the largest F against the F = 0 control, in both score scales."""
-    f_max = max(metrics)
-    top, control = metrics[f_max], metrics[0]
-    rows = []
-    for kind in SCORES:
-        unit = "nats/example" if kind == "log_odds" else "prob/example"
-        rows += [
-            metric_row(f"excess_initial_rate_{kind}",
-                       top[f"initial_rate_{kind}"] - control[f"initial_rate_{kind}"], unit),
-            metric_row(f"excess_late_slope_{kind}",
-                       top[f"late_slope_{kind}"] - control[f"late_slope_{kind}"], unit),
-            metric_row(f"knee_vs_control_{kind}", top[f"knee_vs_control_{kind}"], unit),
-            metric_row(f"r_back_trend_{kind}", trend_in_f(metrics, f"r_back_{kind}"), "examples/decade of F"),
-        ]
-    return rows
 
 
 def pretrain_spec(config: ScaleConfig, size: str, seed: int) -> PretrainSpec:
@@ -129,12 +98,8 @@ def axis_slopes(rows: Sequence[Mapping[str, Any]], measure: str, axis: str, othe
         table.setdefault(r["seed"], {}).setdefault(cond[other], {})[cond[axis]] = r["value"]
     out = {}
     for seed, by_other in table.items():
-        slopes = []
-        for points in by_other.values():
-            pts = [(math.log10(x_of[a]), v) for a, v in points.items() if np.isfinite(v)]
-            if len(pts) >= 2:
-                x, y = np.array(pts).T
-                slopes.append(float(np.polyfit(x, y, 1)[0]))
+        slopes = [log_slope({x_of[a]: v for a, v in points.items()}) for points in by_other.values()]
+        slopes = [s for s in slopes if np.isfinite(s)]
         out[seed] = float(np.mean(slopes)) if slopes else float("nan")
     return out
 
@@ -183,11 +148,11 @@ EXPERIMENT = Experiment(
     help="rebound metrics across model sizes and pre-training budgets, beside the F=0 control (paper Figs. 5-6)",
     config_cls=ScaleConfig,
     presets={
-        "micro": Preset({"sizes": ("50k",), "n_pretrain": (500, 1500, 4500), **TINY_PROBE, "seeds": 5},
+        "micro": Preset({"sizes": ("50k",), "n_pretrain": (500, 1500, 4500), **PROBE_PRESETS["tiny"], "seeds": 5},
                         "tests: one size, 3 budgets, tiny amounts, 5 seeds", est_seconds=40),
-        "quick": Preset({"sizes": ("50k", "100k"), "n_pretrain": (1000, 3000), **TINY_PROBE, "seeds": 2},
+        "quick": Preset({"sizes": ("50k", "100k"), "n_pretrain": (1000, 3000), **PROBE_PRESETS["tiny"], "seeds": 2},
                         "2 sizes x 2 budgets, tiny amounts, 2 seeds", est_seconds=25),
-        "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), **REDUCED_PROBE},
+        "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), **PROBE_PRESETS["reduced"]},
                           "3 sizes (50k-250k) x 3 budgets (1k-20k examples), F to 500, R to 256, 5 seeds",
                           est_seconds=960),
         "full": Preset({}, "3 sizes (50k-250k) x 3 budgets (5k-20k examples), F to 1000, R to 512, 5 seeds",

@@ -20,10 +20,9 @@ from typing import Any, Literal
 from tqdm import tqdm
 
 from harness.config import require
-from harness.errors import ConfigError
 from harness.runs import RunDir
 from toymodels.interface import OptimizerSpec
-from toymodels.sweep import Execution
+from toymodels.sweep import Runtime
 
 DEFAULT_MODEL = "smollm2-135m"
 TEMPLATE_RULE = ("task template (raw for sentiment; chat for safety/instruction when the model has one), "
@@ -80,15 +79,9 @@ class AdapterSettings:
 CPU_MICRO_OPTIMIZER = OptimizerSpec(lr=5e-4, batch_size=2)
 
 
-def llm_execution() -> Execution:
-    """One model in one process, on two CPU threads by default."""
-    return Execution(threads=2)
-
-
-def check_one_process(execution: Execution) -> None:
-    require(execution.n_jobs <= 1 and execution.backend == "local",
-            "llm experiments run one model in one process: n_jobs and backend do not apply "
-            "(several GPUs go through accelerate launch)")
+def llm_runtime() -> Runtime:
+    """One model in one process (several GPUs go through accelerate launch), two CPU threads by default."""
+    return Runtime(threads=2)
 
 
 def regime(adapter: AdapterSettings, optimizer: OptimizerSpec) -> str:
@@ -121,15 +114,12 @@ def load(config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int):
     from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
     from llm_bridge.models import describe_source, load_model
     from llm_bridge.tasks import TEMPLATES, check_data, make_task
+    from toymodels.train import resolve_device
 
     describe_source(config.model)  # a bad model name fails before any data is generated
     device, settings = config.execution.device, config.adapter
+    resolve_device(device)
     set_threads(config.execution.threads or None)
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device} was asked for but CUDA is not available")
     records = _records(config)
     check_data(config.task, records, n_eval, config.seed, needs)
     t0 = time.perf_counter()
@@ -146,8 +136,8 @@ def load(config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int):
     return adapter, task
 
 
-# The paper's SFT settings (digest §5.6), shared by the `paper` presets; each key names one leaf
-# in both the rebound and the resistance config.
+# The paper's SFT settings (digest §5.6), shared by the `paper` presets: each key names one leaf
+# of the rebound config, and of the resistance config except warmup_examples.
 PAPER = {"finetune": "full", "lr": 1e-5, "batch_size": 4, "grad_accum": 8, "max_grad_norm": 1.0,
          "max_length": 2048, "seed": 42, "device": "cuda", "warmup_examples": 0, "threads": 0}
 FLAGS = {"--model": "model", "--task": "task", "--lr": "lr", "--data": "data", "--finetune": "adapter.finetune"}
