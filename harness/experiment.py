@@ -9,7 +9,7 @@ figures from the saved metrics only. :mod:`harness.runner` executes one; the com
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,9 @@ class Experiment:
     ``draw(run_dir)`` draws figures from ``run_dir``'s saved metrics and summary; it may be given
     as ``"module:function"``, imported only when figures are drawn (plotting stays out of start-up).
     ``flags`` are command-line shortcuts for config keys (``{"--k": "k"}``).
+    ``readings(rows, experiment)`` turns the rows of any ``metrics.csv`` of this experiment (the
+    documented layout, as :func:`harness.metrics.read_metrics_csv` returns them) into its predictions,
+    so that runs made elsewhere (on a GPU, by another version) can be judged with the same code.
     """
 
     name: str
@@ -36,6 +39,7 @@ class Experiment:
     presets: Mapping[str, Preset]
     run: Callable[[Any, RunDir], Mapping[str, Any]]
     draw: Callable[[RunDir], object] | str | None = None
+    readings: Callable[[Sequence[Mapping[str, Any]], str], list[Any]] | None = None
     flags: Mapping[str, str] = field(default_factory=dict)
     units: Mapping[str, str] = field(default_factory=dict)
     default_preset: str = "quick"

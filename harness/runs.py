@@ -55,8 +55,11 @@ def git_commit(root: Path | None = None) -> str | None:
             ["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True,
             text=True, timeout=5, check=True,
         )
+        # figures/ holds what runs publish, never what they read: writing it (a multi-experiment
+        # reference update) does not make the code that ran dirty
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root or repo_root(),
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures"],
+            cwd=root or repo_root(),
             capture_output=True, text=True, timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
