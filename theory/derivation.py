@@ -260,6 +260,72 @@ def disjoint_supports(M: int | None = None) -> Identity:
                     "the other reading of 'disjoint': the ratio is +1, not -k")
 
 
+# --- leaves that only D_t has: how the unseen mass m_u enters, and which way it moves the coefficient
+m_u = sp.Symbol("m_u", nonnegative=True)
+_A_R = sp.Symbol("A_R", positive=True)
+
+
+class UnseenModel(Model):
+    """D_t puts mass ``m_u`` on leaves that D_p and D_a never produce and ``(1 - m_u) R`` on the M
+    seen leaves (``R`` sums to 1). gamma_p and gamma_a sum over the seen leaves only (P_p = P_a = 0
+    on the others), where q = (k P_p + P_a + l (1 - m_u) R)/S: the unseen leaves enter through S."""
+
+    def __init__(self, M: int | None = None):
+        super().__init__(M)
+        self.base["t"] = sp.IndexedBase("R", positive=True)
+
+    def P(self, role: str, leaf: sp.Expr = j) -> sp.Expr:
+        mass = super().P(role, leaf)
+        return (1 - m_u) * mass if role == "t" else mass
+
+
+@dataclass(frozen=True)
+class UnseenShare:
+    """The l -> 0 relation with unseen leaves, verified step by step, and the sign it implies."""
+
+    identities: list[Identity]
+    conclusion: str
+
+
+def unseen_share(M: int | None = None) -> UnseenShare:
+    """How m_u enters k gamma_p' + gamma_a' at l -> 0, and so the coefficient c0 = gamma_a'/(-k gamma_p').
+
+    Steps (each an :class:`Identity`): (U1) k gamma_p'(0) + gamma_a'(0) = m_u/d; (U2) gamma_p'(0) =
+    G/(d (k+1)) with G = 1 - (1 - m_u) A_R, A_R = sum_j P_p R / q(0) > 0; so c0 = 1 - m_u (k+1)/(k G);
+    (U3) dc0/dm_u = -(k+1)(1 - A_R)/(k G^2), one sign for all m_u; (U4) c0 = -1/k at m_u = 1.
+    """
+    m = UnseenModel(M)
+    at0 = {r: m.dgamma(r).subs(l, 0) for r in ("p", "a")}
+    a_r = m.total(lambda leaf: m.P("p", leaf) * m.base["t"][leaf] / m.q(leaf, at=0))
+    gp0 = sp.Subs(sp.Derivative(_g["p"], l), l, 0)
+    G = 1 - (1 - m_u) * _A_R
+    c0 = 1 - m_u * (k + 1) / (k * G)
+    scalar = Model(None)  # U3 and U4 are algebra in A_R, m_u and k: no sums to normalise
+    c0_sym = sp.Symbol("c_0")
+    identities = [
+        Identity("unseen, l -> 0", sp.Eq(k * gp0 + sp.Subs(sp.Derivative(_g["a"], l), l, 0), m_u / d, evaluate=False),
+                 k * at0["p"] + at0["a"], m_u / d, m, "m_u: D_t's mass on leaves where q(0) = 0"),
+        Identity("unseen, gamma_p'(0)", sp.Eq(gp0, (1 - (1 - m_u) * _A_R) / (d * (k + 1)), evaluate=False),
+                 at0["p"], (1 - (1 - m_u) * a_r) / (d * (k + 1)), m, "A_R = sum_j P_p R / q(0) > 0"),
+        Identity("unseen, dc0/dm_u", sp.Eq(sp.Derivative(c0_sym, m_u), -(k + 1) * (1 - _A_R) / (k * G**2),
+                                           evaluate=False),
+                 sp.diff(c0, m_u), -(k + 1) * (1 - _A_R) / (k * G**2), scalar,
+                 "c0 = gamma_a'(0)/(-k gamma_p'(0)) = 1 - m_u (k+1)/(k G) by U1 and U2"),
+        Identity("unseen, c0 at m_u = 1", sp.Eq(c0_sym, -1 / k, evaluate=False), c0.subs(m_u, 1), -1 / k, scalar),
+    ]
+    conclusion = (
+        "Take the break b = |ln c0|, infinite for c0 <= 0 (a collapse to 0 or a flipped ratio). G rises "
+        "with m_u (slope A_R > 0) and c0 = 1 at m_u = 0. If 1 - A_R < 0 (gamma_p falls without unseen "
+        "leaves, the theorem's sign), c0 rises from 1 to +inf as G -> 0- and is negative beyond (U3, "
+        "U4); if 1 - A_R > 0, c0 falls from 1 through 0 to -1/k. Either way b is non-decreasing in m_u "
+        "from b = 0: across cells that differ in m_u the expected association of the unseen share with "
+        "b is positive, and 0 when the break does not depend on m_u. With |c0 - 1| instead, the second "
+        "case stays below 1 + 1/k (a collapse reads about 1) while the first is unbounded, so the sign "
+        "of a correlation with |c0 - 1| follows the mix of cases, not m_u."
+    )
+    return UnseenShare(identities, conclusion)
+
+
 STEPS: list[Callable[..., Identity]] = [
     dq_dl, dgamma_dl, conservation, pretraining_perturbation, l0_form, alignment_perturbation,
     sign_p, sign_a, kl_form, hooke, disjoint_supports,
