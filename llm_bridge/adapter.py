@@ -155,9 +155,10 @@ class HFCausalLM:
         first = min(len(e.prompt_ids) for e in examples) - 1
         return ids.to(self.device), attn.to(self.device), targets.to(self.device), first
 
-    def _response_logprobs(self, examples: Sequence[Example], train: bool = False
+    def _response_logprobs(self, examples: Sequence[Example], train: bool = False, temperature: float = 1.0
                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities of the next (response) tokens and their mask, from one forward pass.
+        """Log-probabilities of the next (response) tokens under softmax(logits / ``temperature``)
+        and their mask, from one forward pass.
 
         Logits are computed only from the first response position on (``logits_to_keep``), which
         matters for Gemma's 262k-token vocabulary.
@@ -167,7 +168,7 @@ class HFCausalLM:
         net = self.model if train else self.net
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = net(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
-        logp = F.log_softmax(logits.float(), dim=-1)
+        logp = F.log_softmax(logits.float() / temperature, dim=-1)
         nxt = ids[:, first + 1 :]
         mask = targets[:, first : ids.shape[1] - 1]
         token_logp = logp[:, : nxt.shape[1]].gather(-1, nxt.unsqueeze(-1)).squeeze(-1)
@@ -227,12 +228,17 @@ class HFCausalLM:
         return log, opt.state_dict()
 
     @torch.no_grad()
-    def token_logprobs(self, examples: Sequence[Example]) -> list[np.ndarray]:
+    def token_logprobs(self, examples: Sequence[Example], temperature: float = 1.0) -> list[np.ndarray]:
+        """Response-token log-probabilities; ``temperature`` scores under the tempered distribution
+        softmax(logits / T) that :meth:`generate_batch` samples from at that temperature (its
+        self-loss on its own samples estimates their entropy H(p_T))."""
+        if temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
         self.net.eval()
         out: list[np.ndarray] = []
         for b in range(0, len(examples), self.eval_batch):
             chunk = examples[b : b + self.eval_batch]
-            token_logp, mask = self._response_logprobs(chunk)
+            token_logp, mask = self._response_logprobs(chunk, temperature=temperature)
             for row, m in zip(token_logp, mask, strict=True):
                 out.append(row[m].double().cpu().numpy())
         return out

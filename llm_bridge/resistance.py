@@ -1,5 +1,12 @@
 """Resistance on a real checkpoint: the toy resistance protocol (``run_resistance``, the paper's
-Table 1) run on a Hugging Face model, with a paired bootstrap over the shared prompts.
+Table 1) run on a Hugging Face model.
+
+Its readings are the toy's (:func:`toymodels.protocols.resistance_readings.resistance_predictions`),
+made by the same function: one training run is one independent run, so the primary reading reads
+``underpowered`` until more runs are made. Within the run, a paired bootstrap over the shared
+prompts gives exploratory readings (``WITHIN_RUN``; prompts are not runs). The KL-excess is the loss
+minus the entropy of the tempered generator the data was sampled from: each checkpoint scores its
+own samples at the sampling temperature.
 
 ``cpu-micro`` (the default) is a LoRA regime that runs on 2 CPU cores; ``paper`` uses the paper's
 SFT settings. The no-pre-training control cannot be run at this size (a randomly initialised
@@ -18,10 +25,13 @@ from harness.config import Preset, require
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
-from harness.verdicts import predict
+from harness.verdicts import Prediction, judge, paired_bootstrap
 from llm_bridge import common
 from toymodels.protocols.resistance import ResistanceSpec
+from toymodels.protocols.resistance_readings import resistance_predictions, temperature_tag
 from toymodels.sweep import Runtime
+
+N_BOOTSTRAP = 999
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +44,7 @@ class LLMResistanceConfig:
     protocol: ResistanceSpec = field(default_factory=lambda: ResistanceSpec(
         n_align=48, n_queries=24, temperature=0.05, optimizer=common.CPU_MICRO_OPTIMIZER))
     n_eval: int = 24  # held-out prompts; the shared query set Q is the first n_queries of them
-    n_bootstrap: int = 999
+    n_bootstrap: int = N_BOOTSTRAP
     execution: Runtime = field(default_factory=common.llm_runtime)
     trust_remote_code: bool = False
 
@@ -44,28 +54,22 @@ class LLMResistanceConfig:
         require(self.n_bootstrap >= 99, "n_bootstrap must be >= 99")
 
 
-RESISTANCE_MEASURES = (
-    ("excess_step0", -1, "inverse - forward KL-excess at step 0 (loss - generator self-loss, nats/token)"),
-    ("excess_final", -1, "inverse - forward KL-excess after the epoch (nats/token)"),
-    ("loss_step0", -1, "inverse - forward loss at step 0 (nats/token)"),
-    ("loss_final", -1, "inverse - forward loss after the epoch (nats/token)"),
+# Readings of the one run, bootstrapped over its prompts: exploratory, since prompts are not runs
+# (the primary reading comes from resistance_predictions over runs and reads underpowered with one).
+WITHIN_RUN = (
+    # measure, description
+    ("excess_step0", "inverse - forward KL-excess before training (loss minus the tempered generator's self-loss)"),
+    ("excess_final", "inverse - forward KL-excess after the epoch"),
+    ("loss_step0", "inverse - forward loss before training"),
+    ("loss_final", "inverse - forward loss after the epoch"),
 )
-
-
-def _wmean(values: Sequence[float], weights: np.ndarray) -> float:
-    return float(np.sum(np.asarray(values, float) * weights) / weights.sum())
-
-
-def _per_prompt(path: Mapping[str, Any], measure: str) -> np.ndarray:
-    when = measure.split("_")[1]
-    values = np.asarray(path[when], float)
-    return values - np.asarray(path["generator"], float) if measure.startswith("excess") else values
+PROMPT_MEASURES = {"step0": "prompt_loss_step0", "final": "prompt_loss_final", "entropy": "prompt_generator_entropy"}
 
 
 def measure_paths(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
-    """The toy resistance protocol on the checkpoint; each path's per-prompt losses."""
+    """The toy resistance protocol on the checkpoint: each path's losses, token-weighted and per prompt."""
     from toymodels.measures import example_losses
-    from toymodels.protocols.resistance import run_resistance
+    from toymodels.protocols.resistance import path_measures, run_resistance
 
     spec = config.protocol
     adapter, task = common.load(config, run_dir, {"aligned": spec.n_align}, config.n_eval)
@@ -76,69 +80,99 @@ def measure_paths(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any
         for direction, path in both.items():
             target = result.datasets[path.target]
             paths[f"{k}-{m}/{direction}"] = {
+                "summary": path_measures(path, target, spec.temperature),
                 "step0": example_losses(path.step0_logprobs), "final": example_losses(path.final_logprobs),
-                "generator": example_losses(target.self_logprobs[1.0]), "losses": path.log.losses,
-                "steps": path.log.steps, "mean_train_loss": path.log.mean_loss,
-                "response_tokens": [len(e.response_ids) for e in target.examples]}
+                "entropy": example_losses(target.self_logprobs[spec.temperature]),
+                "losses": path.log.losses, "steps": path.log.steps}
     return {"checkpoint_steps": result.checkpoint_steps, "checkpoint_scores": result.checkpoint_scores,
             "paths": paths}
 
 
-def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
-    common.qualify_reference(run_dir, config.model)
-    result = run_dir.cell("paths", lambda: measure_paths(config, run_dir))
-
-    paths = result["paths"]
+def metric_rows(config: LLMResistanceConfig, result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run in the toy's metrics layout, plus per-step training losses and per-prompt losses."""
     cond = {"init": "pretrained", "task": config.task, "size": config.model, "T": config.protocol.temperature}
+    seed = config.seed
     rows = []
     for i, (st, sc) in enumerate(zip(result["checkpoint_steps"], result["checkpoint_scores"], strict=True)):
-        rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=config.seed, x=i, **cond))
-        rows.append(metric_row("checkpoint_steps", st, "steps", seed=config.seed, x=i, **cond))
-    for key, path in paths.items():
+        rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=seed, x=i, **cond))
+        rows.append(metric_row("checkpoint_steps", st, "steps", seed=seed, x=i, **cond))
+    for key, path in result["paths"].items():
         pair, direction = key.split("/")
         c = dict(cond, pair=pair, path=direction)
-        gen = np.asarray(path["generator"], float)
-        tok = np.asarray(path["response_tokens"], float)
-        # token-weighted means, as training measures loss; per-prompt values below
-        summary = {"loss_step0_nats": _wmean(path["step0"], tok), "loss_final_nats": _wmean(path["final"], tok),
-                   "generator_loss_nats": _wmean(gen, tok), "loss_mean_nats": path["mean_train_loss"]}
-        summary["excess_step0_nats"] = summary["loss_step0_nats"] - summary["generator_loss_nats"]
-        summary["excess_final_nats"] = summary["loss_final_nats"] - summary["generator_loss_nats"]
-        summary["excess_mean_nats"] = summary["loss_mean_nats"] - summary["generator_loss_nats"]
-        for name, value in summary.items():
-            rows.append(metric_row(name, value, "nats", seed=config.seed, **c))
-        rows.append(metric_row("steps", path["steps"], "steps", seed=config.seed, **c))
-        for s, loss in enumerate(path["losses"]):
-            rows.append(metric_row("train_loss", loss, "nats", seed=config.seed, x=s + 1, **c))
-        for p, (a, b) in enumerate(zip(path["step0"], path["final"], strict=True)):
-            rows.append(metric_row("prompt_loss_step0", a, "nats", seed=config.seed, **c, prompt=p))
-            rows.append(metric_row("prompt_loss_final", b, "nats", seed=config.seed, **c, prompt=p))
+        rows += [metric_row(f"{name}_nats", value, "nats", seed=seed, **c) for name, value in path["summary"].items()]
+        rows.append(metric_row("steps", path["steps"], "steps", seed=seed, **c))
+        rows += [metric_row("train_loss", loss, "nats", seed=seed, x=s + 1, **c) for s, loss in enumerate(path["losses"])]
+        for what, measure in PROMPT_MEASURES.items():
+            rows += [metric_row(measure, v, "nats", seed=seed, **c, prompt=p) for p, v in enumerate(path[what])]
+    return rows
+
+
+def prompt_arrays(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, float], dict[str, np.ndarray]]:
+    """(run seed, T) -> ``"<pair>/<path>/<step0|final|entropy>"`` -> per-prompt losses (nats/token)."""
+    names = {v: k for k, v in PROMPT_MEASURES.items()}
+    values: dict[tuple[Any, float], dict[str, dict[int, float]]] = {}
+    for r in rows:
+        c = r["condition"]
+        if r["measure"] in names and "prompt" in c:
+            key = f"{c['pair']}/{c['path']}/{names[r['measure']]}"
+            values.setdefault((r["seed"], float(c["T"])), {}).setdefault(key, {})[int(c["prompt"])] = float(r["value"])
+    return {run: {k: np.array([v[p] for p in sorted(v)]) for k, v in arrays.items()} for run, arrays in values.items()}
+
+
+def prompt_asymmetry(arrays: Mapping[str, np.ndarray], measure: str) -> np.ndarray:
+    """(n_pairs, n_prompts): inverse - forward of ``measure`` (``excess_step0``, ``loss_final``, ...) per prompt."""
+    kind, when = measure.split("_")
+    pairs = sorted({k.split("/")[0] for k in arrays})
+
+    def of(pair: str, path: str) -> np.ndarray:
+        loss = arrays[f"{pair}/{path}/{when}"]
+        return loss - arrays[f"{pair}/{path}/entropy"] if kind == "excess" else loss
+
+    return np.array([of(p, "inverse") - of(p, "forward") for p in pairs])
+
+
+def within_run(rows: Sequence[Mapping[str, Any]], n_resamples: int = N_BOOTSTRAP) -> list[Prediction]:
+    """Exploratory readings of one run's prompts: the mean over prompts of (inverse - forward, mean
+    over pairs), with a paired bootstrap over the prompts (n_runs = 1); one set per (seed, T) in ``rows``."""
+    predictions = []
+    for (seed, temp), arrays in prompt_arrays(rows).items():
+        for measure, desc in WITHIN_RUN:
+            diffs = prompt_asymmetry(arrays, measure)
+            est = paired_bootstrap({"diff": diffs.mean(axis=0)}, lambda s: float(np.mean(s["diff"])), n_resamples,
+                                   int(seed))
+            predictions.append(judge(
+                f"resistance.{measure}.inverse_lower.{temperature_tag(temp)}.within_run", est,
+                f"{desc} (nats/token) at sampling T = {temp:g}, per prompt, mean over pairs; one run", n_runs=1,
+                temperature=temp, pairs_inverse_lower=int(np.sum(diffs.mean(axis=1) < 0)), n_pairs=len(diffs),
+                prompts_inverse_lower=int(np.sum(diffs.mean(axis=0) < 0))))
+    return predictions
+
+
+def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "llm.resistance") -> list[Prediction]:
+    """The toy resistance readings over training runs (the seeds of the rows), e.g. of several GPU
+    runs' metrics tables put together; one run reads ``underpowered``."""
+    return resistance_predictions(rows, experiment, unit="training runs")
+
+
+def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
+    common.qualify_reference(run_dir, config.model)
+    # the cell holds the tempered generator entropy: earlier "paths" cells (T = 1 self-loss) are not reused
+    result = run_dir.cell("tempered_paths", lambda: measure_paths(config, run_dir))
+    rows = metric_rows(config, result)
     run_dir.write_metrics(rows)
+    paths = result["paths"]
     pairs = sorted({k.split("/")[0] for k in paths})
-    family = "llm resistance: 4 measures over one set of paths; no correction, each with its own CI"
-    predictions, counts = [], {}
-    for measure, sign, desc in RESISTANCE_MEASURES:
-        diffs = np.array([_per_prompt(paths[f"{p}/inverse"], measure) - _per_prompt(paths[f"{p}/forward"], measure)
-                          for p in pairs])  # (n_pairs, n_prompts)
-        per_prompt = diffs.mean(axis=0)
-        counts[measure] = {"pairs_inverse_lower": int((diffs.mean(axis=1) < 0).sum()), "n_pairs": len(pairs),
-                           "prompts_inverse_lower": int((per_prompt < 0).sum()), "n_prompts": int(per_prompt.size)}
-        predictions.append(predict(f"resistance.{measure}.inverse_lower", per_prompt, sign,
-                                   desc + ", per prompt, mean over the 3 pairs", method="bootstrap",
-                                   seed=config.seed, family=family, **counts[measure]))
     steps = {k: v["steps"] for k, v in paths.items()}
     failures = [f"pair {p}: forward and inverse took different step counts"
                 for p in pairs if steps[f"{p}/forward"] != steps[f"{p}/inverse"]]
-    table = {p: {d: {m: float(np.mean(_per_prompt(paths[f'{p}/{d}'], m))) for m, _, _ in RESISTANCE_MEASURES}
-                 | {"train_loss_mean": paths[f"{p}/{d}"]["mean_train_loss"]} for d in ("forward", "inverse")}
-             for p in pairs}
-    return {"predictions": predictions, "counts": counts, "table1_nats": table,
+    return {"predictions": readings(rows, run_dir.experiment) + within_run(rows, config.n_bootstrap),
+            "table1_nats": {p: {d: paths[f"{p}/{d}"]["summary"] for d in ("forward", "inverse")} for p in pairs},
             "checkpoint_steps": result["checkpoint_steps"], "checkpoint_p_aligned": result["checkpoint_scores"],
             "steps_per_path": steps[f"{pairs[0]}/forward"],
             "examples_per_step": config.protocol.optimizer.examples_per_step,
             "regime": common.regime(config.adapter, config.protocol.optimizer), "template_rule": common.TEMPLATE_RULE,
             "no_pretraining_control": "not run: a randomly initialised 135M model cannot answer; see toy.resistance",
-            "instrument_failures": failures}
+            "provenance": common.provenance(config, run_dir), "instrument_failures": failures}
 
 
 EXPERIMENT = Experiment(
@@ -153,6 +187,6 @@ EXPERIMENT = Experiment(
                          "n_queries": 512, "n_eval": 512},
                         "the paper's SFT settings (GPU; needs that much data)", est_seconds=36000),
     },
-    run=run, draw="toymodels.figures:draw_resistance", flags=common.FLAGS, default_preset="cpu-micro",
-    units={"loss": "nats per response token", "score": "probability"},
+    run=run, readings=readings, draw="toymodels.figures:draw_resistance", flags=common.FLAGS,
+    default_preset="cpu-micro", units={"loss": "nats per response token", "score": "probability"},
 )

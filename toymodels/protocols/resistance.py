@@ -6,15 +6,15 @@ giving D1..D3. For a pair k < m: forward = theta_k trained on D_m, inverse = the
 D_k, with identical optimizer settings, step counts and data order (the same permutation of the
 shared prompts). Resistance predicts the inverse path has the lower loss.
 
-The raw loss mixes resistance with the entropy of the target data, so each dataset's generator
-self-loss is measured at temperature 1 and at the sampling temperature T (the latter estimates
-the data entropy H(p_T)), and the excess above the entropy (KL-excess, an estimate of
-KL(data||model)) is reported too, and the whole protocol
-is repeated from a randomly initialised theta0 (the no-pre-training control): an effect that also
-appears there is not elasticity.
+The raw loss mixes resistance with the entropy of the target data, so each generator also scores
+its own data at the sampling temperature T: its self-loss there estimates the data entropy H(p_T),
+and the loss above it (the KL-excess, an estimate of KL(data||model), >= 0 in expectation) is
+the reading. The whole protocol is repeated from a randomly initialised theta0 (the
+no-pre-training control): an effect that also appears there is not elasticity.
 
-:func:`run_resistance` is the protocol over any LanguageModel and Task; ``EXPERIMENT`` is the toy
-command ``elasticity toy resistance``.
+:func:`run_resistance` is the protocol over any LanguageModel and Task; its readings are in
+:mod:`toymodels.protocols.resistance_readings`; ``EXPERIMENT`` is the toy command
+``elasticity toy resistance``.
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
-from harness.verdicts import Prediction, predict
 from toymodels import measures
 from toymodels.corpus import Corpus, CorpusConfig, check_tasks
 from toymodels.finetuning import (
@@ -43,6 +41,7 @@ from toymodels.finetuning import (
 )
 from toymodels.interface import Example, LanguageModel, OptimizerSpec, TrainLog
 from toymodels.model import check_size
+from toymodels.protocols.resistance_readings import comparisons, counts, readings
 from toymodels.sweep import Cell, Execution, Grid, run_grid
 from toymodels.tasks import Task, make_tasks
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
@@ -78,7 +77,7 @@ class ResistanceSpec:
 @dataclass
 class GeneratedData:
     """D_k: checkpoint k's answers to the shared prompts, and its own token log-probabilities on
-    them at each scoring temperature (1 and, where the model can, the sampling temperature)."""
+    them at T = 1 and at the sampling temperature."""
 
     examples: list[Example]
     self_logprobs: dict[float, list[np.ndarray]]
@@ -108,14 +107,14 @@ class ResistanceResult:
 
 
 def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed: int, *,
-                   self_loss_temperatures: Sequence[float] = (1.0,),
                    progress: Callable[[str], None] = lambda message: None) -> ResistanceResult:
     """The Table 1 protocol from ``model``'s current weights (theta0), per example. ``model`` is
     left at theta0.
 
     Forward and inverse paths of a pair use the same permutation of the shared prompts, the same
     optimizer settings and a fresh optimizer each, so their step counts are equal by construction.
-    Each generator scores its own data at every temperature of ``self_loss_temperatures``.
+    Each generator scores its own data at T = 1 and at the sampling temperature (the data entropy);
+    that needs a model whose ``token_logprobs`` takes ``temperature=``.
     """
     theta0 = model.state_dict()
     aligned = task.forward_data(spec.n_align, seed=seed)
@@ -133,9 +132,9 @@ def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed:
             continue
         examples = sample_responses(model, prompts, task.max_new_tokens, spec.temperature, seed * 100 + i)
         datasets[i] = GeneratedData(examples, {t: measures.token_logprobs_at(model, examples, t)
-                                               for t in dict.fromkeys((1.0, *self_loss_temperatures))})
-        progress(f"checkpoint {i}: D_{i} generated, self-loss "
-                 f"{measures.example_losses(datasets[i].self_logprobs[1.0]).mean():.3f}")
+                                               for t in dict.fromkeys((1.0, spec.temperature))})
+        progress(f"checkpoint {i}: D_{i} generated, entropy at T={spec.temperature:g} "
+                 f"{measures.token_mean_loss(datasets[i].self_logprobs[spec.temperature]):.3f} nats/token")
     order = epoch_order(spec.n_queries, seed=seed + 1)
     pairs: dict[tuple[int, int], dict[str, PathResult]] = {}
     for k, m in spec.pairs:
@@ -200,7 +199,7 @@ def measure_cell(config: ResistanceConfig, cell: Cell, device: str) -> list[dict
     rows = []
     for task, temp in itertools.product(make_tasks(Corpus(pspec.corpus), config.tasks), config.temperatures):
         result = run_resistance(pre.model(device=device), task, replace(config.protocol, temperature=temp),
-                                cell.seed, self_loss_temperatures=(temp,))
+                                cell.seed)
         cond = dict(task=task.name, T=temp)
         for i, (st, sc) in enumerate(zip(result.checkpoint_steps, result.checkpoint_scores, strict=False)):
             rows.append(metric_row("checkpoint_p_aligned", sc, "prob", x=i, **cond))
@@ -218,85 +217,17 @@ def measure_cell(config: ResistanceConfig, cell: Cell, device: str) -> list[dict
 
 
 def path_measures(path: PathResult, data: GeneratedData, temperature: float) -> dict[str, float]:
-    """A path's losses (nats per token): before training, over the epoch, after it; its target's
-    generator self-loss at T = 1 and at the sampling temperature (the data entropy H(p_T)); and the
-    KL-excess above that entropy, an estimate of KL(data||model)."""
+    """A path's losses (nats per token, token-weighted as training measures them): before training,
+    over the epoch (the mean training loss, each batch scored before its step) and after it; its
+    target's generator self-loss at T = 1 and at the sampling temperature ``temperature`` (the data
+    entropy H(p_T)); and the KL-excess of each loss above that entropy, an estimate of
+    KL(p_T||model) (>= 0 in expectation before and over the epoch; after it the model has seen the
+    data)."""
     entropy = measures.token_mean_loss(data.self_logprobs[temperature])
     out = {"loss_step0": measures.token_mean_loss(path.step0_logprobs), "loss_mean": path.log.mean_loss,
            "loss_final": measures.token_mean_loss(path.final_logprobs),
            "generator_loss": measures.token_mean_loss(data.self_logprobs[1.0]), "generator_entropy": entropy}
-    return out | {"excess_step0": out["loss_step0"] - entropy, "excess_mean": out["loss_mean"] - entropy}
-
-
-def comparisons(rows: Sequence[Mapping[str, Any]], measure: str, init: str) -> dict[tuple, float]:
-    """inverse - forward of ``measure`` per (seed, task, size, T, pair) for starting point ``init``."""
-    values: dict[tuple, dict[str, float]] = {}
-    for r in rows:
-        if r["measure"] != measure:
-            continue
-        c = r["condition"]
-        if c.get("init") != init:
-            continue
-        key = (r["seed"], c["task"], c["size"], c["T"], c["pair"])
-        values.setdefault(key, {})[c["path"]] = float(r["value"])
-    return {k: v["inverse"] - v["forward"] for k, v in values.items() if len(v) == 2}
-
-
-def _predictions(rows: list[dict[str, Any]], config: ResistanceConfig) -> tuple[list[Prediction], dict]:
-    predictions, tables = [], {}
-    # Wilcoxon signed-rank p-values pool comparisons over seeds, tasks, sizes, pairs and T as if
-    # independent; the verdict itself uses the t-interval over per-seed means (or the bootstrap).
-    family = "resistance: 3 measures x 2 starting points, and the beyond-control contrast; no correction"
-    for init, measure in itertools.product(config.inits, ("excess_mean_nats", "loss_mean_nats", "excess_step0_nats")):
-        diffs = comparisons(rows, measure, init)
-        if not diffs:
-            continue
-        d = np.array(list(diffs.values()))
-        per_seed: dict[Any, list[float]] = {}
-        for (seed, *_), v in diffs.items():
-            per_seed.setdefault(seed, []).append(v)
-        seed_means = [float(np.mean(v)) for v in per_seed.values()]
-        wilcoxon_p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) and d.size >= 2 else float("nan")
-        key = f"{init}.{measure}"
-        tables[key] = {"n_comparisons": int(d.size), "inverse_lower": int((d < 0).sum()),
-                       "wilcoxon_p": wilcoxon_p, "mean_diff_nats": float(d.mean())}
-        for temp, size in itertools.product(config.temperatures, config.sizes):
-            sub = np.array([v for k, v in diffs.items() if float(k[3]) == temp and k[2] == size])
-            if sub.size:
-                tables[f"{key}.T={temp}.size={size}"] = {
-                    "n_comparisons": int(sub.size), "inverse_lower": int((sub < 0).sum()),
-                    "wilcoxon_p": float(stats.wilcoxon(sub).pvalue) if np.any(sub != 0) else float("nan"),
-                    "mean_diff_nats": float(sub.mean())}
-        suffix = "" if init == "pretrained" else ".control_no_pretraining"
-        name = measure.removesuffix("_nats")
-        extra = dict(n_comparisons=int(d.size), inverse_lower=int((d < 0).sum()), wilcoxon_p=wilcoxon_p)
-        if len(seed_means) >= 3:
-            p = predict(f"resistance.{name}.inverse_lower{suffix}", seed_means, -1,
-                        f"mean over comparisons of inverse - forward {name} (nats/token)", method="t",
-                        family=family, **extra)
-        else:
-            p = predict(f"resistance.{name}.inverse_lower{suffix}", d, -1,
-                        f"inverse - forward {name} per comparison (nats/token)", method="bootstrap",
-                        seed=config.seed, family=family,
-                        note="fewer than 3 seeds: percentile bootstrap over comparisons", **extra)
-        predictions.append(p)
-    if config.control:
-        # elasticity needs the pre-trained advantage beyond what a random start shows, paired by
-        # (seed, task, size, T, pair)
-        pre, ctl = comparisons(rows, "excess_mean_nats", "pretrained"), comparisons(rows, "excess_mean_nats", "random")
-        per_seed = {}
-        for key in pre.keys() & ctl.keys():
-            per_seed.setdefault(key[0], []).append(pre[key] - ctl[key])
-        seed_means = [float(np.mean(v)) for v in per_seed.values()]
-        d = [pre[k] - ctl[k] for k in sorted(pre.keys() & ctl.keys(), key=str)]
-        pid, desc = "resistance.excess_mean.beyond_control", \
-            "(inverse - forward KL-excess) pre-trained minus no-pre-training control (nats/token)"
-        if len(seed_means) >= 3:
-            predictions.append(predict(pid, seed_means, -1, desc, method="t", family=family))
-        elif d:
-            predictions.append(predict(pid, d, -1, desc, method="bootstrap", seed=config.seed, family=family,
-                                       note="fewer than 3 seeds: percentile bootstrap over comparisons"))
-    return predictions, tables
+    return out | {f"excess_{when}": out[f"loss_{when}"] - entropy for when in ("step0", "mean", "final")}
 
 
 def table1(rows: Sequence[Mapping[str, Any]], measure: str = "loss_mean_nats") -> list[dict[str, Any]]:
@@ -316,13 +247,14 @@ def table1(rows: Sequence[Mapping[str, Any]], measure: str = "loss_mean_nats") -
 def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
     rows = run_grid(run_dir, config, measure_cell, desc="toy.resistance")
     run_dir.write_metrics(rows)
-    predictions, tables = _predictions(rows, config)
     failures = []
-    steps = comparisons(rows, "steps", "pretrained")
-    if any(v != 0 for v in steps.values()):
+    steps = [v for init in config.inits for by_pair in comparisons(rows, "steps", init).values()
+             for v in by_pair.values()]
+    if any(v != 0 for v in steps):
         failures.append("forward and inverse paths took different numbers of optimizer steps")
     optimizer = config.protocol.optimizer
-    return {"predictions": predictions, "counts": tables, "table1_loss_mean_nats": table1(rows),
+    return {"predictions": readings(rows, run_dir.experiment), "counts": counts(rows),
+            "table1_loss_mean_nats": table1(rows),
             "table1_excess_mean_nats": table1(rows, "excess_mean_nats"),
             "steps_per_path": steps_for(config.protocol.n_queries, optimizer),
             "examples_per_step": optimizer.examples_per_step,
@@ -351,6 +283,7 @@ EXPERIMENT = Experiment(
     config_cls=ResistanceConfig,
     presets=PRESETS,
     run=run,
+    readings=readings,
     draw="toymodels.figures:draw_resistance",
     flags={"--lr": "protocol.optimizer.lr", "--temperature": "temperatures",
            "--seeds": "seeds"},

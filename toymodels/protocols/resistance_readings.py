@@ -1,0 +1,148 @@
+"""The readings of a resistance run, written once for the toy models and the real checkpoints.
+
+A *comparison* is one (run seed, task, size, checkpoint pair) at one sampling temperature T from one
+starting point (``init``: ``pretrained``, or ``random`` for the no-pre-training control): the inverse
+path's value minus the forward path's, or the relative asymmetry (inverse - forward) / ((inverse +
+forward) / 2). A reading averages the comparisons of each independent run (seed) over its tasks,
+sizes and pairs, and takes a t-interval over runs: comparisons within a run share its models and
+never count as runs, so fewer than 3 runs read ``underpowered``.
+
+Every temperature is read on its own, never pooled (T = 0.05 and T = 1 can differ in sign). The
+pre-registered primary readings (``harness/preregistration.toml``) are at the sampling temperature
+``PRIMARY_T``:
+
+- ``resistance.inverse_lower``: inverse - forward epoch KL-excess (``excess_mean_nats``: training
+  loss over the epoch minus the entropy of the tempered generator the data was sampled from);
+- ``resistance.beyond_control``: relative asymmetry of the epoch KL-excess, pre-trained minus the
+  no-pre-training control, paired by (seed, task, size, pair).
+
+Exploratory, at each T (ids ending ``.T0.05``, ``.T1``): inverse - forward of ``MEASURES`` from each
+starting point, the relative asymmetry of each starting point, and beyond-control at other T.
+:func:`resistance_predictions` reads any ``metrics.csv`` in the documented layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.preregistration import reading
+from harness.verdicts import Prediction, t_estimate
+
+PRIMARY_T = 0.05  # the sampling temperature of the pre-registered readings
+MEASURES = ("excess_mean", "loss_mean", "excess_step0")
+ARMS = {"pretrained": "", "random": ".control_no_pretraining"}  # init -> id suffix
+Key = tuple[Any, str, str, str]  # (seed, task, size, pair)
+
+
+def temperature_tag(temperature: float) -> str:
+    """``0.05`` -> ``"T0.05"``, ``1.0`` -> ``"T1"``: the temperature as an id part."""
+    return f"T{float(temperature):g}"
+
+
+def paths_by_comparison(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, float], dict[Key, dict[str, float]]]:
+    """(measure, init, T) -> comparison -> {"forward": value, "inverse": value}, from the path rows
+    (per-prompt rows are left out)."""
+    out: dict[tuple[str, str, float], dict[Key, dict[str, float]]] = {}
+    for r in rows:
+        c = r["condition"]
+        if "path" not in c or "prompt" in c:
+            continue
+        key = (r["seed"], str(c["task"]), str(c["size"]), str(c["pair"]))
+        out.setdefault((r["measure"], c.get("init", "pretrained"), float(c["T"])), {}).setdefault(
+            key, {})[c["path"]] = float(r["value"])
+    return out
+
+
+def asymmetries(paths: Mapping[Key, Mapping[str, float]], relative: bool = False) -> dict[Key, float]:
+    """inverse - forward per comparison; ``relative`` divides by the mean of the two (NaN where that
+    mean is not positive: a relative asymmetry of a non-positive level is undefined)."""
+    out = {}
+    for key, v in paths.items():
+        if "inverse" not in v or "forward" not in v:
+            continue
+        diff, level = v["inverse"] - v["forward"], (v["inverse"] + v["forward"]) / 2
+        out[key] = (diff / level if level > 0 else float("nan")) if relative else diff
+    return out
+
+
+def comparisons(rows: Sequence[Mapping[str, Any]], measure: str, init: str,
+                relative: bool = False) -> dict[float, dict[Key, float]]:
+    """T -> comparison -> asymmetry of ``measure`` (a metric name, e.g. ``steps``) from ``init``."""
+    return {t: asymmetries(paths, relative) for (m, i, t), paths in paths_by_comparison(rows).items()
+            if m == measure and i == init}
+
+
+def per_run(values: Mapping[Key, float]) -> list[float]:
+    """The mean over each run's comparisons (a NaN comparison makes its run NaN, which the interval
+    then leaves out)."""
+    runs: dict[Any, list[float]] = {}
+    for key, v in values.items():
+        runs.setdefault(key[0], []).append(v)
+    return [float(np.mean(runs[s])) for s in sorted(runs, key=str)]
+
+
+def _read(pid: str, values: Mapping[Key, float], measure: str, experiment: str, unit: str,
+          temperature: float) -> Prediction:
+    d = np.array(list(values.values()))
+    return reading(pid, t_estimate(per_run(values), unit), measure, experiment=experiment,
+                   temperature=temperature, n_comparisons=int(d.size), inverse_lower=int(np.sum(d < 0)))
+
+
+def resistance_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
+                           unit: str = "seeds") -> list[Prediction]:
+    """Every resistance reading of a metrics table, each temperature on its own (see the module)."""
+    index = paths_by_comparison(rows)
+    temps = sorted({t for (_m, _i, t) in index})
+    predictions = []
+    for temp in temps:
+        tag, at_primary = temperature_tag(temp), temp == PRIMARY_T
+        where = f"at sampling T = {temp:g}"
+        for init, suffix in ARMS.items():
+            for name in MEASURES:
+                paths = index.get((f"{name}_nats", init, temp))
+                if not paths:
+                    continue
+                primary = at_primary and init == "pretrained" and name == "excess_mean"
+                pid = "resistance.inverse_lower" if primary else f"resistance.{name}.inverse_lower{suffix}.{tag}"
+                predictions.append(_read(pid, asymmetries(paths), f"inverse - forward {name} (nats/token) {where}, "
+                                         f"from the {init} start, mean over pairs, tasks and sizes per run",
+                                         experiment, unit, temp))
+            paths = index.get(("excess_mean_nats", init, temp))
+            if paths:
+                predictions.append(_read(f"resistance.relative_asymmetry{suffix}.{tag}", asymmetries(paths, True),
+                                         f"relative asymmetry (inverse - forward) / mean of the epoch KL-excess {where}, "
+                                         f"from the {init} start", experiment, unit, temp))
+        pre, ctl = (index.get(("excess_mean_nats", init, temp)) for init in ARMS)
+        if pre and ctl:
+            rel_pre, rel_ctl = asymmetries(pre, True), asymmetries(ctl, True)
+            paired = {k: rel_pre[k] - rel_ctl[k] for k in rel_pre.keys() & rel_ctl.keys()}
+            pid = "resistance.beyond_control" if at_primary else f"resistance.beyond_control.{tag}"
+            predictions.append(_read(pid, paired, f"relative asymmetry of the epoch KL-excess {where}, pre-trained "
+                                     "minus the no-pre-training control, paired by (seed, task, size, pair)",
+                                     experiment, unit, temp))
+    return predictions
+
+
+def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "toy.resistance") -> list[Prediction]:
+    """The readings of a toy.resistance metrics table (runs are seeds)."""
+    return resistance_predictions(rows, experiment)
+
+
+def counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per (starting point, measure, T): how many comparisons and runs have the inverse path lower,
+    and the mean inverse - forward difference. Descriptive: comparisons are not independent."""
+    out = {}
+    for (measure, init, temp), paths in sorted(paths_by_comparison(rows).items(), key=str):
+        if measure.removesuffix("_nats") not in MEASURES:
+            continue
+        d = asymmetries(paths)
+        runs = np.array(per_run(d))
+        values = np.array(list(d.values()))
+        out[f"{init}.{measure}.{temperature_tag(temp)}"] = {
+            "n_comparisons": int(values.size), "inverse_lower": int(np.sum(values < 0)),
+            "n_runs": int(runs.size), "runs_inverse_lower": int(np.sum(runs < 0)),
+            "mean_diff_nats": float(values.mean())}
+    return out
