@@ -8,6 +8,7 @@ recovers its exponent.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,15 @@ from harness.config import Preset, require
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
-from harness.verdicts import Prediction, verdict_from_ci
-from llm_bridge.common import DEFAULT_MODEL, config_model, llm_runtime, model_tag, qualify_reference
+from harness.verdicts import Prediction
+from llm_bridge.common import (
+    DEFAULT_MODEL,
+    config_model,
+    llm_runtime,
+    model_tag,
+    provenance,
+    qualify_reference,
+)
 from toymodels.sweep import Runtime
 
 
@@ -92,23 +100,38 @@ def run(config: LLMParetoConfig, run_dir: RunDir) -> dict[str, Any]:
              metric_row("x_min_log", float(np.log(fit.x_min) + log_mass.max()), "nats", seed=config.seed,
                         depth=config.depth)]
     run_dir.write_metrics(rows)
-    predictions = []
-    for name, test in fit.tests.items():
-        # Vuong: z = mean * sqrt(n_eff) / sd, so the 95% interval of the mean is mean * (1 +- 1.96 / z)
-        half = abs(test.mean_ratio) * 1.96 / abs(test.z) if test.z else float("inf")
-        ci = (test.mean_ratio - half, test.mean_ratio + half)
-        predictions.append(Prediction(
-            id=f"pareto.power_law_over_{name}", verdict=verdict_from_ci(ci, 1), value=test.mean_ratio, ci=ci,
-            n_seeds=fit.n_tail,
-            measure=f"size-bias-weighted mean log-likelihood ratio per tail leaf, power law minus {name} (Vuong)",
-            method="Vuong normal interval over the Kish effective sample size",
-            family="pareto: 2 alternatives; no correction", extra={"p_value": test.p_value, "n_eff": test.n_eff}))
+    predictions = pareto_predictions(fit)
     error = synth["alpha_corrected"] - synth["alpha_true"]
     failures = [] if abs(error) <= 0.15 * synth["alpha_true"] else [
         f"size-bias-corrected fit on synthetic Zipf data gave alpha {synth['alpha_corrected']:.3f}, "
         f"true {synth['alpha_true']:.3f} (tolerance 15%)"]
     return {"predictions": predictions, "fit": fit.to_dict(), "synthetic": synth, "depth": config.depth,
-            "n_samples": config.n_samples, "instrument_failures": failures}
+            "n_samples": config.n_samples, "instrument_failures": failures,
+            "provenance": provenance(config, run_dir)}
+
+
+def pareto_predictions(fit: Any) -> list[Prediction]:
+    """Vuong tests of the fitted tail against each alternative: exploratory readings of one sample
+    (the paper states the Pareto shape as an assumption, A.7, not as a prediction)."""
+    predictions = []
+    for name, test in fit.tests.items():
+        # Vuong: z = mean * sqrt(n_eff) / sd, so the 95% interval of the mean is mean * (1 +- 1.96 / z)
+        half = abs(test.mean_ratio) * 1.96 / abs(test.z) if test.z else float("inf")
+        predictions.append(Prediction(
+            id=f"pareto.power_law_over_{name}", value=test.mean_ratio,
+            ci=(test.mean_ratio - half, test.mean_ratio + half), n_runs=1,
+            measure=f"size-bias-weighted mean log-likelihood ratio per tail leaf, power law minus {name} (Vuong)",
+            method="Vuong normal interval over the Kish effective sample size of one sample",
+            p_value=test.p_value, extra={"n_eff": test.n_eff, "n_tail_leaves": fit.n_tail}))
+    return predictions
+
+
+def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "llm.pareto") -> list[Prediction]:
+    """The Pareto fit and its tests, redone from a metrics table's sampled leaf log-masses."""
+    from theory.pareto import fit_pareto
+
+    log_mass = np.array([r["value"] for r in rows if r["measure"] == "leaf_log_mass"])
+    return pareto_predictions(fit_pareto(np.exp(log_mass - log_mass.max()), size_biased=True, discrete=False))
 
 
 def draw(run_dir: RunDir) -> None:
@@ -132,7 +155,7 @@ EXPERIMENT = Experiment(
                          "execution.threads": 0},
                         "depth 4, 100k sampled leaves (GPU)", est_seconds=1800),
     },
-    run=run, draw=draw,
+    run=run, readings=readings, draw=draw,
     flags={"--model": "model", "--depth": "depth"}, default_preset="cpu-micro",
     units={"alpha": "Zipf rank exponent", "log_mass": "nats"},
 )

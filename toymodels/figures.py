@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -53,6 +55,26 @@ def draw_resistance(run_dir: RunDir) -> list[Path]:
     return written
 
 
+def _draw_rate_against_score(ax: Any, rows: Sequence[Mapping[str, Any]], task: str) -> None:
+    """The decay rate between measured amounts against the score it passes (mean over seeds), S0
+    marked: what the slowdown reading looks at (a slowdown at S0 is a step down at the line)."""
+    curves: dict[int, dict[float, list[float]]] = {}
+    for r in rows:
+        c = r["condition"]
+        if r["measure"] == "score_log_odds" and c.get("task") == task:
+            curves.setdefault(int(c["F"]), {}).setdefault(float(r["x"]), []).append(r["value"])
+    for f in sorted(curves):
+        xs = np.array(sorted(curves[f]))
+        ys = np.array([np.mean(curves[f][x]) for x in xs])
+        ax.plot((ys[:-1] + ys[1:]) / 2, -np.diff(ys) / np.diff(xs), marker="o", ms=3, label=f"F={f}")
+    s0 = [r["value"] for r in rows if r["measure"] == "s0_log_odds" and r["condition"].get("task") == task]
+    ax.axvline(np.mean(s0), color="grey", ls="--", label="S0")
+    ax.invert_xaxis()  # the score falls as R grows: read left to right as the run goes on
+    ax.set_xlabel("mean log-odds passed (nats)")
+    ax.set_ylabel("decay rate (log-odds lost per reverse example)")
+    ax.legend(fontsize=7)
+
+
 def draw_rebound(run_dir: RunDir, model: str = "") -> list[Path]:
     """Score vs reverse amount per forward amount F, with S0 dashed (probability and log-odds).
 
@@ -62,7 +84,7 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[Path]:
     tasks = sorted({r["condition"]["task"] for r in rows if r["measure"] == "score_prob"})
     written = []
     for task in tasks:
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+        fig, axes = plt.subplots(1, 4, figsize=(20, 4.4))
         for ax, measure, s0_name, ylabel in (
             (axes[0], "score_prob", "s0_prob", "mean P(aligned) (probability)"),
             (axes[1], "score_log_odds", "s0_log_odds", "mean log-odds of aligned (nats)"),
@@ -74,9 +96,9 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[Path]:
                 if r["measure"] == measure and c.get("task") == task:
                     curves.setdefault(int(c["F"]), {}).setdefault(float(r["x"]), []).append(r["value"])
             for f in sorted(curves):
-                xs = sorted(curves[f])
-                ys = [np.mean(curves[f][x]) for x in xs]
-                ax.plot(xs, ys, marker="o", ms=3, label=f"F={f}" + (" (control)" if f == 0 else ""))
+                # KL is measured at every kl_every-th amount only: plot the measured points
+                points = [(x, np.mean(curves[f][x])) for x in sorted(curves[f]) if np.all(np.isfinite(curves[f][x]))]
+                ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=f"F={f}" + (" (control)" if f == 0 else ""))
             if s0_name:
                 s0 = [r["value"] for r in rows if r["measure"] == s0_name and r["condition"].get("task") == task]
                 ax.axhline(np.mean(s0), color="grey", ls="--", label="S0 (pre-trained)")
@@ -85,6 +107,7 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[Path]:
             ax.set_xlabel("reverse examples R (steps = ceil(R / batch))")
             ax.set_ylabel(ylabel)
             ax.legend(fontsize=7)
+        _draw_rate_against_score(axes[3], rows, task)
         seeds = sorted({r["seed"] for r in rows if r["measure"] == "score_prob" and r["condition"]["task"] == task})
         over = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over {len(seeds)} seeds"
         fig.suptitle(f"rebound{', ' + model if model else ''}, task {task}: {over}")

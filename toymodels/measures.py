@@ -3,7 +3,7 @@
 Units: losses and KL in nats per response token; scores as probability (mass on the aligned
 continuations normalised over the contrast set) and as log-odds (nats). KL names carry the
 direction: ``kl_data_model`` is KL(data||model), ``kl_reference_model`` is KL(reference||model).
-Amount readings (``r_back``, ``table3_reverse_to_eps``) interpolate linearly between measured
+Amount readings (``r_back``, the KL recovery amount) interpolate linearly between measured
 amounts and return NaN when the curve never gets there (censored).
 """
 
@@ -167,15 +167,14 @@ def r_back(amounts: Sequence[float], scores: Sequence[float], s0: float) -> floa
     return first_crossing(amounts, scores, s0)
 
 
-def table3_reverse_to_eps(amounts: Sequence[float], kl_to_theta0: Sequence[float], eps: float) -> float:
-    """Reverse amount that brings KL(theta0||model) under ``eps`` (the paper's Table 3 reading)."""
-    return first_crossing(amounts, kl_to_theta0, eps)
-
-
-def initial_decay_rate(amounts: Sequence[float], scores: Sequence[float]) -> float:
-    """Score lost per reverse example over the first measured interval (positive = decays)."""
+def initial_decay_rate(amounts: Sequence[float], scores: Sequence[float], window: tuple[float, float]) -> float:
+    """Score lost per reverse example over ``window`` (amounts, inclusive): minus the least-squares
+    slope of the score over the measured amounts in it (NaN with fewer than 3 of them)."""
     a, v = np.asarray(amounts, float), np.asarray(scores, float)
-    return float((v[0] - v[1]) / (a[1] - a[0]))
+    inside = (a >= window[0]) & (a <= window[1]) & np.isfinite(v)
+    if inside.sum() < 3:
+        return float("nan")
+    return float(-np.polyfit(a[inside], v[inside], 1)[0])
 
 
 def late_slope(amounts: Sequence[float], scores: Sequence[float], n_points: int = 3) -> float:
@@ -184,16 +183,45 @@ def late_slope(amounts: Sequence[float], scores: Sequence[float], n_points: int 
     return float(np.polyfit(a, v, 1)[0])
 
 
-def decay_rate_at(amounts: Sequence[float], scores: Sequence[float], level: float) -> float:
-    """Score lost per example over the measured interval in which the score passes ``level``.
+def rate_discontinuity(amounts: Sequence[float], scores: Sequence[float], level: float, bandwidth: float,
+                       min_points: int = 3) -> float:
+    """How much slower the score falls just below ``level`` than just above it: a regression
+    discontinuity of the decay rate at ``level``.
 
-    NaN when the curve never reaches ``level``. When it starts at or below ``level`` this is the
-    first interval's rate (the F = 0 control starts at S0).
+    Each interval between measured amounts gives a decay rate (score lost per example) at the
+    interval's mid score. A line in the score is fitted to the rates on each side of ``level`` within
+    ``bandwidth`` (above: before the interval in which the curve first crosses ``level``; below:
+    after it; the straddling interval itself is on neither side) and both are read at ``level``: the limit from above minus the limit from below. A smooth curve gives
+    0 to first order whatever its shape; a decline that slows sharply at ``level`` gives > 0. NaN when
+    either side has fewer than ``min_points`` intervals (censored).
     """
     a, v = np.asarray(amounts, float), np.asarray(scores, float)
-    if v[0] <= level:
-        return initial_decay_rate(a, v)
-    for i in range(1, a.size):
-        if v[i] <= level:
-            return float((v[i - 1] - v[i]) / (a[i] - a[i - 1]))
-    return float("nan")
+    rate, mid = -np.diff(v) / np.diff(a), (v[:-1] + v[1:]) / 2
+    below = np.nonzero(v <= level)[0]
+    if below.size == 0 or below[0] == 0 or not np.isfinite(bandwidth) or bandwidth <= 0:
+        return float("nan")
+    index = np.arange(rate.size)
+    # the interval that straddles the crossing mixes both regimes: it belongs to neither side
+    above_side = (index < below[0] - 1) & (mid <= level + bandwidth)
+    below_side = (index >= below[0]) & (mid >= level - bandwidth)
+    if above_side.sum() < min_points or below_side.sum() < min_points:
+        return float("nan")
+    limit = [np.polyval(np.polyfit(mid[side] - level, rate[side], 1), 0.0) for side in (above_side, below_side)]
+    return float(limit[0] - limit[1])
+
+
+def kl_readings(amounts: Sequence[float], kl_to_theta0: Sequence[float], recovery: float) -> dict[str, float]:
+    """Readings of KL(theta0||model) along a reverse sweep that can always be reached (the paper's
+    Table 3 asks for an absolute epsilon that these runs never reach): the post-alignment KL, the
+    minimum and the amount at it, and the amount that recovers ``recovery`` of the post-alignment KL
+    (NaN, counted as censored, when the sweep never gets there). Unmeasured amounts are NaN."""
+    a, k = np.asarray(amounts, float), np.asarray(kl_to_theta0, float)
+    measured = np.isfinite(k)
+    a, k = a[measured], k[measured]
+    if k.size == 0:
+        return dict.fromkeys(("kl_post_alignment_nats", "kl_min_nats", "kl_min_amount", "kl_recovery_amount"),
+                             float("nan"))
+    start = float(k[0])
+    target = start * (1.0 - recovery)
+    return {"kl_post_alignment_nats": start, "kl_min_nats": float(k.min()), "kl_min_amount": float(a[np.argmin(k)]),
+            "kl_recovery_amount": first_crossing(a, k, target) if start > 0 else float("nan")}

@@ -2,7 +2,7 @@
 
 A protocol never looks inside a task's data; it asks the task for token-id Examples and Contrasts.
 :class:`ToyTask` implements it over a synthetic :class:`~toymodels.corpus.Corpus`; an LLM task
-(IMDb, BeaverTails, Alpaca) implements the same five members over a tokenizer.
+(IMDb, BeaverTails, Alpaca) implements the same members over a tokenizer.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ class Task(Protocol):
         """``n`` misaligned examples (the reverse / negative direction)."""
         ...
 
+    def neutral_data(self, n: int, seed: int) -> list[Example]:
+        """``n`` examples that push neither way (the shared warm-up, and format controls)."""
+        ...
+
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
         """``n`` held-out prompts (token ids) for scores and for generated datasets."""
         ...
@@ -51,6 +55,10 @@ class ToyTask:
 
     def reverse_data(self, n: int, seed: int) -> list[Example]:
         return self.corpus.task_examples(self.name, n, aligned=False, seed=seed)
+
+    def neutral_data(self, n: int, seed: int) -> list[Example]:
+        # the task's pre-training data: the attribute at its base rate, no push either way
+        return self.corpus.pretrain_examples(n, seed=3_000_000 + seed, tasks=(self.name,))
 
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
         # a separate seed range from the one training prompts use

@@ -15,7 +15,9 @@ from llm_bridge.rebound import EXPERIMENT as REBOUND
 from llm_bridge.resistance import EXPERIMENT as RESISTANCE
 from theory.pareto import size_bias_recovery
 
-MICRO = {"forward_amounts": "0,2,4", "reverse_amounts": "0,2,4", "n_eval": 4, "n_kl_samples": 2,
+# one example per step, so that the 8 misaligned records cover the initial-rate window (steps 1-9)
+MICRO = {"forward_amounts": "0,2,4", "reverse_amounts": ",".join(map(str, range(9))), "batch_size": 1, "n_eval": 4,
+         "n_kl_samples": 2,
          "warmup_examples": 2, "lr": 1e-2, "n_bootstrap": 199, "threads": 1}
 
 
@@ -32,10 +34,14 @@ def test_rebound_has_controls_and_both_scales(rebound_run):
     assert ("sentiment", 0) in conds  # the F = 0 control
     assert ("sentiment+neutral-forward", 4) in conds  # the format control
     assert {r["measure"] for r in rows} >= {"score_prob", "score_log_odds", "kl_theta0_model",
-                                            "prompt_log_odds", "table3_reverse_to_eps", "r_back_log_odds"}
-    ids = {p["id"] for p in outcome.summary["predictions"]}
-    assert "rebound.initial_rate_vs_neutral_control" in ids and "rebound.r_back_decreases_with_F" in ids
-    assert all(p["method"] == "paired percentile bootstrap over prompts" for p in outcome.summary["predictions"])
+                                            "prompt_log_odds", "kl_recovery_amount", "r_back_log_odds"}
+    predictions = {p["id"]: p for p in outcome.summary["predictions"]}
+    assert "rebound.initial_rate_vs_neutral_control" in predictions and "rebound.r_back_decreases_with_F" in predictions
+    # one training run: the primary readings are underpowered, prompts never count as runs
+    primary = predictions["rebound.initial_rate_increases_with_F"]
+    assert primary["primary"] and primary["n_runs"] == 1 and primary["verdict"] == "underpowered"
+    within = predictions["rebound.initial_rate_vs_neutral_control"]
+    assert within["method"] == "paired percentile bootstrap over prompts" and "verdict" not in within
     # F = 0 is one shared control: identical in both arms
     f0 = {}
     for r in rows:
@@ -69,17 +75,34 @@ def test_resistance_paths_take_equal_steps(tiny_folder, records_file, tmp_path):
     rows = outcome.run.read_metrics()
     steps = [r["value"] for r in rows if r["measure"] == "steps"]
     assert len(steps) == 6 and len(set(steps)) == 1
-    assert {p["id"] for p in outcome.summary["predictions"]} == {
-        f"resistance.{m}.inverse_lower" for m in ("excess_step0", "excess_final", "loss_step0", "loss_final")}
-    assert outcome.summary["counts"]["loss_step0"]["n_prompts"] == 4
+    preds = {p["id"]: p for p in outcome.summary["predictions"]}
+    primary = preds["resistance.inverse_lower"]  # the toy's reading, over one training run
+    assert primary["primary"] and primary["n_runs"] == 1 and primary["verdict"] == "underpowered"
+    within = {pid: p for pid, p in preds.items() if pid.endswith(".within_run")}
+    assert set(within) == {f"resistance.{m}.inverse_lower.T0.05.within_run"
+                           for m in ("excess_step0", "excess_final", "loss_step0", "loss_final")}
+    for p in within.values():  # prompts are not runs: exploratory, no verdict
+        assert p["n_runs"] == 1 and "verdict" not in p and p["method"] == "paired percentile bootstrap over prompts"
+    # the KL-excess is the loss minus the entropy of the tempered generator (its self-loss at T = 0.05)
+    path = {(r["condition"]["pair"], r["condition"]["path"], r["measure"]): r["value"] for r in rows
+            if "path" in r["condition"] and "prompt" not in r["condition"]}
+    for (pair, direction, measure), value in path.items():
+        if measure == "excess_mean_nats":
+            entropy = path[(pair, direction, "generator_entropy_nats")]
+            assert value == pytest.approx(path[(pair, direction, "loss_mean_nats")] - entropy)
+            assert entropy < path[(pair, direction, "generator_loss_nats")]
+    again = RESISTANCE.readings(rows, "llm.resistance")  # the readings over runs, from the metrics alone
+    assert [(p.id, p.value) for p in again] == [(p["id"], pytest.approx(p["value"]))
+                                                for p in outcome.summary["predictions"] if p["id"] not in within]
 
 
 def test_paired_bootstrap_resamples_prompts_jointly():
     a = np.arange(10.0)
-    value, ci, n_nan = paired_bootstrap({"a": a, "b": a + 1}, lambda s: float(np.mean(s["b"] - s["a"])), 199, 0)
-    assert value == 1.0 and ci == (1.0, 1.0) and n_nan == 0  # paired: the difference never varies
-    value, ci, _ = paired_bootstrap({"a": a}, lambda s: float(np.mean(s["a"])), 499, 0)
-    assert ci[0] < value < ci[1]
+    paired = paired_bootstrap({"a": a, "b": a + 1}, lambda s: float(np.mean(s["b"] - s["a"])), 199, 0)
+    assert paired.value == 1.0 and paired.ci == (1.0, 1.0)  # paired: the difference never varies
+    assert paired.n == 10 and "prompts" in paired.method  # prompts, never runs
+    single = paired_bootstrap({"a": a}, lambda s: float(np.mean(s["a"])), 499, 0)
+    assert single.ci[0] < single.value < single.ci[1]
 
 
 def test_size_biased_fit_recovers_alpha():
@@ -118,7 +141,7 @@ def test_a_non_default_model_is_recorded_beside_the_default(rebound_run, tmp_pat
     config, outcome = rebound_run
     key = f"llm.rebound.{model_tag(config.model)}"
     assert outcome.run.reference_key == key and outcome.run.experiment == "llm.rebound"
-    reference.update_reference(outcome.run, outcome.summary, "cpu-micro")
+    reference.update_reference(outcome.run, outcome.summary, "cpu-micro", commit="0" * 40)
     headline = reference.load_results()["experiments"][key]["headline"]
     assert headline["command"].startswith("elasticity llm rebound --model ")
     recorded = {p.name: p.read_bytes() for p in figures.glob("*.png")}

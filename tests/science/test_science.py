@@ -16,19 +16,33 @@ def _prediction(outcome, pid: str) -> dict:
     return next(p for p in outcome.summary["predictions"] if p["id"] == pid)
 
 
-def test_compression_ratio_grows_with_k(compression_run):
-    """Prediction: |dγ_a/dl ÷ dγ_p/dl| of trained networks grows with k (log-log slope > 0)."""
-    p = _prediction(compression_run, "compression.ratio_grows_with_k")
-    assert p["n_seeds"] == 5
+def test_compression_theorem_slope(compression_run):
+    """Prediction: the log-log slope of |dγ_a/dl ÷ dγ_p/dl| against k lies in the theorem's band."""
+    p = _prediction(compression_run, "theorem.ratio_scales_with_k")
+    assert p["n_runs"] == 5 and p["primary"] and tuple(p["band"]) == (0.9, 1.1)
+    for pid in ("compression.gamma_a_rises_fraction", "compression.gamma_p_falls_fraction"):
+        assert "verdict" not in _prediction(compression_run, pid)
     check_recorded_verdict("toy.compression", compression_run.run.config_hash, p)
 
 
-def test_rebound_strength_vs_pretraining_tokens(scale_micro_run):
-    """Prediction: the excess initial decay over the F=0 control grows with pre-training examples."""
-    for pid in ("scale.rebound_grows_with_tokens", "scale.rebound_grows_with_tokens.prob"):
-        p = _prediction(scale_micro_run, pid)
-        assert p["n_seeds"] == 5
-        check_recorded_verdict("toy.scale", scale_micro_run.run.config_hash, p)
+def test_compression_primary_is_the_calibrated_reading():
+    """toy.compression judges the theorem's slope with the code its calibration runs, at its seeds."""
+    from theory import calibration
+
+    assert calibration.COMPRESSION_SEEDS == compression.EXPERIMENT.presets["full"].overrides["seeds"]
+    rows = calibration.synthetic_rows("toy.compression", 1.0, 5, seed=3)
+    ours = next(p for p in compression.readings(rows) if p.id == "theorem.ratio_scales_with_k")
+    assert ours == calibration.read("toy.compression", rows)
+
+
+def test_rebound_strength_vs_pretraining(scale_micro_run):
+    """Prediction: the excess initial decay over the F=0 control grows with pre-training examples
+    (the pre-registered primary reading; its probability-scale twin is exploratory)."""
+    p = _prediction(scale_micro_run, "scale.rebound_grows_with_pretraining")
+    assert p["primary"] and p["n_runs"] == 5 and p["family"] == "scale"
+    exploratory = _prediction(scale_micro_run, "scale.rebound_grows_with_pretraining.excess_initial_rate.prob")
+    assert not exploratory["primary"] and "verdict" not in exploratory
+    check_recorded_verdict("toy.scale", scale_micro_run.run.config_hash, p)
 
 
 def test_mixture_prediction_is_exact_for_like_perturbation(compression_run):

@@ -12,7 +12,8 @@ from toymodels.protocols import rebound, resistance
 
 # The prediction tests' own configs (their hashes key the recorded verdicts in results.json).
 REBOUND_TEST = {"seeds": 5, "n_pretrain": 4000, "probe.forward_amounts": (0, 64, 128, 256),
-                "probe.reverse_amounts": (0, 16, 32, 64, 128, 256), "probe.n_eval": 64, "probe.n_kl_samples": 64}
+                "probe.reverse_amounts": tuple(range(0, 257, 16)), "probe.n_eval": 64, "probe.n_kl_samples": 64,
+                "probe.kl_every": 4}
 RESISTANCE_TEST = {"tasks": ("sentiment",), "seeds": 5, "n_pretrain": 4000, "protocol.n_align": 256,
                    "protocol.n_queries": 64}
 

@@ -91,8 +91,6 @@ def test_first_crossing_interpolates_and_censors():
     assert measures.r_back(amounts, [1.0, 0.8, 0.4, 0.1], 0.6) == pytest.approx(15.0)
     assert math.isnan(measures.r_back(amounts, [1.0, 0.9, 0.8, 0.7], 0.6))
     assert measures.r_back(amounts, [0.5, 0.4, 0.3, 0.2], 0.6) == 0.0
-    assert measures.table3_reverse_to_eps(amounts, [0.3, 0.2, 0.005, 0.001], 0.01) == pytest.approx(
-        10 + 10 * (0.2 - 0.01) / (0.2 - 0.005))
     with pytest.raises(ConfigError, match="strictly increasing"):
         measures.r_back([0, 20, 10], [1, 0.5, 0.1], 0.6)
 
@@ -100,11 +98,53 @@ def test_first_crossing_interpolates_and_censors():
 def test_rates_and_slopes():
     amounts = [0, 10, 20, 40, 80]
     scores = [1.0, 0.8, 0.5, 0.3, 0.2]
-    assert measures.initial_decay_rate(amounts, scores) == pytest.approx(0.02)
-    assert measures.decay_rate_at(amounts, scores, 0.6) == pytest.approx(0.03)
-    assert measures.decay_rate_at(amounts, [0.6, 0.5, 0.4, 0.3, 0.2], 0.6) == pytest.approx(0.01)
-    assert math.isnan(measures.decay_rate_at(amounts, scores, 0.1))
+    # the initial rate is a least-squares slope over a window of amounts, NaN with < 3 points in it
+    assert measures.initial_decay_rate(amounts, scores, (10, 40)) == pytest.approx(
+        -np.polyfit([10, 20, 40], [0.8, 0.5, 0.3], 1)[0])
+    assert math.isnan(measures.initial_decay_rate(amounts, scores, (10, 20)))
     assert measures.late_slope(amounts, scores, 3) == pytest.approx(np.polyfit([20, 40, 80], [0.5, 0.3, 0.2], 1)[0])
+
+
+def _decay(shape: str, slowdown: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A curve from 4 to below S0 = 0 on an equal-step grid, by dy/dR = -g(y); after crossing 0 the
+    rate is cut by the share ``slowdown``."""
+    g = {"exponential": lambda y: 0.0025 * (y + 6), "power": lambda y: 0.0005 * (y + 6) ** 2,
+         "linear": lambda y: 0.01 + 0 * y, "accelerating": lambda y: 0.024 - 0.002 * (y + 6)}[shape]
+    amounts, y, ys = np.arange(0, 1281, 16.0), 4.0, []
+    for _ in amounts:
+        ys.append(y)
+        for _ in range(160):  # Euler sub-steps of 0.1 example
+            y -= 0.1 * g(y) * (1 - slowdown if y <= 0 else 1)
+    return amounts, np.array(ys)
+
+
+@pytest.mark.parametrize("shape", ["exponential", "power", "linear", "accelerating"])
+def test_rate_discontinuity_reads_zero_on_smooth_curves_and_the_planted_slowdown(shape):
+    """Calibration by construction: whatever the smooth shape, no feature at S0 reads ~0; a rate cut
+    by half at S0 reads about half the rate there."""
+    amounts, smooth = _decay(shape)
+    _, slowed = _decay(shape, slowdown=0.5)
+    rate_at_s0 = {"exponential": 0.015, "power": 0.018, "linear": 0.01, "accelerating": 0.012}[shape]
+    null = measures.rate_discontinuity(amounts, smooth, 0.0, 2.0)
+    planted = measures.rate_discontinuity(amounts, slowed, 0.0, 2.0)
+    print(f"{shape}: null {null:.5f}, planted {planted:.5f}, half the rate at S0 {rate_at_s0 / 2:.5f}")
+    assert abs(null) < 0.05 * rate_at_s0
+    assert planted == pytest.approx(rate_at_s0 / 2, rel=0.25)
+
+
+def test_rate_discontinuity_is_censored_without_enough_points_each_side():
+    amounts, y = _decay("exponential")
+    assert math.isnan(measures.rate_discontinuity(amounts[:8], y[:8], 0.0, 2.0))  # never crosses
+    assert math.isnan(measures.rate_discontinuity(amounts, y, 0.0, 0.01))  # too narrow a band
+
+
+def test_kl_readings_can_always_be_reached_or_are_counted_as_censored():
+    amounts = [0, 10, 20, 40]
+    out = measures.kl_readings(amounts, [0.4, float("nan"), 0.1, 0.3], 0.5)
+    assert out["kl_post_alignment_nats"] == 0.4 and out["kl_min_nats"] == 0.1 and out["kl_min_amount"] == 20
+    assert out["kl_recovery_amount"] == pytest.approx(10 * 0.2 / 0.3 * 2)  # 0.4 -> 0.2 between 0 and 20
+    assert math.isnan(measures.kl_readings(amounts, [0.4, 0.39, 0.38, 0.37], 0.5)["kl_recovery_amount"])
+    assert all(math.isnan(v) for v in measures.kl_readings(amounts, [float("nan")] * 4, 0.5).values())
 
 
 def test_empty_inputs_are_config_errors(trained):

@@ -16,12 +16,10 @@ def _prediction(outcome, pid):
 
 
 @pytest.mark.parametrize("experiment, run, pid", [
-    ("toy.resistance", "resistance_run", "resistance.excess_mean.inverse_lower"),
-    ("toy.resistance", "resistance_run", "resistance.excess_mean.inverse_lower.control_no_pretraining"),
-    ("toy.resistance", "resistance_run", "resistance.excess_mean.beyond_control"),
-    ("toy.rebound", "rebound_run", "rebound.r_back_decreases_with_F"),
+    ("toy.resistance", "resistance_run", "resistance.inverse_lower"),
+    ("toy.resistance", "resistance_run", "resistance.beyond_control"),
     ("toy.rebound", "rebound_run", "rebound.initial_rate_increases_with_F"),
-    ("toy.rebound", "rebound_run", "rebound.knee_at_s0_vs_control"),
+    ("toy.rebound", "rebound_run", "rebound.slows_near_s0"),
 ])
 def test_recorded_verdict(request, experiment, run, pid):
     outcome = request.getfixturevalue(run)

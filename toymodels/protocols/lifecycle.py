@@ -6,24 +6,26 @@ core's align-then-reverse probe runs (alignment cut at F, F = 0 the control; the
 fine-tuning), at each probe learning rate in ``lrs``: at a large learning rate optimizer steps
 dominate example counts. The rebound strength of a checkpoint is read against its own F = 0
 control, in both score metrics (probability and log-odds): the excess initial decay rate at the
-largest F, the excess late slope, the knee at S0 and the R_back trend (see ``toy.scale``).
+largest F, the excess late slope, the slowdown at S0 and the R_back trend (see ``toy.scale``).
 
-Reported per (learning rate, score metric): the strength curve over pre-training with 95%
+Reported per (learning rate, score metric): the strength curves over pre-training with 95%
 intervals, whether the effect is already present at random init, the first checkpoint whose
-interval lies above 0 when it is not (the emergence threshold, if any), and a verdict on the slope
-of strength against log10(pre-training examples).
+interval lies above 0 when it is not, and the slope of strength against log10(pre-training
+examples). All of it is exploratory: ``toy.scale`` holds the pre-registered scale readings.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
+from harness.preregistration import reading
 from harness.runs import RunDir
-from harness.verdicts import log_slope, mean_ci, predict, verdict_from_ci
+from harness.verdicts import Prediction, log_slope, t_estimate
 from toymodels.corpus import Corpus, check_task
 from toymodels.model import check_size
 from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, probe_rows, rebound_curves
@@ -89,7 +91,8 @@ def run(config: LifecycleConfig, run_dir: RunDir) -> dict[str, Any]:
     table = run_grid(run_dir, config, measure_cell, desc="toy.lifecycle")
     run_dir.write_metrics(table)
     write_aggregate(run_dir, table)
-    return summarise(config, table)
+    return {"predictions": readings(table), "regimes": regimes(table),
+            "tokens_per_example": Corpus(config.pretrain_spec(0).corpus).seq_len}
 
 
 def _strengths(table: Sequence[Mapping[str, Any]], measure: str, lr: float) -> dict[int, dict[int, float]]:
@@ -102,43 +105,48 @@ def _strengths(table: Sequence[Mapping[str, Any]], measure: str, lr: float) -> d
     return out
 
 
-def summarise(config: LifecycleConfig, table: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    family = (f"toy.lifecycle: {len(config.lrs)} learning rates x 2 score metrics, 95% intervals, "
-              "uncorrected (a regime map, not one test)")
-    predictions, regimes = [], []
-    for lr in config.lrs:
-        for kind in SCORES:
-            measure = f"excess_initial_rate_{kind}"
-            by_seed = _strengths(table, measure, lr)
-            curve = []
-            for c in config.checkpoints:
-                mean, ci = mean_ci([by_seed[s][c] for s in sorted(by_seed)])
-                curve.append({"pretrain_examples": c, "mean": mean, "ci": list(ci),
-                              "verdict": verdict_from_ci(ci, +1)})
-            at_init = curve[0]["verdict"] == "holds" if config.checkpoints[0] == 0 else None
-            # a threshold only means emergence when the effect is absent at random init
-            threshold = None if at_init else next(
-                (p["pretrain_examples"] for p in curve if p["pretrain_examples"] > 0 and p["verdict"] == "holds"),
-                None)
-            others = {}
-            for strength in STRENGTHS[1:]:
-                s_by_seed = _strengths(table, f"{strength}_{kind}", lr)
-                final = [s_by_seed[s][config.checkpoints[-1]] for s in sorted(s_by_seed)]
-                mean, ci = mean_ci(final)
-                others[f"{strength}_at_end"] = {"mean": mean, "ci": list(ci)}
-            regimes.append({"lr": lr, "score": kind, "strength": measure, "curve": curve,
-                            "emergence_threshold_examples": threshold,
-                            "present_at_random_init": at_init,
-                            "random_init": curve[0] if config.checkpoints[0] == 0 else None,
-                            **others})
-            suffix = "" if kind == "log_odds" else ".prob"
-            predictions.append(predict(
-                f"lifecycle.elasticity_grows_with_pretraining.lr{lr:g}{suffix}",
-                [log_slope(by_seed[s]) for s in sorted(by_seed)], +1,
-                f"slope of the excess initial decay rate ({kind}; largest F minus the F=0 control) "
-                f"against log10(pre-training examples), probe lr {lr:g}", family=family))
-    return {"predictions": predictions, "regimes": regimes,
-            "tokens_per_example": Corpus(config.pretrain_spec(0).corpus).seq_len}
+def _lrs(table: Sequence[Mapping[str, Any]]) -> list[float]:
+    return sorted({r["condition"]["lr"] for r in table if "lr" in r["condition"]})
+
+
+def readings(table: Sequence[Mapping[str, Any]], experiment: str = "toy.lifecycle") -> list[Prediction]:
+    """Per (probe learning rate, score scale): the slope of the excess initial decay rate against
+    log10(pre-training examples) over the checkpoints after random init, per seed, with a t-interval
+    over seeds. All exploratory: the lifecycle maps regimes, the scale experiment holds the primary."""
+    predictions = []
+    for lr, kind in itertools.product(_lrs(table), SCORES):
+        by_seed = _strengths(table, f"excess_initial_rate_{kind}", lr)
+        suffix = "" if kind == "log_odds" else ".prob"
+        predictions.append(reading(
+            f"lifecycle.elasticity_grows_with_pretraining.lr{lr:g}{suffix}",
+            t_estimate([log_slope(by_seed[s]) for s in sorted(by_seed)]),
+            f"slope of the excess initial decay rate ({kind}; largest F minus the F=0 control) "
+            f"against log10(pre-training examples), probe lr {lr:g}", experiment=experiment))
+    return predictions
+
+
+def regimes(table: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per (learning rate, score scale): every strength along pre-training, mean and 95% interval
+    over seeds at each checkpoint, and whether the excess initial rate's interval lies above 0 at
+    random init (then a later rise is not emergence) and, if not, at which checkpoint it first does.
+    Descriptive: no verdicts."""
+    out = []
+    for lr, kind in itertools.product(_lrs(table), SCORES):
+        curves = {}
+        for strength in STRENGTHS:
+            by_seed = _strengths(table, f"{strength}_{kind}", lr)
+            checkpoints = sorted({c for v in by_seed.values() for c in v})
+            curves[strength] = [{"pretrain_examples": c, "mean": est.value, "ci": list(est.ci),
+                                 "above_zero": bool(est.ci[0] > 0)}
+                                for c in checkpoints
+                                for est in [t_estimate([by_seed[s].get(c, float("nan")) for s in sorted(by_seed)])]]
+        curve = curves["excess_initial_rate"]
+        at_init = curve[0]["above_zero"] if curve and curve[0]["pretrain_examples"] == 0 else None
+        first_above = None if at_init else next(
+            (p["pretrain_examples"] for p in curve if p["pretrain_examples"] > 0 and p["above_zero"]), None)
+        out.append({"lr": lr, "score": kind, "curves": curves, "present_at_random_init": at_init,
+                    "first_checkpoint_above_zero": first_above})
+    return out
 
 
 EXPERIMENT = Experiment(
@@ -156,6 +164,7 @@ EXPERIMENT = Experiment(
                        "F to 1000, R to 512, 5 seeds", est_seconds=3600),
     },
     run=run,
+    readings=readings,
     draw="toymodels.science_figures:draw_lifecycle",
     flags={"--seeds": "seeds", "--size": "size"},
     units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},

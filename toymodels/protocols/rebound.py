@@ -26,18 +26,17 @@ from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
-from harness.verdicts import Prediction, predict
 from toymodels import measures
 from toymodels.corpus import Corpus, CorpusConfig, check_tasks
 from toymodels.finetuning import check_amounts, epoch_order, sample_responses, steps_for
 from toymodels.interface import Contrast, Example, LanguageModel, OptimizerSpec
 from toymodels.model import check_size
 from toymodels.protocols.rebound_readings import (
-    PREDICTIONS,
     MeanCurves,
     metric_unit,
-    reading,
+    metrics_by_run,
     rebound_metrics,
+    rebound_predictions,
     strength_rows,
 )
 from toymodels.sweep import Cell, Execution, Grid, run_grid
@@ -51,10 +50,13 @@ class ReboundSpec:
     examples; optimizer steps follow from the batch size."""
 
     forward_amounts: tuple[int, ...] = (0, 125, 250, 500, 1000)  # F; 0 is the control
-    reverse_amounts: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512)  # R
+    # R: after every optimizer step (an equal-step grid, dense where every reading looks)
+    reverse_amounts: tuple[int, ...] = tuple(range(0, 513, 16))
+    warmup_examples: int = 32  # shared by every arm before theta0 is taken (fresh optimizer, discarded)
     n_eval: int = 256  # held-out prompts for the exact score
     n_kl_samples: int = 256  # samples of theta0 (temperature 1) for KL(theta0||model)
-    kl_eps: float = 0.01  # Table 3 threshold, nats per response token
+    kl_every: int = 4  # KL(theta0||model) at every kl_every-th reverse amount (and the last)
+    kl_recovery: float = 0.5  # the KL reading: the amount that recovers this share of the post-alignment KL
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
 
     def __post_init__(self) -> None:
@@ -65,7 +67,9 @@ class ReboundSpec:
         require(self.reverse_amounts[0] == 0, "reverse_amounts must start at 0")
         require(len(self.reverse_amounts) >= 3, "reverse_amounts needs at least three amounts")
         require(self.n_eval >= 1 and self.n_kl_samples >= 1, "n_eval and n_kl_samples must be >= 1")
-        require(self.kl_eps > 0, f"kl_eps must be > 0, got {self.kl_eps}")
+        require(self.warmup_examples >= 0, f"warmup_examples must be >= 0, got {self.warmup_examples}")
+        require(self.kl_every >= 1, f"kl_every must be >= 1, got {self.kl_every}")
+        require(0 < self.kl_recovery < 1, f"kl_recovery must be in (0, 1), got {self.kl_recovery}")
 
 
 @dataclass
@@ -110,10 +114,11 @@ def forward_checkpoints(model: LanguageModel, data: Sequence[Example], order: np
 
 def reverse_sweep(model: LanguageModel, reverse: Sequence[Example], order: np.ndarray, amounts: Sequence[int],
                   optimizer: OptimizerSpec, contrasts: Sequence[Contrast],
-                  kl_reference: tuple[Sequence[np.ndarray], Sequence[Example]],
+                  kl_reference: tuple[Sequence[np.ndarray], Sequence[Example]], kl_every: int = 1,
                   ) -> tuple[list[measures.Scores], list[float]]:
     """Reverse fine-tuning from ``model``'s current weights through ``amounts`` (one run, a fresh
-    optimizer whose state is carried), with the scores and KL(theta0||model) after each amount.
+    optimizer whose state is carried), with the scores after each amount and KL(theta0||model) after
+    every ``kl_every``-th and the last (NaN elsewhere).
 
     ``kl_reference``: theta0's token log-probabilities on its own samples, and those samples.
     """
@@ -123,7 +128,8 @@ def reverse_sweep(model: LanguageModel, reverse: Sequence[Example], order: np.nd
         if j > 0:
             _, opt_state = model.fit(reverse, order[amounts[j - 1] : amount], optimizer, opt_state)
         scores.append(measures.contrast_scores(model, contrasts))
-        kl.append(measures.kl_reference_model(ref_lp, model, ref_samples))
+        measured = j % kl_every == 0 or j == len(amounts) - 1
+        kl.append(measures.kl_reference_model(ref_lp, model, ref_samples) if measured else float("nan"))
     return scores, kl
 
 
@@ -135,19 +141,26 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
                    controls: Mapping[str, Sequence[Example]] | None = None,
                    cache: Callable[[str, Callable[[], Any]], Any] = _compute,
                    progress: Callable[[str], None] = lambda message: None) -> ReboundCurves:
-    """Measure the (F, R) grid from ``model``'s current weights (theta0), per prompt.
+    """Measure the (F, R) grid from ``model``'s weights after a shared warm-up (theta0), per prompt.
 
-    The aligned arm trains on ``task.forward_data``; each of ``controls`` (arm name -> forward
-    examples, at least the largest F of them) is a further arm through the same amounts, the same
-    reverse data and order, sharing the aligned arm's F = 0 sweep. ``cache(key, compute)`` may
-    store each (arm, F) reverse sweep (a run folder's ``cell``) so that an interrupted run resumes;
-    the forward slices are recomputed, deterministically. ``model`` is left at theta0.
+    The warm-up fits ``spec.warmup_examples`` of ``task.neutral_data`` with a fresh optimizer that is
+    then discarded, so that no arm starts from untouched weights (a fresh LoRA has B = 0). The
+    aligned arm trains on ``task.forward_data``; each of ``controls`` (arm name -> forward examples,
+    at least the largest F of them) is a further arm through the same amounts, the same reverse data
+    and order, sharing the aligned arm's F = 0 sweep. ``cache(key, compute)`` may store each (arm, F)
+    reverse sweep (a run folder's ``cell``) so that an interrupted run resumes; the forward slices
+    are recomputed, deterministically. ``model`` is left at theta0.
     """
     fwd, rev = spec.forward_amounts, spec.reverse_amounts
+    if spec.warmup_examples:
+        warmup = task.neutral_data(spec.warmup_examples, seed=seed)
+        model.fit(warmup, np.arange(len(warmup)), spec.optimizer, None)
     theta0 = model.state_dict()
     contrasts = task.contrasts(task.eval_prompts(spec.n_eval, seed=seed))
     s0 = measures.contrast_scores(model, contrasts)
-    kl_prompts = task.eval_prompts(spec.n_kl_samples, seed=seed + 7919)
+    # KL samples beyond the held-out prompts (a real task holds out few) cycle through them
+    kl_prompts = task.eval_prompts(min(spec.n_kl_samples, spec.n_eval), seed=seed + 7919)
+    kl_prompts = [kl_prompts[i % len(kl_prompts)] for i in range(spec.n_kl_samples)]
     ref_samples = sample_responses(model, kl_prompts, task.max_new_tokens, 1.0, seed)
     kl_reference = (model.token_logprobs(ref_samples), ref_samples)
     reverse = task.reverse_data(rev[-1], seed=seed)
@@ -167,11 +180,12 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
 
             def sweep(state: dict[str, Any] = state) -> dict[str, Any]:
                 model.load_state_dict(state)
-                scores, kls = reverse_sweep(model, reverse, r_order, rev, spec.optimizer, contrasts, kl_reference)
+                scores, kls = reverse_sweep(model, reverse, r_order, rev, spec.optimizer, contrasts, kl_reference,
+                                            spec.kl_every)
                 return {"log_odds": [sc.log_odds for sc in scores], "kl": kls}
 
             done = cache(f"sweep-{arm}-F{fwd[i]}", sweep)
-            log_odds[i], kl[i] = np.asarray(done["log_odds"]), np.asarray(done["kl"])
+            log_odds[i], kl[i] = np.asarray(done["log_odds"]), np.asarray(done["kl"], dtype=float)
             progress(f"{arm} F={fwd[i]}: log-odds {log_odds[i, -1].mean():+.3f} at R={rev[-1]}")
         curves.log_odds[arm], curves.kl_theta0_model[arm] = log_odds, kl
     model.load_state_dict(theta0)
@@ -194,9 +208,13 @@ def curve_rows(curves: ReboundCurves, arm: str = "aligned", *, per_prompt: bool 
         if per_prompt:
             rows += [metric_row("prompt_log_odds", value, "nats", seed=seed, x=r, **at, prompt=p)
                      for p, value in enumerate(curves.log_odds[arm][i, j])]
-    for f, m in rebound_metrics(mean).items():
-        rows += [metric_row(key, value, metric_unit(key), seed=seed, **condition, F=f) for key, value in m.items()]
-    return rows
+    return rows + reading_rows(mean, seed=seed, **condition)
+
+
+def reading_rows(mean: MeanCurves, *, seed: Any = "", **condition: Any) -> list[dict[str, Any]]:
+    """The per-F readings of :func:`rebound_metrics` as metric rows (what the predictions read)."""
+    return [metric_row(key, value, metric_unit(key), seed=seed, **condition, F=f)
+            for f, m in rebound_metrics(mean).items() for key, value in m.items()]
 
 
 def probe_rows(curves: ReboundCurves) -> list[dict[str, Any]]:
@@ -204,12 +222,13 @@ def probe_rows(curves: ReboundCurves) -> list[dict[str, Any]]:
     return curve_rows(curves) + strength_rows(rebound_metrics(curves.means()))
 
 
-# probe settings that the scale and lifecycle presets share
+# probe settings that the scale and lifecycle presets share: every reverse step measured (16 examples
+# per step), so that the initial-rate window (steps 1-9) and the slowdown reading see equal steps
 PROBE_PRESETS = {
-    "tiny": {"probe.forward_amounts": (0, 32, 64), "probe.reverse_amounts": (0, 16, 32, 64),
-             "probe.n_eval": 64, "probe.n_kl_samples": 32},
-    "reduced": {"probe.forward_amounts": (0, 125, 250, 500), "probe.reverse_amounts": (0, 16, 32, 64, 128, 256),
-                "probe.n_eval": 128, "probe.n_kl_samples": 64},
+    "tiny": {"probe.forward_amounts": (0, 32, 64), "probe.reverse_amounts": tuple(range(0, 161, 16)),
+             "probe.n_eval": 64, "probe.n_kl_samples": 64, "probe.kl_every": 5},
+    "reduced": {"probe.forward_amounts": (0, 125, 250, 500), "probe.reverse_amounts": tuple(range(0, 257, 16)),
+                "probe.n_eval": 128, "probe.n_kl_samples": 64, "probe.kl_every": 4},
 }
 
 
@@ -247,42 +266,10 @@ def measure_cell(config: ReboundConfig, cell: Cell, device: str) -> list[dict[st
     return rows
 
 
-def _metrics_by_seed(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, str], dict[int, dict[str, float]]]:
-    out: dict[tuple[Any, str], dict[int, dict[str, float]]] = {}
-    for r in rows:
-        c = r["condition"]
-        if "F" not in c or "steps_F" in c:
-            continue
-        out.setdefault((r["seed"], c["task"]), {}).setdefault(int(c["F"]), {})[r["measure"]] = float(r["value"])
-    return out
-
-
-def rebound_predictions(by_seed: Mapping[tuple[Any, str], Mapping[int, Mapping[str, float]]],
-                        seed: int = 0) -> list[Prediction]:
-    """One value per seed (the mean over tasks, which share the seed's pre-trained model);
-    t-interval over seeds with >= 3 seeds, else a percentile bootstrap over (seed, task) values."""
-    predictions = []
-    for pid, key, stat, sign, desc in PREDICTIONS:
-        per_unit: dict[Any, list[float]] = {}
-        censored = 0
-        for (seed_, _task), metrics in by_seed.items():
-            per_unit.setdefault(seed_, []).append(reading(stat, key, metrics))
-            censored += sum(1 for f, m in metrics.items() if f > 0 and not np.isfinite(m[key]))
-        values = [float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for v in per_unit.values()]
-        if len(values) < 3:
-            values = [v for vs in per_unit.values() for v in vs]
-        finite = [v for v in values if np.isfinite(v)]
-        method = "t" if len(finite) >= 3 else "bootstrap"
-        predictions.append(predict(pid, values, sign, desc, method=method, seed=seed,
-                                   family="rebound: 3 predictions x 2 score scales; no correction",
-                                   n_censored_points=censored))
-    return predictions
-
-
 def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     rows = run_grid(run_dir, config, measure_cell, desc="toy.rebound")
     run_dir.write_metrics(rows)
-    by_seed = _metrics_by_seed(rows)
+    by_seed = metrics_by_run(rows)
     spec = config.probe
     per_f: dict[str, dict[str, float]] = {}
     for f in spec.forward_amounts:
@@ -290,7 +277,7 @@ def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
         per_f[str(f)] = {k: float(np.nanmean([m[f][k] for m in by_seed.values()]))
                          if any(np.isfinite(m[f][k]) for m in by_seed.values()) else float("nan")
                          for k in keys}
-    return {"predictions": rebound_predictions(by_seed, config.seed),
+    return {"predictions": rebound_predictions(rows, "toy.rebound"),
             "per_F_mean_over_seeds": per_f,
             "forward_steps": cumulative_steps(spec.forward_amounts, spec.optimizer),
             "reverse_steps": cumulative_steps(spec.reverse_amounts, spec.optimizer),
@@ -299,14 +286,15 @@ def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
 
 PRESETS = {
     "micro": Preset({"seeds": 2, "n_pretrain": 2000, "probe.forward_amounts": (0, 32, 64),
-                     "probe.reverse_amounts": (0, 16, 32, 64), "probe.n_eval": 64, "probe.n_kl_samples": 64},
+                     "probe.reverse_amounts": tuple(range(0, 161, 16)), "probe.n_eval": 64,
+                     "probe.n_kl_samples": 64, "probe.kl_every": 5},
                     "tests: 2 seeds, tiny amounts", est_seconds=15),
     "quick": Preset({"seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=80),
     "reduced": Preset({"tasks": ("sentiment", "safety", "format"), "seeds": 5},
                       "3 tasks, F in {0,125..1000}, 5 seeds", est_seconds=300),
     "full": Preset({"tasks": ("sentiment", "safety", "format"), "seeds": 8, "n_pretrain": 50_000,
                     "probe.forward_amounts": (0, 125, 250, 500, 1000, 2000),
-                    "probe.reverse_amounts": (0, 16, 32, 64, 128, 256, 512, 1024)},
+                    "probe.reverse_amounts": tuple(range(0, 1025, 16))},
                    "3 tasks, F over 1.2 decades plus the control, 8 seeds", est_seconds=1500),
 }
 
@@ -316,6 +304,7 @@ EXPERIMENT = Experiment(
     config_cls=ReboundConfig,
     presets=PRESETS,
     run=run,
+    readings=rebound_predictions,
     draw="toymodels.figures:draw_rebound",
     flags={"--lr": "probe.optimizer.lr", "--seeds": "seeds"},
     units={"score": "probability and log-odds (nats)", "kl": "nats per response token"},

@@ -1,24 +1,21 @@
 """``elasticity toy scale``: rebound across model sizes and pre-training budgets (paper Figs. 5-6).
 
 Each cell (size, pre-training examples, seed) takes a checkpoint of one cached pre-training run
-per (size, seed) and runs the toy core's rebound probe on it: alignment cut at forward amounts F, F = 0 being the control (reverse
-training from the pre-trained model itself), then reverse fine-tuning. Per F, in probability and
-in log-odds: initial decay rate, R_back, the decay rate while passing S0 minus the control's (the
-knee), and the late slope.
+per (size, seed) and runs the toy rebound probe on it: alignment cut at forward amounts F (F = 0
+is the control: reverse training from the pre-trained model itself), then reverse fine-tuning.
 
 Rebound strength of a cell is read against its own control, because more pre-training can make a
-model stiffer in both directions without any pull back toward S0:
-
-- ``excess_initial_rate``: initial decay rate at the largest F minus the F = 0 control's;
-- ``excess_late_slope``: late slope at the largest F minus the control's.
-
-The paper expects a faster initial decline with size and with data. The test statistic is the
-least-squares slope of the excess initial rate against log10(parameters) or log10(pre-training
-examples), per seed, averaged over the other axis; a t-interval over seeds gives the verdict.
+model stiffer in both directions without any pull back toward S0 (``rebound_readings.strength_rows``):
+the excess initial decay rate and the excess late slope at the largest F, the slowdown at S0 and
+the R_back trend. The paper expects a faster initial decline with size and with data: the
+pre-registered primary readings are the slopes of the excess initial log-odds rate against
+log10(parameters) and log10(pre-training examples), per seed, averaged over the other axis, with a
+t-interval over seeds (:func:`readings`); every other strength is exploratory.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +25,9 @@ import numpy as np
 from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.metrics import condition_label, metric_row
+from harness.preregistration import reading
 from harness.runs import RunDir
-from harness.verdicts import log_slope, mean_ci, predict
+from harness.verdicts import Prediction, log_slope, t_estimate
 from toymodels.corpus import Corpus, CorpusConfig, check_task
 from toymodels.model import GPT, check_size, model_config, n_params
 from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, probe_rows, rebound_curves
@@ -110,37 +108,46 @@ def run(config: ScaleConfig, run_dir: RunDir) -> dict[str, Any]:
     rows = table + [metric_row("n_params", n, "parameters", size=s) for s, n in params.items()]
     run_dir.write_metrics(rows)
     write_aggregate(run_dir, table)
-    return summarise(config, table, params)
+    return summarise(rows)
 
 
-def summarise(config: ScaleConfig, table: Sequence[Mapping[str, Any]], params: Mapping[str, int]) -> dict[str, Any]:
-    family = ("toy.scale: excess initial decay rate vs tokens and vs size, 2 score scales "
-              "(4 tests), 95% intervals, uncorrected")
-    axes = {"n_pretrain": ("size", {n: float(n) for n in config.n_pretrain}),
-            "size": ("n_pretrain", {s: float(params[s]) for s in config.sizes})}
-    predictions, slopes = [], {}
-    for axis, (other, x_of) in axes.items():
-        name = "tokens" if axis == "n_pretrain" else "size"
-        for kind in SCORES:
-            for strength in STRENGTHS:
-                per_seed = axis_slopes(table, f"{strength}_{kind}", axis, other, x_of)
-                values = [per_seed[s] for s in sorted(per_seed)]
-                mean, ci = mean_ci(values)
-                slopes[f"{strength}_{kind}_vs_{name}"] = {"mean": mean, "ci": list(ci), "n_seeds": len(values)}
-            per_seed = axis_slopes(table, f"excess_initial_rate_{kind}", axis, other, x_of)
-            suffix = "" if kind == "log_odds" else ".prob"
-            predictions.append(predict(
-                f"scale.rebound_grows_with_{name}{suffix}", [per_seed[s] for s in sorted(per_seed)], +1,
-                f"slope of the excess initial decay rate ({kind}; largest F minus the F=0 control) "
-                f"against log10({'pre-training examples' if name == 'tokens' else 'parameters'})",
-                family=family))
+AXES = {"size": ("parameters", "n_pretrain"), "n_pretrain": ("pre-training examples", "size")}
+PRIMARY_OF_AXIS = {"size": "scale.rebound_grows_with_size", "n_pretrain": "scale.rebound_grows_with_pretraining"}
+
+
+def params_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Parameter count of every size, from the table's ``n_params`` rows."""
+    return {r["condition"]["size"]: float(r["value"]) for r in rows if r["measure"] == "n_params"}
+
+
+def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "toy.scale") -> list[Prediction]:
+    """Every scale reading of a metrics table: per seed, the least-squares slope of a rebound
+    strength against log10 of one axis (parameters, pre-training examples), averaged over the other
+    axis; a t-interval over seeds. The excess initial log-odds rate is the pre-registered primary."""
+    params = params_of(rows)
+    predictions = []
+    for axis, (axis_name, other) in AXES.items():
+        x_of = params if axis == "size" else {r["condition"]["n_pretrain"]: float(r["condition"]["n_pretrain"])
+                                              for r in rows if "n_pretrain" in r["condition"]}
+        for strength, kind in itertools.product(STRENGTHS, SCORES):
+            per_seed = axis_slopes(rows, f"{strength}_{kind}", axis, other, x_of)
+            primary = strength == "excess_initial_rate" and kind == "log_odds"
+            pid = PRIMARY_OF_AXIS[axis] + ("" if primary else f".{strength}.{kind}")
+            predictions.append(reading(
+                pid, t_estimate([per_seed[s] for s in sorted(per_seed)]),
+                f"slope of {strength.replace('_', ' ')} ({kind}; largest F against the cell's F = 0 control) "
+                f"per decade of {axis_name}, mean over {other}", experiment=experiment))
+    return predictions
+
+
+def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     cells = {}
-    for row in aggregate(table):
-        if "F" not in row["condition"] and row["measure"].split("_")[0] in ("excess", "knee", "r"):
+    for row in aggregate([r for r in rows if r["measure"] != "n_params"]):
+        if "F" not in row["condition"] and row["measure"].startswith(STRENGTHS):
             cells.setdefault(condition_label(row["condition"]), {})[row["measure"]] = {
                 "mean": row["mean"], "ci": [row["ci_lo"], row["ci_hi"]], "n": row["n"]}
-    return {"predictions": predictions, "slopes_per_decade": slopes, "cells": cells,
-            "n_params": dict(params), "tokens_per_example": Corpus(CorpusConfig()).seq_len}
+    return {"predictions": readings(rows), "cells": cells,
+            "n_params": params_of(rows), "tokens_per_example": Corpus(CorpusConfig()).seq_len}
 
 
 EXPERIMENT = Experiment(
@@ -152,13 +159,15 @@ EXPERIMENT = Experiment(
                         "tests: one size, 3 budgets, tiny amounts, 5 seeds", est_seconds=40),
         "quick": Preset({"sizes": ("50k", "100k"), "n_pretrain": (1000, 3000), **PROBE_PRESETS["tiny"], "seeds": 2},
                         "2 sizes x 2 budgets, tiny amounts, 2 seeds", est_seconds=25),
-        "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), **PROBE_PRESETS["reduced"]},
-                          "3 sizes (50k-250k) x 3 budgets (1k-20k examples), F to 500, R to 256, 5 seeds",
-                          est_seconds=960),
+        # 8 seeds: the calibration's power for the size reading at its stated effect (5 gave 0.64)
+        "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), "seeds": 8, **PROBE_PRESETS["reduced"]},
+                          "3 sizes (50k-250k) x 3 budgets (1k-20k examples), F to 500, R every step to 256, "
+                          "8 seeds", est_seconds=1800),
         "full": Preset({}, "3 sizes (50k-250k) x 3 budgets (5k-20k examples), F to 1000, R to 512, 5 seeds",
                        est_seconds=3600),
     },
     run=run,
+    readings=readings,
     draw="toymodels.science_figures:draw_scale",
     flags={"--seeds": "seeds", "--lr": "probe.optimizer.lr"},
     units={"score": "probability and log-odds (nats)", "rate": "score lost per reverse example"},
