@@ -15,6 +15,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "llm": ("elasticity.llm_group", "the same protocols on real Hugging Face checkpoints"),
     "figures": ("elasticity.figures", "redraw every figure from saved metrics"),
     "reproduce": ("elasticity.reproduce", "theory checks and toy experiments in one run, with report.md"),
+    "judge": ("elasticity.judge", "judge saved run folders (or metrics.csv files) with their experiment's readings"),
+    "calibrate": ("elasticity.calibrate", "false-positive rate and power of every reading that issues a verdict"),
 }
 
 USAGE = """usage: elasticity [-h] [--version] COMMAND ...

@@ -14,11 +14,13 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from harness.atomic import dumps
 from harness.config import leaf_types, parse_sets
 from harness.errors import ConfigError, InstrumentError
 from harness.experiment import Experiment, load_object
+from harness.reference import require_clean_tree, update_reference
 from harness.runner import EXIT_BAD_INPUT, EXIT_INSTRUMENT, EXIT_OK, execute
 
 CommandFn = Callable[[Sequence[str], str], int]
@@ -69,11 +71,10 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
     if args.print_config:
         print(dumps({"experiment": experiment.name, "preset": preset, "config": dataclasses.asdict(config)}), end="")
         return EXIT_OK
+    commit = require_clean_tree() if args.update_reference else None  # checked before anything runs
     outcome = execute(experiment, config, out=args.out, preset=preset)
-    if args.update_reference:
-        from harness.reference import update_reference
-
-        update_reference(outcome.run, outcome.summary, preset)
+    if commit:
+        update_reference(outcome.run, outcome.summary, preset, commit=commit)
     if args.json:
         print(dumps(outcome.summary), end="")
     else:
@@ -84,13 +85,30 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def format_summary(summary: Mapping[str, object]) -> str:
-    """A short human table of a summary's predictions."""
-    lines = [f"{summary['experiment']} (config {summary['config_hash']})"]
-    for p in summary.get("predictions", []):
-        ci = p.get("ci") or [float("nan"), float("nan")]
-        lines.append(f"  {p['id']:<48s} {p['verdict']:<13s} value={p['value']:.4g} "
-                     f"CI=[{ci[0]:.4g}, {ci[1]:.4g}] n={p.get('n_seeds')}")
+def _number(x: object) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else "-" if x is None else str(x)
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """A short human table of a summary: primary readings with their raw and Holm-adjusted verdicts,
+    then the exploratory readings (no verdict), then the exact checks (pass or fail)."""
+    lines = [f"{summary['experiment']} (config {summary.get('config_hash')})"]
+    predictions = summary.get("predictions", [])
+    primary = [p for p in predictions if p.get("primary")]
+    exploratory = [p for p in predictions if not p.get("primary")]
+    for p in primary:
+        ci = p.get("ci") or [None, None]
+        lines.append(f"  {p['id']:<44s} {p.get('verdict')} / Holm {p.get('verdict_adjusted', '-')}  "
+                     f"value={_number(p.get('value'))} CI=[{_number(ci[0])}, {_number(ci[1])}] "
+                     f"n_runs={p.get('n_runs')} p={_number(p.get('p_value'))} "
+                     f"p_adj={_number(p.get('p_adjusted'))}")
+    for p in exploratory:
+        ci = p.get("ci") or [None, None]
+        lines.append(f"  {p['id']:<44s} exploratory  value={_number(p.get('value'))} "
+                     f"CI=[{_number(ci[0])}, {_number(ci[1])}] n_runs={p.get('n_runs')} "
+                     f"p(two-sided)={_number(p.get('p_value'))}")
+    for c in summary.get("exact_checks", []):
+        lines.append(f"  {c['id']:<44s} exact check: {'pass' if c.get('passed') else 'FAIL'}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""Where each experiment lives, by name, imported only when needed (for `figures` and `reproduce`)."""
+"""Where each experiment and each module of calibrations lives, by name, imported only when needed
+(for `figures`, `reproduce`, `judge` and `calibrate`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ EXPERIMENTS: dict[str, str] = {
     "llm.rebound": "llm_bridge.rebound:EXPERIMENT",
     "llm.pareto": "llm_bridge.pareto:EXPERIMENT",
 }
+
+# modules whose ``CALIBRATIONS`` (harness.calibration.Calibration) `elasticity calibrate` runs
+CALIBRATION_MODULES: tuple[str, ...] = (
+    "theory.calibration",
+    "toymodels.protocols.resistance_calibration",
+    "toymodels.protocols.rebound_calibration",
+)
 
 
 def load(name: str) -> Experiment:

@@ -20,7 +20,9 @@ from elasticity.command import format_summary
 from harness.atomic import atomic_write_text, dumps
 from harness.config import require
 from harness.errors import ConfigError
-from harness.markdown import md_cell
+from harness.markdown import exact_table, md_cell, readings_tables
+from harness.reference import require_clean_tree
+from harness.reference import update_reference as merge_reference
 from harness.runner import execute
 from harness.runs import RunDir
 
@@ -69,7 +71,13 @@ def run_theory_checks(quick: bool) -> tuple[list[Any], float]:
 
 def reproduce(config: ReproduceConfig, out: str | Path | None = None, update_reference: bool = False
               ) -> tuple[RunDir, list[Section], list[Any], int]:
-    """Run everything into one folder and write report.md. Returns the exit code as well."""
+    """Run everything into one folder and write report.md. Returns the exit code as well.
+
+    With ``update_reference`` the checkout is checked once, before anything runs (ConfigError when
+    tracked files outside figures/ differ from HEAD), so the experiments' own updates of figures/
+    do not block the later ones.
+    """
+    commit = require_clean_tree() if update_reference else None
     run = RunDir.open("reproduce", config, out=out)
     print(f"reproduce ({config.preset}) -> {run.path}", file=sys.stderr)
     checks, check_seconds = run_theory_checks(quick=config.preset == "quick")
@@ -87,17 +95,15 @@ def reproduce(config: ReproduceConfig, out: str | Path | None = None, update_ref
             sections.append(Section(name, None, None, time.perf_counter() - start, f"{type(err).__name__}: {err}"))
             print(f"  {name} failed: {err}", file=sys.stderr)
             continue
-        if update_reference:
-            from harness.reference import update_reference as merge
-
-            merge(outcome.run, outcome.summary, config.preset)
+        if commit:
+            merge_reference(outcome.run, outcome.summary, config.preset, commit=commit)
         sections.append(Section(name, outcome.run.path, outcome.summary, time.perf_counter() - start))
     failed_checks = [c for c in checks if c.exact and not c.passed]
     code = 1 if failed_checks or any(s.error or (s.summary or {}).get("instrument_failures")
                                       for s in sections) else 0
     atomic_write_text(run.path / "report.md", render_report(run, config, sections, checks, check_seconds))
     run.finish({
-        "experiment": "reproduce", "schema_version": 1, "config_hash": run.config_hash,
+        "experiment": "reproduce", "schema_version": 2, "config_hash": run.config_hash,
         "preset": config.preset, "exit_code": code,
         "theory_checks": [{"name": c.name, "passed": c.passed, "exact": c.exact, "value": c.value}
                           for c in checks],
@@ -115,9 +121,14 @@ def render_report(run: RunDir, config: ReproduceConfig, sections: Sequence[Secti
     lines = [
         f"# Elasticity reproduction report ({config.preset})", "",
         f"Config hash `{run.config_hash}`. Wall time {total:.0f} s "
-        f"(theory checks {check_seconds:.0f} s). Verdicts: `holds` when the 95% interval excludes 0 in the "
-        "predicted direction, `contradicted` when it excludes 0 in the other, `inconclusive` otherwise. "
-        "A contradicted or inconclusive prediction is a finding, not an error.", "",
+        f"(theory checks {check_seconds:.0f} s). Only pre-registered primary readings have verdicts: "
+        "`holds` when the 95% interval excludes 0 in the predicted direction (or lies inside the predicted "
+        "band), `contradicted` when it excludes 0 on the other side (or lies wholly outside the band), "
+        "`inconclusive` otherwise, and "
+        "`underpowered` with fewer than 3 independent runs; the Holm-adjusted verdict is adjusted within "
+        "each family of this experiment's primary readings. Exploratory readings have a value, an interval "
+        "and a two-sided p-value, no verdict. A contradicted or inconclusive prediction is a finding, not "
+        "an error.", "",
         "## Theory checks", "", "| check | kind | result | value | detail |", "|---|---|---|---|---|",
     ]
     for c in checks:
@@ -130,13 +141,10 @@ def render_report(run: RunDir, config: ReproduceConfig, sections: Sequence[Secti
             lines += ["", f"**Failed:** `{s.error}`"]
             continue
         rel = s.run_path.relative_to(run.path)
-        lines += [f"Run folder `{rel}/`.", "",
-                  "| prediction | verdict | value | 95% CI | n | measure |", "|---|---|---|---|---|---|"]
-        for p in s.summary.get("predictions", []):
-            ci = p.get("ci") or [None, None]
-            lines.append(f"| `{p['id']}` | **{p['verdict']}** | {md_cell(p.get('value'), 4)} | "
-                         f"[{md_cell(ci[0], 4)}, {md_cell(ci[1], 4)}] | {p.get('n_seeds', '')} | "
-                         f"{md_cell(p.get('measure', ''))} |")
+        lines += [f"Run folder `{rel}/`.", ""]
+        lines += readings_tables([((), p, ()) for p in s.summary.get("predictions", [])], digits=4)
+        checks_table = exact_table([((), c, ()) for c in s.summary.get("exact_checks", [])])
+        lines += [""] + checks_table if checks_table else []
         for failure in s.summary.get("instrument_failures", []):
             lines.append(f"\n**Instrument check failed:** {failure}")
         for png in sorted((s.run_path / "figures").glob("*.png")):

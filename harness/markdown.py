@@ -1,64 +1,177 @@
-"""Markdown renderings of the reference results: the README results table and figures/README.md.
+"""Markdown renderings of the reference results: the README results and calibration tables, the
+prediction tables of reports, and figures/README.md.
 
-Pure text: :mod:`harness.reference` decides where it is written.
+Pure text: :mod:`harness.reference` decides where it is written. Primary readings come first with
+their raw and Holm-adjusted verdicts; exploratory readings follow in their own table, with no verdict;
+exact checks are pass/fail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 TABLE_START = "<!-- results-table:start -->"
 TABLE_END = "<!-- results-table:end -->"
+CALIBRATION_START = "<!-- calibration-table:start -->"
+CALIBRATION_END = "<!-- calibration-table:end -->"
+
+PRIMARY_HEADER = ("prediction", "family", "verdict", "Holm-adjusted", "value", "95% CI", "n_runs", "p",
+                  "p (Holm)", "measure")
+EXPLORATORY_HEADER = ("reading", "value", "95% CI", "n_runs", "p (two-sided)", "measure")
+EXACT_HEADER = ("check", "result", "value", "detail")
+CALIBRATION_HEADER = ("reading", "experiment", "false-positive rate (± MCSE)", "power at stated size",
+                      "minimal detectable effect (planted size at 0.8 power)", "the size the paper implies",
+                      "noise matched to")
+
+# (lead cells, reading, trail cells): one table row with context around the reading's own cells
+Row = tuple[Sequence[str], Mapping[str, Any], Sequence[str]]
 
 
 def md_cell(x: Any, digits: int = 3) -> str:
     """One Markdown table cell: numbers to ``digits`` significant figures, pipes escaped."""
     if isinstance(x, float):
         return f"{x:.{digits}g}"
-    return "" if x is None else str(x).replace("|", "\\|")
+    return "" if x is None else str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def results_table(results: Mapping[str, Any]) -> str:
-    """Markdown table of every headline prediction."""
-    lines = [
-        "| experiment | prediction | verdict | value | 95% CI | n | measure | source |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name in sorted(results.get("experiments", {})):
-        headline = results["experiments"][name].get("headline")
-        if not headline:
-            continue
-        for p in headline.get("predictions", []):
-            ci = p.get("ci") or [None, None]
-            lines.append(
-                f"| `{name}` | `{p['id']}` | **{p['verdict']}** | {md_cell(p.get('value'))} | "
-                f"[{md_cell(ci[0])}, {md_cell(ci[1])}] | {md_cell(p.get('n_seeds'))} | "
-                f"{md_cell(p.get('measure', ''))} | `{headline.get('preset')}` |"
-            )
-    if len(lines) == 2:
-        lines.append("| – | no reference results recorded yet | | | | | | |")
+def md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def with_results_table(readme: str, results: Mapping[str, Any]) -> str:
-    """``readme`` with the text between its table markers replaced (unchanged without markers)."""
-    start, end = readme.find(TABLE_START), readme.find(TABLE_END)
+def _ci(p: Mapping[str, Any], digits: int) -> str:
+    lo, hi = p.get("ci") or (None, None)
+    return f"[{md_cell(lo, digits)}, {md_cell(hi, digits)}]"
+
+
+def _bold(text: Any) -> str:
+    return f"**{text}**" if text else ""
+
+
+def primary_cells(p: Mapping[str, Any], digits: int = 3) -> list[str]:
+    return [f"`{p['id']}`", md_cell(p.get("family")), _bold(p.get("verdict")), _bold(p.get("verdict_adjusted")),
+            md_cell(p.get("value"), digits), _ci(p, digits), md_cell(p.get("n_runs")),
+            md_cell(p.get("p_value"), digits), md_cell(p.get("p_adjusted"), digits), md_cell(p.get("measure"))]
+
+
+def exploratory_cells(p: Mapping[str, Any], digits: int = 3) -> list[str]:
+    return [f"`{p['id']}`", md_cell(p.get("value"), digits), _ci(p, digits), md_cell(p.get("n_runs")),
+            md_cell(p.get("p_value"), digits), md_cell(p.get("measure"))]
+
+
+def exact_cells(check: Mapping[str, Any], digits: int = 3) -> list[str]:
+    return [f"`{check['id']}`", "pass" if check.get("passed") else "**FAIL**", md_cell(check.get("value"), digits),
+            md_cell(check.get("detail"))]
+
+
+def readings_tables(rows: Sequence[Row], lead: Sequence[str] = (), trail: Sequence[str] = (),
+                    digits: int = 3) -> list[str]:
+    """The primary table then the exploratory one (each only when it has rows), with a heading line each.
+
+    A reading without ``primary`` (an earlier record) is shown as exploratory.
+    """
+    primary = [r for r in rows if r[1].get("primary")]
+    exploratory = [r for r in rows if not r[1].get("primary")]
+    out: list[str] = []
+    if primary:
+        out += ["Primary readings (pre-registered; the verdict and its Holm adjustment within the family):", "",
+                md_table((*lead, *PRIMARY_HEADER, *trail),
+                         ([*a, *primary_cells(p, digits), *b] for a, p, b in primary))]
+    if exploratory:
+        out += [""] if out else []
+        out += ["Exploratory readings (no verdict: the value, its 95% interval and a two-sided p-value "
+                "against 0):", "",
+                md_table((*lead, *EXPLORATORY_HEADER, *trail),
+                         ([*a, *exploratory_cells(p, digits), *b] for a, p, b in exploratory))]
+    return out
+
+
+def exact_table(rows: Sequence[Row], lead: Sequence[str] = (), trail: Sequence[str] = ()) -> list[str]:
+    if not rows:
+        return []
+    return ["Exact checks (pass or fail, never a verdict):", "",
+            md_table((*lead, *EXACT_HEADER, *trail), ([*a, *exact_cells(c), *b] for a, c, b in rows))]
+
+
+def _headlines(results: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    for name in sorted(results.get("experiments", {})):
+        headline = results["experiments"][name].get("headline")
+        if headline:
+            yield name, headline
+
+
+def results_table(results: Mapping[str, Any]) -> str:
+    """Every headline reading: primary ones (by family) first, exploratory ones below, then exact checks."""
+    rows: list[Row] = []
+    checks: list[Row] = []
+    for name, headline in _headlines(results):
+        source = [f"`{headline.get('preset')}`"]
+        rows += [([f"`{name}`"], p, source) for p in headline.get("predictions", [])]
+        checks += [([f"`{name}`"], c, source) for c in headline.get("exact_checks", [])]
+    rows.sort(key=lambda r: (str(r[1].get("family") or ""), r[0][0]) if r[1].get("primary") else ("", r[0][0]))
+    lines = readings_tables(rows, lead=("experiment",), trail=("source",))
+    scope = results.get("holm_scope")
+    if scope and any(r[1].get("primary") for r in rows):
+        lines += ["", f"Holm adjustment: {scope}."]
+    extra = exact_table(checks, lead=("experiment",), trail=("source",))
+    lines += ([""] if lines and extra else []) + extra
+    return "\n".join(lines) if lines else "No reference results recorded yet."
+
+
+def calibration_table(calibration: Mapping[str, Any]) -> str:
+    """The calibration of every reading that issues a verdict (figures/calibration.json)."""
+    entries = [calibration["calibrations"][name] for name in sorted(calibration.get("calibrations", {}))]
+    if not entries:
+        return "No calibration recorded yet."
+    rows = []
+    for c in entries:
+        unit = c.get("unit", "")
+        fails = (" (fails)" if not c.get("fpr_ok") else "", " (fails)" if not c.get("power_ok") else "")
+        mde = c.get("minimal_detectable_effect")
+        rows.append([
+            f"`{c['reading']}`", f"`{c['experiment']}`",
+            f"{c['false_positive_rate']:.3f} ± {c['false_positive_mcse']:.3f}{fails[0]}",
+            f"{c['power']:.2f} ± {c['power_mcse']:.2f} at {md_cell(c['stated_effect'])} {md_cell(unit)}{fails[1]}",
+            f"{md_cell(mde)} {md_cell(unit)}" if mde == mde and mde is not None else "not reached on the scan",
+            md_cell(c.get("paper_size")), md_cell(c.get("noise")),
+        ])
+    made = calibration.get("provenance", {}).get("git_commit")
+    note = (f"{calibration.get('n_replicates')} replicates per planted size (seed {calibration.get('seed')})"
+            + (f", commit `{made}`" if made else "") + ", made by `elasticity calibrate --update-reference`.")
+    return md_table(CALIBRATION_HEADER, rows) + "\n\n" + note
+
+
+def with_block(readme: str, start_marker: str, end_marker: str, body: str) -> str:
+    """``readme`` with the text between two markers replaced (unchanged without the markers)."""
+    start, end = readme.find(start_marker), readme.find(end_marker)
     if start < 0 or end < start:
         return readme
-    return readme[: start + len(TABLE_START)] + "\n" + results_table(results) + "\n" + readme[end:]
+    return readme[: start + len(start_marker)] + "\n" + body + "\n" + readme[end:]
 
 
-def figures_readme(results: Mapping[str, Any]) -> str:
+def with_results_table(readme: str, results: Mapping[str, Any]) -> str:
+    return with_block(readme, TABLE_START, TABLE_END, results_table(results))
+
+
+def with_calibration_table(readme: str, calibration: Mapping[str, Any]) -> str:
+    return with_block(readme, CALIBRATION_START, CALIBRATION_END, calibration_table(calibration))
+
+
+def figures_readme(results: Mapping[str, Any], calibration: Mapping[str, Any] | None = None) -> str:
     """figures/README.md: which command made each reference figure."""
     lines = [
         "# Reference figures", "",
         "Each figure is drawn from the metrics under `data/<experiment>/` (redraw them all with",
-        "`elasticity figures`). This file is generated by `--update-reference`.", "",
+        "`elasticity figures`); the calibration figure from `calibration.json`. This file is generated by",
+        "`--update-reference`.", "",
         "| figure | experiment | made by |", "|---|---|---|",
     ]
-    for name in sorted(results.get("experiments", {})):
-        headline = results["experiments"][name].get("headline") or {}
+    for name, headline in _headlines(results):
         for fig in headline.get("figures", []):
             lines.append(f"| [`{fig}`]({fig}) | `{name}` | `{headline.get('command', '')}` |")
+    if calibration and calibration.get("figure"):
+        fig = calibration["figure"]
+        lines.append(f"| [`{fig}`]({fig}) | calibration | `{calibration.get('command', '')}` |")
     return "\n".join(lines) + "\n"

@@ -1,29 +1,48 @@
-"""The committed reference results: ``figures/results.json`` and the reference figures and data.
+"""The committed reference results: ``figures/results.json``, ``figures/calibration.json`` and the
+reference figures and data.
 
-``results.json`` layout::
+``results.json`` layout (schema 2)::
 
-    {"schema_version": 1,
+    {"schema_version": 2,
+     "holm_scope": "...", "holm_families": {"<family>": ["<experiment>:<prediction id>", ...]},
      "experiments": {
         "<experiment>": {
-            "headline": {"preset": "full", "config_hash": "...", "command": "...", "predictions": [...]},
+            "headline": {"preset": "full", "config_hash": "...", "command": "...", "figures": [...],
+                         "predictions": [...], "exact_checks": [...],
+                         "provenance": {"git_commit": "...", "tree_clean": true, "versions": {...},
+                                        "model": ..., "weights_sha256": ..., "data_sha256": ...}},
             "tests": {"<test config hash>": {"<prediction id>": {"verdict": ..., "value": ..., "ci": ...}}}
         }}}
 
-Updating one experiment never touches another's entries, so refreshing the toy results keeps
-the LLM ones. Prediction tests compare their verdict with ``tests[<hash>]`` (see ``tests/verdicts.py``).
+The primary readings of every headline are Holm-adjusted within their family across all headlines
+(a family is one of the paper's effects, over its predictions and models), afresh at every update.
+Updating one experiment never touches another's entries, so refreshing the toy results keeps the LLM
+ones. Prediction tests compare their verdict with ``tests[<hash>]`` (see ``tests/verdicts.py``).
+
+A reference is made from a commit: :func:`require_clean_tree` refuses (ConfigError, exit 2) when
+tracked files outside ``figures/`` differ from HEAD. Callers check it once, before running anything,
+so that an update of several experiments does not block itself by writing ``figures/``.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_json, atomic_write_text
-from harness.markdown import figures_readme, with_results_table
-from harness.runs import RunDir, repo_root
+from harness.errors import ConfigError
+from harness.markdown import figures_readme, with_calibration_table, with_results_table
+from harness.runs import RunDir, package_versions, repo_root
+from harness.verdicts import SCHEMA_VERSION, adjust_families
+
+PROVENANCE_PACKAGES = ("lm-elasticity", "numpy", "scipy", "torch", "transformers")
+HOLM_SCOPE = ("within each family, across the primary readings of every headline in this file "
+              "(underpowered readings are left out)")
+CALIBRATION_FIGURE = "calibration.power_curves.png"
 
 
 def figures_dir() -> Path:
@@ -34,14 +53,19 @@ def results_path() -> Path:
     return figures_dir() / "results.json"
 
 
+def calibration_path() -> Path:
+    return figures_dir() / "calibration.json"
+
+
 def readme_path() -> Path:
     return repo_root() / "README.md"
 
 
 def load_results(path: Path | None = None) -> dict[str, Any]:
+    """results.json; a file in the earlier schema loads as it is (its headlines lack the newer keys)."""
     path = path or results_path()
     if not path.exists():
-        return {"schema_version": 1, "experiments": {}}
+        return {"schema_version": SCHEMA_VERSION, "experiments": {}}
     return json.loads(path.read_text())
 
 
@@ -49,11 +73,73 @@ def save_results(results: Mapping[str, Any], path: Path | None = None) -> None:
     atomic_write_json(path or results_path(), results)
 
 
-def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None) -> list[Path]:
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+
+
+def require_clean_tree(root: Path | None = None) -> str:
+    """The HEAD commit of the checkout, or ConfigError when it cannot make a reference: not a git
+    checkout, or tracked files outside ``figures/`` that differ from HEAD."""
+    root = root or repo_root()
+    try:
+        head = _git(root, "rev-parse", "--verify", "HEAD")
+        if head.returncode != 0:
+            raise ConfigError(f"--update-reference needs a git checkout with a commit to record; {root} is not one")
+        status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures")
+    except (OSError, subprocess.SubprocessError) as err:
+        raise ConfigError(f"--update-reference needs git to record the commit ({err})") from None
+    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    if status.returncode != 0 or changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise ConfigError(f"--update-reference refuses to start: tracked files outside figures/ differ from HEAD "
+                          f"({shown or status.stderr.strip()}); commit them first, so that the reference "
+                          "records the commit it was made from")
+    return head.stdout.strip()
+
+
+def code_provenance(commit: str, run: RunDir | None = None) -> dict[str, Any]:
+    """The commit a reference is made from (checked clean outside figures/ when the update started),
+    the package versions the run recorded, and the run's own commit when it was made at another one
+    (a resumed run folder)."""
+    record = json.loads((run.path / "config.json").read_text()) if run else {}
+    versions = record.get("versions") or package_versions()
+    out: dict[str, Any] = {
+        "git_commit": commit, "tree_clean": True,
+        "versions": {name: versions.get(name) for name in ("python", *PROVENANCE_PACKAGES)},
+    }
+    made = record.get("git_commit")
+    if made and made.removesuffix("-dirty") != commit:
+        out["run_git_commit"] = made
+    return out
+
+
+def adjust_headlines(results: dict[str, Any]) -> dict[str, Any]:
+    """Holm-adjust every headline's primary readings within their family, across all headlines
+    (any earlier adjustment is dropped first, so nothing stale remains)."""
+    where, flat = [], []
+    for name in sorted(results.get("experiments", {})):
+        for i, p in enumerate((results["experiments"][name].get("headline") or {}).get("predictions", [])):
+            if p.get("primary"):
+                where.append((name, i))
+                # JSON stores NaN as null: a null p-value is a missing one
+                flat.append({k: v for k, v in p.items() if k not in ("p_adjusted", "verdict_adjusted")
+                             and not (k == "p_value" and v is None)})
+    families: dict[str, list[str]] = {}
+    for (name, i), p in zip(where, adjust_families(flat), strict=True):
+        results["experiments"][name]["headline"]["predictions"][i] = p
+        if "p_adjusted" in p:
+            families.setdefault(p["family"], []).append(f"{name}:{p['id']}")
+    results["holm_scope"] = HOLM_SCOPE
+    results["holm_families"] = families
+    return results
+
+
+def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None, *, commit: str) -> list[Path]:
     """Merge one experiment's headline into results.json and copy its figures and metrics.
 
-    Returns the files written. Other experiments' entries are left untouched; the README table
-    and ``figures/README.md`` are rendered afresh.
+    ``commit`` is what :func:`require_clean_tree` returned when the update started. Returns the files
+    written. Other experiments' entries are left untouched, but the Holm adjustment of every headline
+    is recomputed; the README tables and ``figures/README.md`` are rendered afresh.
     """
     written = []
     data_dir = figures_dir() / "data" / run.reference_key
@@ -74,21 +160,60 @@ def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None
         "command": reference_command(run.experiment, preset, run.reference_args),
         "figures": [p.name for p in written if p.suffix == ".png"],
         "predictions": summary.get("predictions", []),
+        "exact_checks": summary.get("exact_checks", []),
+        # the model, weight and data hashes of a real checkpoint come from the run's summary
+        "provenance": {**code_provenance(commit, run), **summary.get("provenance", {})},
     }
-    save_results(results)
+    results["schema_version"] = SCHEMA_VERSION
+    save_results(adjust_headlines(results))
     written.append(results_path())
-    atomic_write_text(figures_dir() / "README.md", figures_readme(results))
+    write_figures_readme()
     render_readme_table()
     return written
 
 
+def load_calibration(path: Path | None = None) -> dict[str, Any]:
+    path = path or calibration_path()
+    if not path.exists():
+        return {"schema_version": SCHEMA_VERSION, "calibrations": {}}
+    return json.loads(path.read_text())
+
+
+def update_calibration(results: Sequence[Mapping[str, Any]], *, command: str, commit: str) -> dict[str, Any]:
+    """Merge calibration results (``CalibrationResult.to_dict()`` plus its ``seed``) into
+    figures/calibration.json by reading name, keeping the others; returns the merged record.
+
+    The caller draws ``CALIBRATION_FIGURE`` from it; the README tables and figures/README.md are
+    rendered afresh.
+    """
+    calibration = load_calibration()
+    for result in results:
+        calibration["calibrations"][result["name"]] = {**result, "git_commit": commit}
+    calibration.update(figure=CALIBRATION_FIGURE, command=command,
+                       provenance=code_provenance(commit))
+    reps = sorted({c["n_replicates"] for c in calibration["calibrations"].values()})
+    seeds = sorted({c.get("seed") for c in calibration["calibrations"].values()}, key=str)
+    calibration.update(n_replicates="/".join(map(str, reps)), seed="/".join(map(str, seeds)))
+    atomic_write_json(calibration_path(), calibration)
+    write_figures_readme()
+    render_readme_table()
+    return calibration
+
+
+def write_figures_readme() -> None:
+    calibration = load_calibration() if calibration_path().exists() else None
+    atomic_write_text(figures_dir() / "README.md", figures_readme(load_results(), calibration))
+
+
 def render_readme_table() -> bool:
-    """Rewrite the README results table from results.json. Returns True if it changed."""
+    """Rewrite the README results and calibration tables from the reference files. True if changed."""
     readme = readme_path()
     if not readme.exists():
         return False
     text = readme.read_text()
     new = with_results_table(text, load_results())
+    if calibration_path().exists():
+        new = with_calibration_table(new, load_calibration())
     if new != text:
         atomic_write_text(readme, new)
     return new != text

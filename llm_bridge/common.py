@@ -1,5 +1,6 @@
 """What every llm experiment shares: loading the checkpoint and task behind the model protocol,
-the reference key of a non-default model, and a progress bar over phases.
+the reference key of a non-default model and the provenance a reference records (model, weight and
+data sha256), and a progress bar over phases.
 
 Template rule: a task's text becomes token ids once, with the task's template (raw for
 sentiment; chat for safety and instruction when the model has a chat template), so every
@@ -8,6 +9,7 @@ score and KL compares weights on identical ids.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import sys
 import time
@@ -134,6 +136,31 @@ def load(config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int):
                                       "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
                                       "load_seconds": round(time.perf_counter() - t0, 1)})
     return adapter, task
+
+
+def sha256_path(path: Path) -> str:
+    """sha256 of a file, or of a folder (a saved ``datasets`` folder): of its files' names and hashes."""
+    from llm_bridge.models import sha256_file
+
+    if path.is_file():
+        return sha256_file(path)
+    listing = "".join(f"{p.relative_to(path)}\0{sha256_file(p)}\n" for p in sorted(path.rglob("*")) if p.is_file())
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def provenance(config: Any, run_dir: RunDir) -> dict[str, Any]:
+    """What a reference records about a real-checkpoint run: the model, the sha256 of its weight files
+    (from the ``model.json`` that :func:`load` wrote) and the sha256 of the data it was given."""
+    from llm_bridge.data import default_spec, make_data
+
+    record = run_dir.read_json("model.json")
+    out = {"model": config.model, "weights_sha256": record["weights_sha256"]}
+    if hasattr(config, "task"):  # a model's own samples (llm.pareto) have no data file
+        data = Path(config.data) if config.data else make_data(default_spec(config.task))  # cached by then
+        out.update(data=config.data or f"the default {config.task} data", data_sha256=sha256_path(data))
+    if "gguf_sha256" in record:
+        out["gguf_sha256"] = record["gguf_sha256"]
+    return out
 
 
 # The paper's SFT settings (digest §5.6), shared by the `paper` presets: each key names one leaf

@@ -2,7 +2,9 @@
 
 The recorded verdicts live in ``figures/results.json`` under each test config's hash. A changed
 verdict fails until someone records it deliberately with ``ELASTICITY_RECORD_VERDICTS=1`` and
-commits the diff of ``results.json``.
+commits the diff of ``results.json``. Only primary readings have verdicts: a test pointed at an
+exploratory reading fails at once. The raw verdict is compared (a test config is judged alone, so
+its Holm adjustment would depend on which tests share a run).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def record_test_verdict(experiment: str, test_hash: str, prediction: Mapping[str
         "verdict": prediction["verdict"],
         "value": prediction.get("value"),
         "ci": prediction.get("ci"),
-        "n_seeds": prediction.get("n_seeds"),
+        "n_runs": prediction.get("n_runs"),
     }
     save_results(results)
 
@@ -40,9 +42,12 @@ def check_recorded_verdict(experiment: str, test_hash: str, prediction: Mapping[
 
     With ``ELASTICITY_RECORD_VERDICTS=1`` the measured verdict is recorded instead.
     """
+    if not prediction.get("primary"):
+        raise AssertionError(f"{experiment} {prediction['id']} is an exploratory reading and has no verdict; "
+                             "point the test at a primary reading (harness/preregistration.toml)")
     measured = (
         f"{experiment} {prediction['id']}: verdict={prediction['verdict']} "
-        f"value={prediction.get('value'):.4g} ci={prediction.get('ci')} n={prediction.get('n_seeds')} "
+        f"value={prediction.get('value'):.4g} ci={prediction.get('ci')} n_runs={prediction.get('n_runs')} "
         f"(test config {test_hash})"
     )
     print(measured)

@@ -15,17 +15,31 @@ from harness.markdown import TABLE_END, TABLE_START
 from harness.metrics import metric_row, read_metrics_csv, write_metrics_csv
 from harness.runner import execute
 from harness.runs import RunDir, config_hash
-from harness.verdicts import mean_ci, predict, verdict_from_ci
+from harness.verdicts import Claim, judge, mean_ci, t_estimate
 from tests.verdicts import RECORD_ENV, check_recorded_verdict
 
 
 @dataclass(frozen=True, kw_only=True)
 class Micro:
-    n: int = 3
+    n: int = 3  # independent runs (seeds)
+    draws: int = 4  # draws per run
     seed: int = 0
 
 
 CALLS: list[str] = []
+
+
+def micro_readings(rows: list[dict], experiment: str) -> list:
+    """A primary reading (the mean draw is positive, over seeds) and an exploratory one."""
+    import numpy as np
+
+    by_seed: dict = {}
+    for row in rows:
+        by_seed.setdefault(row["seed"], []).append(row["value"])
+    means = [float(np.mean(v)) for _, v in sorted(by_seed.items())]
+    return [judge("micro.mean_positive", t_estimate(means), "mean draw per seed", claim=Claim(direction=1),
+                  family="demo"),
+            judge("micro.first_draw", t_estimate([v[0] for _, v in sorted(by_seed.items())]), "first draw")]
 
 
 def _run(config: Micro, run: RunDir) -> dict:
@@ -33,16 +47,17 @@ def _run(config: Micro, run: RunDir) -> dict:
 
     rows = []
     for i in range(config.n):
+        seed = config.seed + i
         # A cell per unit of work: what a resumed run must not recompute.
-        value = run.cell(f"cell-{i}", lambda i=i: (CALLS.append(f"cell-{i}"), float(
-            np.random.default_rng([config.seed, i]).normal()))[1])
-        rows.append(metric_row("draw", value, "nats", seed=config.seed, x=i))
+        values = run.cell(f"cell-{i}", lambda seed=seed, i=i: (CALLS.append(f"cell-{i}"), list(
+            np.random.default_rng(seed).normal(0.5, 1.0, config.draws)))[1])
+        rows += [metric_row("draw", v, "nats", seed=seed, x=x) for x, v in enumerate(values)]
     run.write_metrics(rows)
-    return {"predictions": [predict("micro.mean_positive", [r["value"] for r in rows], +1, "draw")]}
+    return {"predictions": micro_readings(rows, MICRO.name)}
 
 
 MICRO = Experiment(name="demo.micro", help="micro", config_cls=Micro,
-                   presets={"quick": Preset(help="", est_seconds=0.1)}, run=_run)
+                   presets={"quick": Preset(help="", est_seconds=0.1)}, run=_run, readings=micro_readings)
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
@@ -86,18 +101,15 @@ def test_summary_schema_and_config_record(tmp_path):
     assert {"experiment", "schema_version", "units", "config_hash", "predictions"} <= set(summary)
     assert summary["config_hash"] == config_hash("demo.micro", Micro())
     record = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert record["config"] == {"n": 3, "seed": 0} and "numpy" in record["versions"]
+    assert record["config"] == {"n": 3, "draws": 4, "seed": 0} and "numpy" in record["versions"]
     assert outcome.exit_code == 0
-    assert {"verdict", "value", "ci", "n_seeds", "measure"} <= set(summary["predictions"][0])
-
-
-@pytest.mark.parametrize(
-    "ci, sign, verdict",
-    [((0.1, 0.3), 1, "holds"), ((0.1, 0.3), -1, "contradicted"), ((-0.3, -0.1), -1, "holds"),
-     ((-0.1, 0.2), 1, "inconclusive"), ((float("nan"), 1.0), 1, "inconclusive")],
-)
-def test_verdict_from_ci(ci, sign, verdict):
-    assert verdict_from_ci(ci, sign) == verdict
+    assert summary["schema_version"] == 2 and "holm_scope" in summary
+    primary, exploratory = summary["predictions"]
+    assert {"id", "primary", "family", "verdict", "verdict_adjusted", "p_value", "p_adjusted", "value", "ci",
+            "n_runs", "method", "measure", "direction"} == set(primary)
+    assert primary["primary"] and primary["n_runs"] == 3
+    assert {"id", "primary", "p_value", "value", "ci", "n_runs", "method", "measure"} == set(exploratory)
+    assert not exploratory["primary"]
 
 
 def test_mean_ci_matches_textbook_interval():
@@ -116,13 +128,21 @@ def test_reference_merge_keeps_other_experiments(tmp_path, monkeypatch):
     (tmp_path / "README.md").write_text(f"{TABLE_START}\n{TABLE_END}\n")
     reference.save_results({"schema_version": 1, "experiments": {"llm.rebound": {"headline": {"x": 1}}}})
     outcome = execute(MICRO, Micro(), out=tmp_path / "r")
-    reference.update_reference(outcome.run, outcome.summary, "quick")
+    summary = {**outcome.summary, "provenance": {"model": "m", "weights_sha256": {"w": "ab"}, "data_sha256": "cd"}}
+    reference.update_reference(outcome.run, summary, "quick", commit="f00d")
     results = reference.load_results()
+    assert results["schema_version"] == 2 and "holm_scope" in results
     assert results["experiments"]["llm.rebound"] == {"headline": {"x": 1}}
-    assert results["experiments"]["demo.micro"]["headline"]["config_hash"] == outcome.run.config_hash
+    headline = results["experiments"]["demo.micro"]["headline"]
+    assert headline["config_hash"] == outcome.run.config_hash
+    provenance = headline["provenance"]
+    assert provenance["git_commit"] == "f00d" and provenance["tree_clean"] and provenance["model"] == "m"
+    assert {"python", "numpy", "scipy", "torch", "transformers", "lm-elasticity"} == set(provenance["versions"])
     assert (tmp_path / "figures" / "data" / "demo.micro" / "metrics.csv").exists()
     assert "`demo.micro`" in (tmp_path / "README.md").read_text()
     prediction = outcome.summary["predictions"][0]
+    with pytest.raises(AssertionError, match="exploratory"):
+        check_recorded_verdict("demo.micro", "h", outcome.summary["predictions"][1])
     with pytest.raises(AssertionError, match="no verdict recorded"):
         check_recorded_verdict("demo.micro", "h", prediction)
     monkeypatch.setenv(RECORD_ENV, "1")
