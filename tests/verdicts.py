@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.reference import load_results, save_results
+from harness.runs import git_commit
 
 RECORD_ENV = "ELASTICITY_RECORD_VERDICTS"
 
@@ -33,6 +34,7 @@ def record_test_verdict(experiment: str, test_hash: str, prediction: Mapping[str
         "value": prediction.get("value"),
         "ci": prediction.get("ci"),
         "n_runs": prediction.get("n_runs"),
+        "commit": git_commit(),  # "-dirty" when the code that measured it was not committed
     }
     save_results(results)
 
