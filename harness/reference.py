@@ -35,7 +35,16 @@ from typing import Any
 
 from harness.atomic import atomic_write_json, atomic_write_text
 from harness.errors import ConfigError
-from harness.markdown import figures_readme, with_calibration_table, with_results_table
+from harness.markdown import (
+    CALIBRATION_END,
+    CALIBRATION_START,
+    TABLE_END,
+    TABLE_START,
+    figures_readme,
+    with_block,
+    with_calibration_table,
+    with_results_table,
+)
 from harness.runs import RunDir, package_versions, repo_root
 from harness.verdicts import SCHEMA_VERSION, adjust_families
 
@@ -89,12 +98,28 @@ def require_clean_tree(root: Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError) as err:
         raise ConfigError(f"--update-reference needs git to record the commit ({err})") from None
     changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    if "README.md" in changed and _only_generated_tables_differ(root):
+        changed.remove("README.md")  # an earlier update rendered its tables: an output, like figures/
     if status.returncode != 0 or changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise ConfigError(f"--update-reference refuses to start: tracked files outside figures/ differ from HEAD "
                           f"({shown or status.stderr.strip()}); commit them first, so that the reference "
                           "records the commit it was made from")
     return head.stdout.strip()
+
+
+def _only_generated_tables_differ(root: Path) -> bool:
+    """Whether README.md differs from HEAD's only inside the tables the reference renders."""
+    committed = _git(root, "show", "HEAD:README.md")
+    if committed.returncode != 0:
+        return False
+
+    def prose(text: str) -> str:
+        for start, end in ((TABLE_START, TABLE_END), (CALIBRATION_START, CALIBRATION_END)):
+            text = with_block(text, start, end, "")
+        return text
+
+    return prose(committed.stdout) == prose((root / "README.md").read_text())
 
 
 def code_provenance(commit: str, run: RunDir | None = None) -> dict[str, Any]:

@@ -46,7 +46,13 @@ def test_clean_tree_check(checkout, tmp_path):
     assert reference.require_clean_tree() == head
     (checkout / "figures" / "results.json").write_text("{}")  # figures/ may differ
     (checkout / "untracked.txt").write_text("new")  # untracked files do not count
+    # an earlier update's rendered table is an output too; the README's own text is not
+    (checkout / "README.md").write_text(f"# r\n{TABLE_START}\n| a table |\n{TABLE_END}\n")
     assert reference.require_clean_tree() == head
+    (checkout / "README.md").write_text(f"# r, edited\n{TABLE_START}\n{TABLE_END}\n")
+    with pytest.raises(ConfigError, match=r"README\.md"):
+        reference.require_clean_tree()
+    (checkout / "README.md").write_text(f"# r\n{TABLE_START}\n{TABLE_END}\n")
     (checkout / "code.py").write_text("x = 2\n")
     with pytest.raises(ConfigError, match=r"refuses to start: tracked files outside figures/ differ.*code\.py"):
         reference.require_clean_tree()

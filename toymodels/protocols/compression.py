@@ -304,7 +304,7 @@ EXPERIMENT = Experiment(
                         est_seconds=20),
         # 40 seeds: the calibration's power for the theorem's band (0.86 at slope 1; 5 seeds gave 0.02)
         "full": Preset({"seeds": 40}, "100k model, |D_p| 20000, k 10-1000, 5 amounts, 40 seeds",
-                       est_seconds=3600),
+                       est_seconds=300),
     },
     run=run,
     readings=readings,
