@@ -101,8 +101,14 @@ def config_differences(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return [k for k in keys if not k.startswith(MERGEABLE_KEYS) and len({json.dumps(f.get(k)) for f in flats}) > 1]
 
 
-def judge_runs(paths: Sequence[str | os.PathLike], experiment: str | None = None) -> dict[str, Any]:
-    """Predictions (a summary.json-shaped dict) from the saved metrics of one or more runs of one experiment."""
+def judge_runs(paths: Sequence[str | os.PathLike], experiment: str | None = None,
+               allow_config_differences: bool = False) -> dict[str, Any]:
+    """Predictions (a summary.json-shaped dict) from the saved metrics of one or more runs of one experiment.
+
+    Runs whose configs differ beyond their seeds and execution settings (another model, other
+    amounts) are not replicates of one another and are refused, unless ``allow_config_differences``
+    (other data draws of one design, say); the differences are then listed in the summary.
+    """
     if not paths:
         raise ConfigError("name at least one run folder or metrics.csv")
     loaded = [(str(p), *load_run(p, experiment)) for p in paths]
@@ -116,14 +122,17 @@ def judge_runs(paths: Sequence[str | os.PathLike], experiment: str | None = None
         raise ConfigError(err.args[0]) from None
     if exp.readings is None:
         raise ConfigError(f"{name} has no readings function, so its saved metrics cannot be judged")
+    records = [record for _, _, record, _ in loaded]
+    differences = config_differences(records)
+    if differences and not allow_config_differences:
+        raise ConfigError(f"the runs differ in {', '.join(differences)}: they are not runs of one design "
+                          "(pass --allow-config-differences to pool them anyway)")
     rows = merge_rows([(label, rows) for label, _, _, rows in loaded])
     try:
         predictions = exp.readings(rows, name)
     except (KeyError, ValueError, IndexError) as err:
         raise ConfigError(f"the rows do not fit {name}'s readings ({type(err).__name__}: {err})") from err
-    records = [record for _, _, record, _ in loaded]
     extra: dict[str, Any] = {"runs": [label for label, *_ in loaded], "holm_scope": HOLM_SCOPE}
-    differences = config_differences(records)
     if differences:
         extra["config_differences"] = differences
     chash = "+".join(r.get("config_hash", "metrics.csv") for r in records)
@@ -136,10 +145,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity judge") -> i
                         "--experiment; several runs of one experiment at different seeds are merged")
     parser.add_argument("--experiment", default=None, metavar="NAME",
                         help=f"the experiment of bare metrics.csv files: one of {', '.join(registry.EXPERIMENTS)}")
+    parser.add_argument("--allow-config-differences", action="store_true",
+                        help="pool runs whose configs differ beyond seeds and execution settings")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     args = parser.parse_args(argv)
     try:
-        summary = judge_runs(args.runs, args.experiment)
+        summary = judge_runs(args.runs, args.experiment, args.allow_config_differences)
     except ConfigError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

@@ -105,7 +105,7 @@ def statistic(curves: Any, key: str, stat: str) -> Callable[[Mapping[str, np.nda
 def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     from toymodels.measures import Scores
     from toymodels.protocols.rebound import ReboundCurves, cumulative_steps, curve_rows
-    from toymodels.protocols.rebound_readings import rebound_metrics
+    from toymodels.protocols.rebound_readings import derived_rows, rebound_metrics
 
     spec = config.probe
     common.qualify_reference(run_dir, config.model)
@@ -123,7 +123,7 @@ def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     for arm in curves.log_odds:  # the neutral arm is the pseudo-task <task>+neutral-forward
         name = config.task if arm == "aligned" else f"{config.task}+neutral-forward"
         rows += curve_rows(curves, arm, per_prompt=True, seed=config.seed, task=name)
-    run_dir.write_metrics(rows)
+    run_dir.write_metrics(rows + derived_rows(rows))
     per_prompt = {"prompt": np.arange(len(curves.s0_log_odds))}
     predictions = readings(rows, run_dir.experiment)
     predictions += [judge(pid, paired_bootstrap(per_prompt, statistic(curves, key, stat), config.n_bootstrap,
@@ -162,7 +162,7 @@ EXPERIMENT = Experiment(
                             "64 KL samples every 4 steps", est_seconds=1200),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "max_length"}, "max_length": 512,
                          "batch_size": 1, "forward_amounts": (0, 1000, 2000, 5000, 10000),
-                         "reverse_amounts": (*range(0, 16), *range(16, 2001, 8)), "kl_every": 25, "n_eval": 256,
+                         "reverse_amounts": tuple(range(0, 2001, 8)), "kl_every": 8, "n_eval": 256,
                          "n_kl_samples": 128},
                         "the paper's IMDb SFT settings and amounts (GPU; needs that much data)", est_seconds=36000),
     },

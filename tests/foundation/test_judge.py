@@ -54,3 +54,12 @@ def test_an_experiment_without_readings_says_so(runs, monkeypatch):
     monkeypatch.setitem(registry.EXPERIMENTS, "demo.micro", "tests.foundation.test_judge:MICRO_WITHOUT_READINGS")
     with pytest.raises(ConfigError, match="no readings function"):
         judge_runs([runs[0].run.path])
+
+
+def test_runs_of_other_designs_are_refused_unless_allowed(runs, tmp_path, capsys):
+    """Runs that differ beyond their seeds are not replicates of one design."""
+    other = execute(MICRO, Micro(seed=20, draws=5), out=tmp_path / "other", draw=False)
+    assert main(["judge", str(runs[0].run.path), str(other.run.path)]) == 2
+    assert "differ in draws" in capsys.readouterr().err
+    pooled = judge_runs([runs[0].run.path, other.run.path], allow_config_differences=True)
+    assert pooled["config_differences"] == ["draws"]

@@ -1,14 +1,16 @@
 """Calibration of the rebound and scale primary readings: false-positive rate and power on synthetic
-reverse curves with the references' noise (see toymodels.protocols.rebound_calibration)."""
+reverse curves with the references' rate laws and noise (see toymodels.protocols.rebound_calibration)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.integrate import solve_ivp
+from scipy.special import expit
 
 from harness.calibration import calibrate
 from toymodels.protocols import rebound_calibration as rc
-from toymodels.protocols.rebound_readings import initial_rate_window, metrics_by_run
+from toymodels.protocols.rebound_readings import curves_from_rows
 
 NAMES = [cal.name for cal in rc.CALIBRATIONS]
 
@@ -19,30 +21,40 @@ def test_calibrations_cover_the_primary_readings():
         "scale.rebound_grows_with_size", "scale.rebound_grows_with_pretraining"}
 
 
-def test_synthetic_arm_reads_the_rate_it_was_given():
-    """Without step noise, an arm's initial-rate window reads exactly the rate it was built for."""
-    spec = rc.REBOUND
-    rng = np.random.default_rng(0)
-    for rate in (0.02, 0.04):
-        lam = rc.decay_for_rate(spec, 9.0, rate)
-        r = np.asarray(spec.reverse_amounts, float)
-        y = 9.0 * np.exp(-lam * r)
-        lo, hi = initial_rate_window(spec)
-        inside = (r >= lo) & (r <= hi)
-        assert -np.polyfit(r[inside], y[inside], 1)[0] == pytest.approx(rate, rel=1e-6)
-    assert rc.arm_curve(spec, 0.0, 4.0, 0.04, 0.0, rng).shape == (len(spec.reverse_amounts),)
+@pytest.mark.parametrize("slowdown", [0.0, 0.5])
+def test_law_curve_solves_its_rate_law(slowdown):
+    """The closed form against a numerical solution of dy/dR = -c sigmoid(a (y - b)), with the rate
+    cut by ``slowdown`` below S0 = 0."""
+    c, a, b, start = 0.04, 0.6, 0.5, 4.0
+
+    def rate(_, y):
+        return [-c * expit(a * (y[0] - b)) * (1 - slowdown if y[0] <= 0 else 1)]
+
+    exact = solve_ivp(rate, (0, 512), [start], t_eval=rc.REVERSE, rtol=1e-10, atol=1e-10, max_step=1.0).y[0]
+    assert rc.law_curve(rc.REVERSE, start, c, a, b, 0.0, slowdown) == pytest.approx(exact, abs=2e-4)
+
+
+def test_an_arm_reads_the_window_rate_it_was_built_for():
+    for rate in (0.01, 0.02):
+        m = rc.multiplier_for(4.0, 0.04, 0.6, 0.5, rate)
+        assert rc.window_rate(rc.REVERSE, rc.law_curve(rc.REVERSE, 4.0, m * 0.04, 0.6, 0.5)) == pytest.approx(rate)
 
 
 def test_replicates_have_the_headline_shape():
-    by_run = metrics_by_run(rc.rebound_rows(0.0, 0.0, 0))
-    assert {run for run, _ in by_run} == set(range(rc.SEEDS)) and {task for _, task in by_run} == set(rc.TASKS)
-    assert all(sorted(m) == list(rc.REBOUND.forward_amounts) for m in by_run.values())
+    curves = curves_from_rows(rc.rebound_rows(0.0, 0.0, 0))
+    assert {seed for seed, _ in curves} == set(range(rc.SEEDS)) and len(curves) == rc.SEEDS * len(rc.TASKS)
+    assert all(c.forward_amounts == rc.FORWARD and c.reverse_amounts == tuple(rc.REVERSE.astype(int))
+               for c in curves.values())
+    ref = rc.rebound_reference()
+    print(f"reference: {len(ref.laws)} rate laws, step noise sd {ref.step_sd:.3f} lag-1 {ref.step_lag1:.2f}, "
+          f"trend sd {ref.trend_seed_sd:.4f} (seeds) {ref.trend_task_sd:.4f} (tasks), arm sd {ref.arm_sd:.4f}")
+    assert np.isfinite([ref.step_sd, ref.step_lag1, ref.trend_task_sd, ref.arm_sd]).all()
 
 
 @pytest.mark.parametrize("cal", rc.CALIBRATIONS[:2], ids=NAMES[:2])
 def test_calibration_smoke(cal):
     """A few replicates through the full pipeline: verdicts come back, over 5 runs."""
-    result = calibrate(cal, 3)
+    result = calibrate(cal, 2)
     assert 0 <= result.false_positive_rate <= 1 and 0 <= result.power <= 1
     prediction = cal.replicate(cal.stated, 0)
     assert prediction.primary and prediction.n_runs == rc.SEEDS

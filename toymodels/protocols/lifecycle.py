@@ -28,8 +28,8 @@ from harness.runs import RunDir
 from harness.verdicts import Prediction, log_slope, t_estimate
 from toymodels.corpus import Corpus, check_task
 from toymodels.model import check_size
-from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, probe_rows, rebound_curves
-from toymodels.protocols.rebound_readings import SCORES, STRENGTHS
+from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, curve_rows, rebound_curves
+from toymodels.protocols.rebound_readings import SCORES, STRENGTHS, derived_rows, strengths_by_run
 from toymodels.sweep import Cell, Execution, Grid, run_grid, write_aggregate
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
@@ -84,38 +84,40 @@ def measure_cell(config: LifecycleConfig, cell: Cell, device: str) -> list[dict[
     else:
         model = pretrain(spec, device=device).model(examples / spec.n_pretrain, device=device)
     task = ToyTask(Corpus(spec.corpus), config.task)
-    return probe_rows(rebound_curves(model, task, config.probe_at(float(cell["lr"])), cell.seed))
+    return curve_rows(rebound_curves(model, task, config.probe_at(float(cell["lr"])), cell.seed))
 
 
 def run(config: LifecycleConfig, run_dir: RunDir) -> dict[str, Any]:
     table = run_grid(run_dir, config, measure_cell, desc="toy.lifecycle")
-    run_dir.write_metrics(table)
+    run_dir.write_metrics(table + derived_rows(table, with_strengths=True))
     write_aggregate(run_dir, table)
     return {"predictions": readings(table), "regimes": regimes(table),
             "tokens_per_example": Corpus(config.pretrain_spec(0).corpus).seq_len}
 
 
-def _strengths(table: Sequence[Mapping[str, Any]], measure: str, lr: float) -> dict[int, dict[int, float]]:
-    """seed -> checkpoint -> value of a cell-level strength measure at probe learning rate ``lr``."""
-    out: dict[int, dict[int, float]] = {}
-    for r in table:
-        cond = r["condition"]
-        if r["measure"] == measure and "F" not in cond and cond["lr"] == lr:
-            out.setdefault(r["seed"], {})[cond["pretrain_examples"]] = r["value"]
+def _strengths(strengths: Mapping[tuple[Any, tuple], Mapping[str, float]], measure: str,
+               lr: float) -> dict[Any, dict[int, float]]:
+    """seed -> checkpoint -> a strength at probe learning rate ``lr``."""
+    out: dict[Any, dict[int, float]] = {}
+    for (seed, group), values in strengths.items():
+        cond = dict(group)
+        if cond["lr"] == lr:
+            out.setdefault(seed, {})[cond["pretrain_examples"]] = values[measure]
     return out
 
 
-def _lrs(table: Sequence[Mapping[str, Any]]) -> list[float]:
-    return sorted({r["condition"]["lr"] for r in table if "lr" in r["condition"]})
+def _lrs(strengths: Mapping[tuple[Any, tuple], Any]) -> list[float]:
+    return sorted({dict(group)["lr"] for _, group in strengths})
 
 
 def readings(table: Sequence[Mapping[str, Any]], experiment: str = "toy.lifecycle") -> list[Prediction]:
     """Per (probe learning rate, score scale): the slope of the excess initial decay rate against
     log10(pre-training examples) over the checkpoints after random init, per seed, with a t-interval
     over seeds. All exploratory: the lifecycle maps regimes, the scale experiment holds the primary."""
+    strengths = strengths_by_run(table)
     predictions = []
-    for lr, kind in itertools.product(_lrs(table), SCORES):
-        by_seed = _strengths(table, f"excess_initial_rate_{kind}", lr)
+    for lr, kind in itertools.product(_lrs(strengths), SCORES):
+        by_seed = _strengths(strengths, f"excess_initial_rate_{kind}", lr)
         suffix = "" if kind == "log_odds" else ".prob"
         predictions.append(reading(
             f"lifecycle.elasticity_grows_with_pretraining.lr{lr:g}{suffix}",
@@ -130,11 +132,11 @@ def regimes(table: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     over seeds at each checkpoint, and whether the excess initial rate's interval lies above 0 at
     random init (then a later rise is not emergence) and, if not, at which checkpoint it first does.
     Descriptive: no verdicts."""
-    out = []
-    for lr, kind in itertools.product(_lrs(table), SCORES):
+    strengths, out = strengths_by_run(table), []
+    for lr, kind in itertools.product(_lrs(strengths), SCORES):
         curves = {}
         for strength in STRENGTHS:
-            by_seed = _strengths(table, f"{strength}_{kind}", lr)
+            by_seed = _strengths(strengths, f"{strength}_{kind}", lr)
             checkpoints = sorted({c for v in by_seed.values() for c in v})
             curves[strength] = [{"pretrain_examples": c, "mean": est.value, "ci": list(est.ci),
                                  "above_zero": bool(est.ci[0] > 0)}

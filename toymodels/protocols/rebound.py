@@ -33,11 +33,9 @@ from toymodels.interface import Contrast, Example, LanguageModel, OptimizerSpec
 from toymodels.model import check_size
 from toymodels.protocols.rebound_readings import (
     MeanCurves,
-    metric_unit,
+    derived_rows,
     metrics_by_run,
-    rebound_metrics,
     rebound_predictions,
-    strength_rows,
 )
 from toymodels.sweep import Cell, Execution, Grid, run_grid
 from toymodels.tasks import Task, make_tasks
@@ -56,7 +54,6 @@ class ReboundSpec:
     n_eval: int = 256  # held-out prompts for the exact score
     n_kl_samples: int = 256  # samples of theta0 (temperature 1) for KL(theta0||model)
     kl_every: int = 4  # KL(theta0||model) at every kl_every-th reverse amount (and the last)
-    kl_recovery: float = 0.5  # the KL reading: the amount that recovers this share of the post-alignment KL
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
 
     def __post_init__(self) -> None:
@@ -69,7 +66,10 @@ class ReboundSpec:
         require(self.n_eval >= 1 and self.n_kl_samples >= 1, "n_eval and n_kl_samples must be >= 1")
         require(self.warmup_examples >= 0, f"warmup_examples must be >= 0, got {self.warmup_examples}")
         require(self.kl_every >= 1, f"kl_every must be >= 1, got {self.kl_every}")
-        require(0 < self.kl_recovery < 1, f"kl_recovery must be in (0, 1), got {self.kl_recovery}")
+        step = self.optimizer.examples_per_step
+        # whole optimizer steps: the readings' windows are in steps, and a partial batch is a step too
+        require(all(r % step == 0 for r in self.reverse_amounts),
+                f"reverse_amounts must be multiples of the {step} examples per optimizer step, got {self.reverse_amounts}")
 
 
 @dataclass
@@ -90,8 +90,9 @@ class ReboundCurves:
         take = slice(None) if prompts is None else prompts
         scores = measures.Scores(self.log_odds[arm][..., take])
         s0 = measures.Scores(self.s0_log_odds[take])
-        return MeanCurves(self.spec, s0.mean_prob, s0.mean_log_odds, scores.p.mean(-1),
-                          scores.log_odds.mean(-1), self.kl_theta0_model[arm], self.forward_steps)
+        return MeanCurves(self.spec.forward_amounts, self.spec.reverse_amounts, tuple(self.reverse_steps),
+                          s0.mean_prob, s0.mean_log_odds, scores.p.mean(-1), scores.log_odds.mean(-1),
+                          self.kl_theta0_model[arm])
 
 
 def cumulative_steps(amounts: Sequence[int], optimizer: OptimizerSpec) -> list[int]:
@@ -194,8 +195,9 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
 
 def curve_rows(curves: ReboundCurves, arm: str = "aligned", *, per_prompt: bool = False, seed: Any = "",
                **condition: Any) -> list[dict[str, Any]]:
-    """One arm as metric rows: S0, the mean scores and KL at every (F, R) (x = R), optionally each
-    prompt's log-odds, and the per-F readings of :func:`rebound_metrics`."""
+    """One arm as metric rows: S0, and the mean scores and KL at every (F, R) (x = R, with the
+    optimizer steps behind F and R), optionally each prompt's log-odds. The readings are derived
+    from these rows alone (:func:`~toymodels.protocols.rebound_readings.derived_rows`)."""
     mean = curves.means(arm)
     rows = [metric_row("s0_prob", mean.s0_prob, "prob", seed=seed, **condition),
             metric_row("s0_log_odds", mean.s0_log_odds, "nats", seed=seed, **condition)]
@@ -208,18 +210,7 @@ def curve_rows(curves: ReboundCurves, arm: str = "aligned", *, per_prompt: bool 
         if per_prompt:
             rows += [metric_row("prompt_log_odds", value, "nats", seed=seed, x=r, **at, prompt=p)
                      for p, value in enumerate(curves.log_odds[arm][i, j])]
-    return rows + reading_rows(mean, seed=seed, **condition)
-
-
-def reading_rows(mean: MeanCurves, *, seed: Any = "", **condition: Any) -> list[dict[str, Any]]:
-    """The per-F readings of :func:`rebound_metrics` as metric rows (what the predictions read)."""
-    return [metric_row(key, value, metric_unit(key), seed=seed, **condition, F=f)
-            for f, m in rebound_metrics(mean).items() for key, value in m.items()]
-
-
-def probe_rows(curves: ReboundCurves) -> list[dict[str, Any]]:
-    """The probe's curves (x = R), its per-F metrics and the cell's strengths against the control."""
-    return curve_rows(curves) + strength_rows(rebound_metrics(curves.means()))
+    return rows
 
 
 # probe settings that the scale and lifecycle presets share: every reverse step measured (16 examples
@@ -268,7 +259,7 @@ def measure_cell(config: ReboundConfig, cell: Cell, device: str) -> list[dict[st
 
 def run(config: ReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     rows = run_grid(run_dir, config, measure_cell, desc="toy.rebound")
-    run_dir.write_metrics(rows)
+    run_dir.write_metrics(rows + derived_rows(rows))
     by_seed = metrics_by_run(rows)
     spec = config.probe
     per_f: dict[str, dict[str, float]] = {}

@@ -1,139 +1,220 @@
 """Calibration of the rebound and scale primary readings on synthetic reverse curves.
 
-A synthetic arm is a smooth decay of the mean log-odds toward a misaligned floor,
-``y(R) = floor + (y(0) - floor) exp(-lam R)`` on the headline preset's equal-step reverse grid,
-with ``lam`` solved so that the initial-rate window (reverse steps 1-9) reads a chosen rate, plus
-independent jitter at every measured point. The curves go through the experiments' own code
-(:func:`~toymodels.protocols.rebound.reading_rows` or ``strength_rows``, then ``rebound_predictions``
-or the scale ``readings``), at the headline presets' shapes: ``toy.rebound`` reduced (3 tasks x
-5 seeds, F in {0, 125, 250, 500, 1000}, R every step to 512) and ``toy.scale`` reduced (3 sizes x
-3 budgets x 5 seeds, F in {0, 125, 250, 500}, R every step to 256).
+**Rebound.** A synthetic run has the headline preset's shape (toy.rebound reduced: 3 tasks x 5 seeds,
+F in {0, 125, 250, 500, 1000}, R every optimizer step of 16 examples to 512) and is written as the
+rows a run writes (``score_*`` and ``s0_*``), so it goes through the experiment's own code
+(:func:`~toymodels.protocols.rebound_readings.rebound_predictions`). Each (seed, task) decays by a
+smooth rate law fitted to the committed reference, ``dy/dR = -m c sigmoid(a (y - b))``: the
+dense toy curves' rates fall smoothly from about 0.045 nats/example far above S0 to under 0.01
+far below it, with the inflection anywhere from 2 nats below S0 to 2 above. That curvature is what
+the slowdown reading must not mistake for a slowdown. Each arm starts where the reference's arm
+of that F starts (with the reference's seed-to-seed spread) and its multiplier ``m`` is solved so
+that the initial-rate window reads a chosen rate; each step's decrement is off by an AR(1) share,
+matched to the residuals of the reference's steps around their fitted law. The initial rate's
+trend in F is planted with the reference's spread between seeds, tasks and arms (measured with the
+pre-registered reading); the slowdown is planted as a cut of the rate by a share once the curve
+passes S0. All noise levels are measured on the committed reference at import
+(:func:`rebound_reference`), so a new reference recalibrates.
 
-Noise, matched to the committed references (figures/data, made before this calibration; their
-reverse grid {0, 16, 32, 64, 128} is coarse, so the window rate there is the least-squares slope
-over R in {16, 32, 64, 128}):
-
-- toy.rebound: the window rate's trend over log10 F varies with sd 0.0021 between seeds and 0.0057
-  between the tasks of a seed (per-(seed, task) trends: sd 0.0061; per-seed means over tasks: sd
-  0.0041), and an arm's rate around its (seed, task) trend with sd 0.0016 (nats/example); S0 has sd
-  0.40 over seeds, the aligned start above S0 has sd 0.5; F > 0 arms read 0.038 nats/example on
-  average, the F = 0 control 0.021.
-- toy.scale: the excess window rate (F = 500 minus F = 0) of a cell has sd 0.0028 around its cell
-  mean; per-seed slopes have sd 0.0049 against log10 parameters and 0.0020 against log10
-  budget, of which independent cells explain 0.0034 and 0.0018: the rest is a per-seed slope
-  (sd 0.0035 and 0.0009).
-- along one curve, each step's decay is off its smooth trend by a share with sd 0.04 and lag-1
-  correlation 0.5 (residuals of the per-step rates around a degree-5 fit in R, F > 0 arms of a
-  dense-grid pilot, toy.rebound quick preset: sd 0.013-0.13, median 0.034; lag-1 0.29-0.72).
-  With it a smooth arm's slowdown reading varies with sd ~0.0015 nats/example, as the pilot's do.
+**Scale.** toy.scale reduced's shape (3 sizes x 3 budgets x 8 seeds, F in {0, 125, 250, 500}, R every
+step to 256), exponential arms reading a chosen window rate; the excess window rate (F = 500 minus
+F = 0) of a cell has sd 0.0028 around its cell mean and per-seed slopes have sd 0.0049 against log10
+parameters and 0.0020 against log10 budget, of which independent cells explain 0.0034 and 0.0018,
+the rest a per-seed slope (sd 0.0035 and 0.0009): measured on the toy.scale reference of commit
+5ea76c5 (a coarse grid: the window rate there is the slope over R in {16, 32, 64, 128}).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
+from scipy.optimize import brentq, least_squares
+from scipy.special import expit, wrightomega
 
 from harness.calibration import Calibration
+from harness.metrics import metric_row, read_metrics_csv
+from harness.reference import figures_dir
 from harness.verdicts import Prediction
 from toymodels.protocols import scale
-from toymodels.protocols.rebound import ReboundSpec, reading_rows
 from toymodels.protocols.rebound_readings import (
-    MeanCurves,
-    initial_rate_window,
-    rebound_metrics,
+    WINDOW_STEPS,
+    curves_from_rows,
+    metrics_by_run,
     rebound_predictions,
-    strength_rows,
 )
 
-SEEDS, TASKS = 5, ("sentiment", "safety", "format")  # toy.rebound reduced
+STEP = 16  # examples per optimizer step of the toy presets
+SEEDS, TASKS, FORWARD = 5, ("sentiment", "safety", "format"), (0, 125, 250, 500, 1000)  # toy.rebound reduced
+REVERSE = np.arange(0, 513, STEP, dtype=float)
 SCALE_SEEDS = 8  # toy.scale reduced: 8 seeds give the size reading power 0.8 at the stated size (5 gave 0.64)
-REBOUND = ReboundSpec(forward_amounts=(0, 125, 250, 500, 1000), reverse_amounts=tuple(range(0, 513, 16)))
-SCALE = ReboundSpec(forward_amounts=(0, 125, 250, 500), reverse_amounts=tuple(range(0, 257, 16)))
-RATE_NOISE, RATE_NOISE_LAG1 = 0.04, 0.5  # share by which a step's decay is off, and its lag-1 correlation
-FLOOR_BELOW_S0 = 8.0  # misaligned floor, nats below S0 (the references fall ~4-5 nats below S0 by R = 512)
-S0_MEAN, S0_SD, START_SD = -0.61, 0.40, 0.5
-START_ABOVE_S0 = {125: 3.86, 250: 4.84, 500: 5.50, 1000: 6.01}  # reference means, nats
-RATE_F, RATE_CONTROL = 0.038, 0.021  # window rates, nats/example
-TREND_SEED_SD, TREND_TASK_SD, ARM_SD = 0.0021, 0.0057, 0.0013  # ARM_SD: 0.0016 less the step noise's 0.0009
-# toy.scale reduced: reference cell means of the window rates (nats/example) and starts above S0 (nats)
-SIZES = {"50k": 51304.0, "100k": 105344.0, "250k": 240240.0}
-BUDGETS = (1000, 5000, 20000)
-SCALE_RATE_CONTROL, SCALE_EXCESS = 0.0123, 0.0131
-SCALE_START_ABOVE_S0 = {125: 1.9, 250: 2.9, 500: 3.9}
-CELL_SD, CONTROL_SD, SIZE_SLOPE_SD, BUDGET_SLOPE_SD = 0.0028, 0.0015, 0.0035, 0.0009
+SCALE_FORWARD, SCALE_REVERSE = (0, 125, 250, 500), np.arange(0, 257, STEP, dtype=float)
+WINDOW = (WINDOW_STEPS[0] * STEP, WINDOW_STEPS[1] * STEP)
+
+
+def law_curve(r: np.ndarray, start: float, c: float, a: float, b: float, s0: float = np.inf,
+              slowdown: float = 0.0) -> np.ndarray:
+    """The score along ``r`` under dy/dR = -c sigmoid(a (y - b)) from ``start``; once it passes
+    ``s0`` the rate is cut by the share ``slowdown``. Closed form: with z = a (y - b),
+    z - exp(-z) falls linearly in R, so z = K + omega(-K) (Wright omega)."""
+    def run(z0: float, rate: float, t: np.ndarray) -> np.ndarray:
+        k = z0 - np.exp(-z0) - a * rate * t
+        return b + (k + np.real(wrightomega(-k))) / a
+
+    y = run(a * (start - b), c, r)
+    if slowdown and start > s0 and np.any(y <= s0):
+        zc = a * (s0 - b)
+        crossing = ((a * (start - b) - np.exp(-a * (start - b))) - (zc - np.exp(-zc))) / (a * c)
+        past = r > crossing
+        y[past] = run(zc, c * (1 - slowdown), r[past] - crossing)
+    return y
+
+
+def window_rate(r: np.ndarray, y: np.ndarray) -> float:
+    inside = (r >= WINDOW[0]) & (r <= WINDOW[1])
+    return float(-np.polyfit(r[inside], y[inside], 1)[0])
+
+
+MULTIPLIERS = np.geomspace(1e-2, 1e2, 25)
+
+
+def multiplier_for(start: float, c: float, a: float, b: float, rate: float) -> float:
+    """The multiplier of the law's rate that makes an arm from ``start`` read ``rate`` over the
+    window: the smallest such (the window rate first rises with it, then falls once the arm rushes
+    past the law's inflection before the window), or the one reading the most when none does."""
+    def excess(m: float) -> float:
+        return window_rate(REVERSE, law_curve(REVERSE, start, m * c, a, b)) - rate
+
+    values = np.array([excess(m) for m in MULTIPLIERS])
+    above = np.nonzero(values >= 0)[0]
+    if above.size == 0:
+        return float(MULTIPLIERS[np.argmax(values)])
+    if above[0] == 0:
+        return float(MULTIPLIERS[0])
+    return brentq(excess, MULTIPLIERS[above[0] - 1], MULTIPLIERS[above[0]])
+
+
+def step_noise(n: int, sd: float, lag1: float, rng: np.random.Generator) -> np.ndarray:
+    shares = np.empty(n)
+    shares[0] = rng.normal(0.0, sd)
+    for t in range(1, n):
+        shares[t] = lag1 * shares[t - 1] + np.sqrt(1 - lag1**2) * rng.normal(0.0, sd)
+    return shares
+
+
+def with_step_noise(y: np.ndarray, sd: float, lag1: float, rng: np.random.Generator) -> np.ndarray:
+    """Each step's decrement off by an AR(1) share: training noise that persists a few steps."""
+    return np.concatenate([[y[0]], y[0] + np.cumsum(np.diff(y) * (1 + step_noise(y.size - 1, sd, lag1, rng)))])
+
+
+@dataclass(frozen=True)
+class ReboundReference:
+    """What the generator takes from the committed toy.rebound reference."""
+
+    laws: list[tuple[float, float, float]]  # (c, a, b - S0) of each (seed, task)
+    s0_mean: float
+    s0_sd: float
+    start_above_s0: dict[int, tuple[float, float]]  # F -> (mean, sd) of the start above S0
+    rate_f: float  # mean window rate of the F > 0 arms (nats/example)
+    rate_control: float
+    trend_seed_sd: float  # sd of the window rate's trend in log10 F: between seeds ...
+    trend_task_sd: float  # ... between the tasks of a seed
+    arm_sd: float  # an arm's rate around its (seed, task) trend
+    step_sd: float  # share by which a step's decrement is off its law
+    step_lag1: float
+
+
+def fit_law(curves: Any) -> tuple[tuple[float, float, float], list[np.ndarray]]:
+    """(c, a, b - S0) of one run's arms, fitted by least squares, and each arm's steps' residual
+    shares while the fitted law still falls by at least 0.1 nats a step (nearer the floor a share
+    of a vanishing decrement says nothing)."""
+    r = np.asarray(curves.reverse_amounts, float)
+    y, s0 = curves.log_odds, curves.s0_log_odds
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        return np.concatenate([law_curve(r, row[0], p[0], p[1], s0 + p[2]) - row for row in y])
+
+    fit = least_squares(residuals, [0.05, 0.5, 0.0], bounds=([1e-4, 0.05, -6.0], [1.0, 5.0, 6.0]))
+    shares = []
+    for row in y:
+        fitted = np.diff(law_curve(r, row[0], fit.x[0], fit.x[1], s0 + fit.x[2]))
+        fast = fitted < -0.1
+        shares.append(np.diff(row)[fast] / fitted[fast] - 1)
+    return tuple(float(v) for v in fit.x), shares
 
 
 @cache
-def _window(spec: ReboundSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The reverse grid, the amounts in the initial-rate window, and the least-squares weights that
-    turn the scores there into the window's slope."""
-    r = np.asarray(spec.reverse_amounts, float)
-    lo, hi = initial_rate_window(spec)
-    inside = r[(r >= lo) & (r <= hi)]
-    return r, inside, (inside - inside.mean()) / np.sum((inside - inside.mean()) ** 2)
+def rebound_reference() -> ReboundReference:
+    """The generator's laws and noise, measured on figures/data/toy.rebound (its dense reverse grid)."""
+    rows = read_metrics_csv(figures_dir() / "data" / "toy.rebound" / "metrics.csv")
+    curves = curves_from_rows(rows)
+    metrics = metrics_by_run(rows)
+    laws, shares, starts, s0s = [], [], {}, []
+    for c in curves.values():
+        law, residual = fit_law(c)
+        laws.append(law)
+        shares += residual
+        s0s.append(c.s0_log_odds)
+        for i, f in enumerate(c.forward_amounts):
+            starts.setdefault(f, []).append(c.log_odds[i, 0] - c.s0_log_odds)
+    flat = np.concatenate(shares)
+    lag1 = np.mean([np.corrcoef(s[:-1], s[1:])[0, 1] for s in shares if s.size > 3])
+    trends = {g: np.polyfit(np.log10(FORWARD[1:]), [m[f]["initial_rate_log_odds"] for f in FORWARD[1:]], 1)
+              for g, m in metrics.items()}
+    by_seed: dict[Any, list[float]] = {}
+    for (seed, _), p in trends.items():
+        by_seed.setdefault(seed, []).append(p[0])
+    task_sd = float(np.sqrt(np.mean([np.var(v, ddof=1) for v in by_seed.values()])))
+    seed_var = np.var([np.mean(v) for v in by_seed.values()], ddof=1) - task_sd**2 / len(TASKS)
+    arm = [m[f]["initial_rate_log_odds"] - np.polyval(trends[g], np.log10(f)) for g, m in metrics.items()
+           for f in FORWARD[1:]]
+    return ReboundReference(
+        laws=laws, s0_mean=float(np.mean(s0s)), s0_sd=float(np.std(s0s, ddof=1)),
+        start_above_s0={f: (float(np.mean(v)), float(np.std(v, ddof=1))) for f, v in starts.items()},
+        rate_f=float(np.mean([m[f]["initial_rate_log_odds"] for m in metrics.values() for f in FORWARD[1:]])),
+        rate_control=float(np.mean([m[0]["initial_rate_log_odds"] for m in metrics.values()])),
+        trend_seed_sd=float(np.sqrt(max(seed_var, 0.0))), trend_task_sd=task_sd,
+        arm_sd=float(np.std(arm, ddof=2 * len(trends))),  # two parameters per (seed, task) line
+        step_sd=float(np.std(flat)), step_lag1=float(lag1))
 
 
-def decay_for_rate(spec: ReboundSpec, height: float, rate: float) -> float:
-    """The exponential rate constant whose curve, ``height`` above its floor, loses ``rate`` per
-    example over the initial-rate window (on the rising side of the rate, below its maximum)."""
-    _, inside, weights = _window(spec)
-
-    def window_rate(lam: float) -> float:
-        return -height * float(weights @ np.exp(-lam * inside))
-
-    top = 1.0 / inside.mean()  # the window rate rises with lam up to about here
-    rate = min(max(rate, 1e-6), 0.999 * window_rate(top))
-    return brentq(lambda lam: window_rate(lam) - rate, 1e-9, top)
-
-
-def arm_curve(spec: ReboundSpec, s0: float, start: float, rate: float, slowdown: float,
-              rng: np.random.Generator) -> np.ndarray:
-    """One arm's mean log-odds over the reverse grid: exponential toward a floor, reading ``rate``
-    over the window; after crossing S0 its rate constant shrinks by the share ``slowdown`` (the
-    decay rate drops by that share at S0, then decays smoothly); plus jitter."""
-    r = _window(spec)[0]
-    floor = s0 - FLOOR_BELOW_S0
-    lam = decay_for_rate(spec, start - floor, rate)
-    y = floor + (start - floor) * np.exp(-lam * r)
-    if slowdown and start > s0:
-        crossing = np.log((start - floor) / (s0 - floor)) / lam
-        after = r > crossing
-        y[after] = floor + (s0 - floor) * np.exp(-(1 - slowdown) * lam * (r[after] - crossing))
-    # training noise: each step's decrement off by a share that follows an AR(1) process
-    shares = np.empty(r.size - 1)
-    shares[0] = rng.normal(0.0, RATE_NOISE)
-    for t in range(1, shares.size):
-        shares[t] = RATE_NOISE_LAG1 * shares[t - 1] + np.sqrt(1 - RATE_NOISE_LAG1**2) * rng.normal(0.0, RATE_NOISE)
-    return np.concatenate([[y[0]], y[0] + np.cumsum(np.diff(y) * (1 + shares))])
-
-
-def mean_curves(spec: ReboundSpec, s0: float, curves: Sequence[np.ndarray]) -> MeanCurves:
-    y = np.vstack(curves)
-    return MeanCurves(spec, float(1 / (1 + np.exp(-s0))), s0, 1 / (1 + np.exp(-y)), y,
-                      np.full(y.shape, np.nan), [0] * len(curves))
+def curve_table(seed: int, task: str, s0: float, forward: Sequence[int], reverse: np.ndarray,
+                curves: Sequence[np.ndarray], **condition: Any) -> list[dict[str, Any]]:
+    """One run's synthetic curves as the rows a run writes."""
+    rows = [metric_row("s0_log_odds", s0, "nats", seed=seed, task=task, **condition),
+            metric_row("s0_prob", float(expit(s0)), "prob", seed=seed, task=task, **condition)]
+    for f, y in zip(forward, curves, strict=True):
+        for x, v in zip(reverse, y, strict=True):
+            at = dict(condition, task=task, F=f, steps_F=0, steps_R=int(x) // STEP)
+            rows += [metric_row("score_log_odds", float(v), "nats", seed=seed, x=int(x), **at),
+                     metric_row("score_prob", float(expit(v)), "prob", seed=seed, x=int(x), **at)]
+    return rows
 
 
 def rebound_rows(trend: float, slowdown: float, seed: int) -> list[dict[str, Any]]:
-    """A toy.rebound reduced run's reading rows: the F > 0 window rate rises by ``trend`` (a share
-    of its mean) per decade of F; every F > 0 arm slows by the share ``slowdown`` at S0."""
-    rng = np.random.default_rng((29, seed))
-    fs = REBOUND.forward_amounts[1:]
-    log_f = np.log10(fs) - np.log10(fs).mean()
+    """A toy.rebound reduced run: the F > 0 window rate rises by ``trend`` (a share of its mean) per
+    decade of F; every F > 0 arm's rate is cut by the share ``slowdown`` once it passes S0."""
+    ref, rng = rebound_reference(), np.random.default_rng((29, seed))
+    log_f = np.log10(FORWARD[1:]) - np.log10(FORWARD[1:]).mean()
     rows: list[dict[str, Any]] = []
     for run in range(SEEDS):
-        seed_trend = rng.normal(0, TREND_SEED_SD)
+        seed_trend = rng.normal(0, ref.trend_seed_sd)
         for task in TASKS:
-            s0 = rng.normal(S0_MEAN, S0_SD)
-            slope = trend * RATE_F + seed_trend + rng.normal(0, TREND_TASK_SD)
-            rates = RATE_F + slope * log_f + rng.normal(0, ARM_SD, len(fs))
-            curves = [arm_curve(REBOUND, s0, s0, RATE_CONTROL + rng.normal(0, ARM_SD), 0.0, rng)]
-            curves += [arm_curve(REBOUND, s0, s0 + START_ABOVE_S0[f] + rng.normal(0, START_SD), rate, slowdown, rng)
-                       for f, rate in zip(fs, rates, strict=True)]
-            rows += reading_rows(mean_curves(REBOUND, s0, curves), seed=run, task=task)
+            c, a, b_rel = ref.laws[rng.integers(len(ref.laws))]
+            s0 = rng.normal(ref.s0_mean, ref.s0_sd)
+            slope = trend * ref.rate_f + seed_trend + rng.normal(0, ref.trend_task_sd)
+            rates = [ref.rate_control, *(ref.rate_f + slope * log_f + rng.normal(0, ref.arm_sd, log_f.size))]
+            curves = []
+            for f, rate in zip(FORWARD, rates, strict=True):
+                mean, sd = ref.start_above_s0[f]
+                start = s0 + (rng.normal(mean, sd) if f else 0.0)
+                m = multiplier_for(start, c, a, s0 + b_rel, rate)
+                y = law_curve(REVERSE, start, m * c, a, s0 + b_rel, s0, slowdown if f else 0.0)
+                curves.append(with_step_noise(y, ref.step_sd, ref.step_lag1, rng))
+            rows += curve_table(run, task, s0, FORWARD, REVERSE, curves)
     return rows
 
 
@@ -150,30 +231,46 @@ def slowdown_replicate(size: float, seed: int) -> Prediction:
     return _pick(rebound_predictions(rebound_rows(0.0, size, seed), "toy.rebound"), "rebound.slows_near_s0")
 
 
+# toy.scale reduced, measured on its reference (see the module docstring)
+SIZES = {"50k": 51304.0, "100k": 105344.0, "250k": 240240.0}
+BUDGETS = (1000, 5000, 20000)
+SCALE_RATE_CONTROL, SCALE_EXCESS = 0.0123, 0.0131
+SCALE_START_ABOVE_S0 = {125: 1.9, 250: 2.9, 500: 3.9}
+SCALE_S0, SCALE_S0_SD, SCALE_START_SD = -0.35, 0.4, 0.5
+CELL_SD, CONTROL_SD, SIZE_SLOPE_SD, BUDGET_SLOPE_SD = 0.0028, 0.0015, 0.0035, 0.0009
+SCALE_STEP_SD, SCALE_STEP_LAG1 = 0.04, 0.5  # a dense-grid pilot's step noise (the scale reference is coarse)
+
+
+def exponential_arm(start: float, floor: float, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """An arm decaying exponentially toward ``floor`` that reads ``rate`` over the window."""
+    r = SCALE_REVERSE
+    inside = r[(r >= WINDOW[0]) & (r <= WINDOW[1])]
+    weights = (inside - inside.mean()) / np.sum((inside - inside.mean()) ** 2)
+    reads = lambda lam: -(start - floor) * float(weights @ np.exp(-lam * inside)) - rate  # noqa: E731
+    top = 1.0 / inside.mean()  # the window rate rises with lam up to about here
+    lam = brentq(reads, 1e-9, top) if reads(1e-9) < 0 < reads(top) else top
+    return with_step_noise(floor + (start - floor) * np.exp(-lam * r), SCALE_STEP_SD, SCALE_STEP_LAG1, rng)
+
+
 def scale_rows(size_trend: float, budget_trend: float, seed: int) -> list[dict[str, Any]]:
-    """A toy.scale reduced run's strength rows (and parameter counts): the excess window rate rises
-    by ``size_trend`` per decade of parameters and ``budget_trend`` per decade of budget
-    (nats/example), on top of the reference cell means."""
+    """A toy.scale reduced run (curves and parameter counts): the excess window rate rises by
+    ``size_trend`` per decade of parameters and ``budget_trend`` per decade of budget."""
     rng = np.random.default_rng((31, seed))
     x_size = {z: np.log10(n) - np.mean(np.log10(list(SIZES.values()))) for z, n in SIZES.items()}
     x_budget = {b: np.log10(b) - np.mean(np.log10(BUDGETS)) for b in BUDGETS}
-    rows = [{"seed": "", "condition": {"size": z}, "x": "", "measure": "n_params", "value": n, "unit": "parameters"}
-            for z, n in SIZES.items()]
+    rows = [metric_row("n_params", n, "parameters", size=z) for z, n in SIZES.items()]
     for run in range(SCALE_SEEDS):
         size_slope = size_trend + rng.normal(0, SIZE_SLOPE_SD)
         budget_slope = budget_trend + rng.normal(0, BUDGET_SLOPE_SD)
         for z, b in ((z, b) for z in SIZES for b in BUDGETS):
-            s0 = rng.normal(S0_MEAN, S0_SD)
+            s0 = rng.normal(SCALE_S0, SCALE_S0_SD)
             control = SCALE_RATE_CONTROL + rng.normal(0, CONTROL_SD)
             excess = (SCALE_EXCESS + size_slope * x_size[z] + budget_slope * x_budget[b]
                       + rng.normal(0, np.sqrt(CELL_SD**2 - CONTROL_SD**2)))
-            fs = SCALE.forward_amounts[1:]
-            curves = [arm_curve(SCALE, s0, s0, control, 0.0, rng)]
-            curves += [arm_curve(SCALE, s0, s0 + SCALE_START_ABOVE_S0[f] + rng.normal(0, START_SD),
-                                 control + excess * f / fs[-1], 0.0, rng) for f in fs]
-            mean = mean_curves(SCALE, s0, curves)
-            rows += [{**row, "seed": run, "condition": {"size": z, "n_pretrain": b}}
-                     for row in strength_rows(rebound_metrics(mean))]
+            starts = [s0] + [s0 + SCALE_START_ABOVE_S0[f] + rng.normal(0, SCALE_START_SD) for f in SCALE_FORWARD[1:]]
+            rates = [control + excess * f / SCALE_FORWARD[-1] for f in SCALE_FORWARD]
+            curves = [exponential_arm(start, s0 - 8.0, rate, rng) for start, rate in zip(starts, rates, strict=True)]
+            rows += curve_table(run, "sentiment", s0, SCALE_FORWARD, SCALE_REVERSE, curves, size=z, n_pretrain=b)
     return rows
 
 
@@ -185,19 +282,20 @@ def budget_replicate(size: float, seed: int) -> Prediction:
     return _pick(scale.readings(scale_rows(0.0, size, seed)), "scale.rebound_grows_with_pretraining")
 
 
-NOISE_REBOUND = "toy.rebound reduced reference: seed, task and arm spread of the window rate and S0; step noise of a dense-grid pilot"
+NOISE_REBOUND = ("toy.rebound reduced reference: rate laws fitted per seed and task, seed/task/arm spread of the "
+                 "window rate, start and S0 spread, step residuals")
 NOISE_SCALE = "toy.scale reduced reference: cell and per-seed slope spread of the excess window rate"
 CALIBRATIONS = (
     Calibration(
         reading="rebound.initial_rate_increases_with_F", experiment="toy.rebound", replicate=initial_rate_replicate,
         null=0.0, stated=0.25, scan=(0.05, 0.1, 0.15, 0.2, 0.3),
-        unit="rise of the F > 0 initial rate per decade of F, as a share of its mean (0.038 nats/example)",
+        unit="rise of the F > 0 initial rate per decade of F, as a share of its mean",
         paper_size="sign only: Fig. 4 shows faster decay after more alignment, no rate in these units",
         noise=NOISE_REBOUND),
     Calibration(
         reading="rebound.slows_near_s0", experiment="toy.rebound", replicate=slowdown_replicate,
-        null=0.0, stated=0.5, scan=(0.02, 0.05, 0.1, 0.2, 0.3),
-        unit="share of the decay rate lost on crossing S0 (smooth exponential decay otherwise)",
+        null=0.0, stated=0.5, scan=(0.05, 0.1, 0.2, 0.3, 0.4),
+        unit="share of the decay rate lost on passing S0 (a smooth sigmoid rate law otherwise)",
         paper_size="'slows sharply': a large share, of order one half or more; no number given",
         noise=NOISE_REBOUND),
     Calibration(

@@ -1,52 +1,57 @@
 """The readings of a rebound run, written once for the toy models and the real checkpoints.
 
-Per arm and F (:func:`rebound_metrics`), in probability and in log-odds: the initial decay rate
-(over reverse optimizer steps 1 to 9), the slowdown at S0 (a regression discontinuity of the decay
-rate), R_back (the reverse amount back to S0) and the late slope; and KL(theta0||model) readings
-that can be reached (the minimum, and the amount recovering half the post-alignment KL).
+Everything is read from the measured curves alone, the mean scores at every (F, R) and S0, so any
+``metrics.csv`` in the documented layout can be judged (:func:`curves_from_rows`). Per arm and F
+(:func:`rebound_metrics`), in probability and in log-odds: the initial decay rate (reverse
+optimizer steps 1 to 9), the slowdown at S0 (the jump of the decay rate at S0), the rate at a score
+every aligned arm passes, R_back (the reverse amount back to S0) and the late slope; and
+KL(theta0||model) readings that can be reached (the minimum, and the amount recovering half the
+post-alignment KL).
 
-Across F, per independent run (:func:`rebound_predictions`, callable on any ``metrics.csv`` in the
-documented layout): the trend against log10 F, the mean over F > 0, or a rank trend for censored
-amounts. ``PREDICTIONS`` names each reading; the pre-registration decides which are primary.
+Across F, per independent run (:func:`rebound_predictions`): the trend against log10 F, the mean
+over F > 0, or a rank trend for censored amounts. ``PREDICTIONS`` names each reading; the
+pre-registration decides which are primary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from harness.errors import ConfigError
 from harness.metrics import metric_row
 from harness.preregistration import reading
 from harness.verdicts import Prediction, log_slope, t_estimate
 from toymodels import measures
-
-if TYPE_CHECKING:
-    from toymodels.protocols.rebound import ReboundSpec
 
 SCORES = ("prob", "log_odds")
 # Pre-registered constants of the readings (see harness/preregistration.toml).
 WINDOW_STEPS = (1, 9)  # initial rate: reverse optimizer steps 1..9; step 0 -> 1 is a fresh optimizer's
 RD_BANDWIDTH = 0.5  # slowdown at S0: half the arm's start-to-S0 distance on each side of S0
 RD_MIN_POINTS = 3  # intervals needed on each side of S0
+KL_RECOVERY = 0.5  # the KL reading: the amount that recovers this share of the post-alignment KL
 # rebound strength of a cell against its own F = 0 control (see strength_rows)
 STRENGTHS = ("excess_initial_rate", "excess_late_slope", "slowdown_at_s0", "r_back_trend")
+CURVE_MEASURES = {"score_prob": "prob", "score_log_odds": "log_odds", "kl_theta0_model": "kl"}
+NOT_GROUPING = {"F", "steps_F", "steps_R", "prompt"}  # condition fields inside one run's curves
 
 
 @dataclass(frozen=True)
 class MeanCurves:
-    """Scores averaged over prompts at every (F, R): what :func:`rebound_metrics` reads."""
+    """Scores averaged over prompts at every (F, R) of one run: what :func:`rebound_metrics` reads."""
 
-    spec: ReboundSpec
+    forward_amounts: tuple[int, ...]
+    reverse_amounts: tuple[int, ...]
+    reverse_steps: tuple[int, ...]  # optimizer steps behind each reverse amount
     s0_prob: float
     s0_log_odds: float
     prob: np.ndarray  # (n_F, n_R) mean P(aligned)
     log_odds: np.ndarray  # (n_F, n_R) mean log-odds (nats)
     kl_theta0_model: np.ndarray  # (n_F, n_R), NaN where not measured
-    forward_steps: list[int]
 
     def score(self, kind: str) -> np.ndarray:
         return self.prob if kind == "prob" else self.log_odds
@@ -54,11 +59,27 @@ class MeanCurves:
     def s0(self, kind: str) -> float:
         return self.s0_prob if kind == "prob" else self.s0_log_odds
 
+    def initial_rate_window(self) -> tuple[float, float]:
+        """The reverse amounts (examples) of the initial-rate window: optimizer steps 1 to 9."""
+        inside = [a for a, s in zip(self.reverse_amounts, self.reverse_steps, strict=True)
+                  if WINDOW_STEPS[0] <= s <= WINDOW_STEPS[1]]
+        return (min(inside), max(inside)) if inside else (float("nan"), float("nan"))
 
-def initial_rate_window(spec: ReboundSpec) -> tuple[float, float]:
-    """The reverse amounts (examples) of the initial-rate window: optimizer steps 1 to 9."""
-    step = spec.optimizer.examples_per_step
-    return WINDOW_STEPS[0] * step, WINDOW_STEPS[1] * step
+
+def matched_level(curves: MeanCurves, kind: str) -> float:
+    """A score every aligned arm passes on its way down: halfway from S0 to the lowest start."""
+    starts = curves.score(kind)[[i for i, f in enumerate(curves.forward_amounts) if f > 0], 0]
+    return float(curves.s0(kind) + 0.5 * (starts.min() - curves.s0(kind)))
+
+
+def rate_at_level(amounts: np.ndarray, scores: np.ndarray, level: float, halfwidth: float) -> float:
+    """The decay rate (per example) as the curve passes ``level``: a line through the per-interval
+    rates against their mid scores within ``halfwidth``, read at ``level`` (NaN with < 3 of them)."""
+    rate, mid = -np.diff(scores) / np.diff(amounts), (scores[:-1] + scores[1:]) / 2
+    near = np.abs(mid - level) <= halfwidth
+    if near.sum() < 3 or not np.isfinite(level):
+        return float("nan")
+    return float(np.polyval(np.polyfit(mid[near] - level, rate[near], 1), 0.0))
 
 
 def rebound_metrics(curves: MeanCurves) -> dict[int, dict[str, float]]:
@@ -67,11 +88,12 @@ def rebound_metrics(curves: MeanCurves) -> dict[int, dict[str, float]]:
     Rates are score lost per reverse example; amounts are in examples (NaN when not reached within
     the largest R: censored).
     """
-    r = np.asarray(curves.spec.reverse_amounts, float)
-    window = initial_rate_window(curves.spec)
+    r = np.asarray(curves.reverse_amounts, float)
+    window = curves.initial_rate_window()
+    levels = {kind: matched_level(curves, kind) for kind in SCORES}
     out: dict[int, dict[str, float]] = {}
-    for i, f in enumerate(curves.spec.forward_amounts):
-        m: dict[str, float] = {"steps_forward": curves.forward_steps[i]}
+    for i, f in enumerate(curves.forward_amounts):
+        m: dict[str, float] = {}
         for kind in SCORES:
             y, s0 = curves.score(kind)[i], curves.s0(kind)
             m[f"score_start_{kind}"] = float(y[0])
@@ -79,9 +101,43 @@ def rebound_metrics(curves: MeanCurves) -> dict[int, dict[str, float]]:
             m[f"r_back_{kind}"] = measures.r_back(r, y, s0)
             m[f"slowdown_at_s0_{kind}"] = (measures.rate_discontinuity(r, y, s0, RD_BANDWIDTH * (y[0] - s0),
                                                                        RD_MIN_POINTS) if f > 0 else float("nan"))
+            m[f"rate_at_matched_score_{kind}"] = (rate_at_level(r, y, levels[kind], 0.5 * (levels[kind] - s0))
+                                                  if f > 0 else float("nan"))
             m[f"late_slope_{kind}"] = measures.late_slope(r, y)
-        m.update(measures.kl_readings(r, curves.kl_theta0_model[i], curves.spec.kl_recovery))
+        m.update(measures.kl_readings(r, curves.kl_theta0_model[i], KL_RECOVERY))
         out[int(f)] = m
+    return out
+
+
+def curves_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, tuple], MeanCurves]:
+    """The mean curves of every run in a metrics table, keyed by (seed, the run's other condition
+    fields: task, size, ...), from its ``score_*``, ``kl_theta0_model`` and ``s0_*`` rows."""
+    points: dict[tuple[Any, tuple], dict[str, dict[tuple[int, float], float]]] = {}
+    steps: dict[tuple[Any, tuple], dict[float, int]] = {}
+    for r in rows:
+        c = r["condition"]
+        group = (r["seed"], tuple(sorted((k, v) for k, v in c.items() if k not in NOT_GROUPING)))
+        if r["measure"] in ("s0_prob", "s0_log_odds"):
+            points.setdefault(group, {}).setdefault(r["measure"], {})[(0, 0.0)] = float(r["value"])
+        elif r["measure"] in CURVE_MEASURES and "prompt" not in c:
+            if "steps_R" not in c:
+                raise ConfigError(f"{r['measure']} rows need the steps_R field (the optimizer steps behind each R)")
+            key = (int(c["F"]), float(r["x"]))
+            points.setdefault(group, {}).setdefault(CURVE_MEASURES[r["measure"]], {})[key] = float(r["value"])
+            steps.setdefault(group, {})[float(r["x"])] = int(c["steps_R"])
+    out = {}
+    for group, by in points.items():
+        if "log_odds" not in by:
+            continue
+        fs = sorted({f for f, _ in by["log_odds"]})
+        rs = sorted({x for _, x in by["log_odds"]})
+
+        def grid(name: str, by=by, fs=fs, rs=rs) -> np.ndarray:
+            return np.array([[by.get(name, {}).get((f, x), np.nan) for x in rs] for f in fs])
+
+        out[group] = MeanCurves(tuple(fs), tuple(int(x) for x in rs), tuple(steps[group][x] for x in rs),
+                                by["s0_prob"][(0, 0.0)], by["s0_log_odds"][(0, 0.0)],
+                                grid("prob"), grid("log_odds"), grid("kl"))
     return out
 
 
@@ -114,8 +170,6 @@ def reading_of(stat: str, key: str, metrics: Mapping[int, Mapping[str, float]],
 
 def metric_unit(key: str) -> str:
     """Unit of a ``rebound_metrics`` key, from its name."""
-    if key.startswith("steps"):
-        return "steps"
     if key.startswith("r_back") or key.endswith("_amount"):
         return "examples"
     if key.endswith("_nats"):
@@ -131,10 +185,14 @@ PREDICTIONS = (
      "slope of the initial log-odds decay rate (log-odds per example, reverse steps 1-9) vs log10 F"),
     ("rebound.initial_rate_increases_with_F.prob", "initial_rate_prob", "trend",
      "slope of the initial probability decay rate (per example, reverse steps 1-9) vs log10 F"),
+    ("rebound.rate_at_matched_score_increases_with_F", "rate_at_matched_score_log_odds", "trend",
+     "slope vs log10 F of the log-odds decay rate as each arm passes the same score (halfway from S0 to the "
+     "lowest start): faster decay beyond a rate set by the score alone"),
     ("rebound.slows_near_s0", "slowdown_at_s0_log_odds", "mean",
-     "drop of the log-odds decay rate at S0 (local lines each side, per example), mean over F > 0"),
+     "jump down of the log-odds decay rate at S0 (one cubic in the score both sides, per example), mean over F > 0"),
     ("rebound.slows_near_s0.prob", "slowdown_at_s0_prob", "mean",
-     "drop of the probability decay rate at S0 (local lines each side, per example), mean over F > 0"),
+     "jump down of the probability decay rate at S0 (one cubic in the score both sides, per example), "
+     "mean over F > 0"),
     ("rebound.r_back_decreases_with_F", "r_back_log_odds", "trend",
      "slope of R_back (examples back to S0, log-odds score) vs log10 F"),
     ("rebound.r_back_decreases_with_F.prob", "r_back_prob", "trend",
@@ -145,28 +203,27 @@ PREDICTIONS = (
 )
 
 
-def metrics_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, str], dict[int, dict[str, float]]]:
-    """Per-F metrics of every (run seed, task) in a metrics table."""
-    out: dict[tuple[Any, str], dict[int, dict[str, float]]] = {}
-    for r in rows:
-        c = r["condition"]
-        if "F" not in c or "steps_F" in c or "prompt" in c:
-            continue
-        out.setdefault((r["seed"], c["task"]), {}).setdefault(int(c["F"]), {})[r["measure"]] = float(r["value"])
-    return out
+def metrics_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, tuple], dict[int, dict[str, float]]]:
+    """Per-F metrics of every run (seed, other condition fields) in a metrics table."""
+    return {group: rebound_metrics(curves) for group, curves in curves_from_rows(rows).items()}
+
+
+def _is_control(group: tuple) -> bool:
+    """A bridge's control arm is the pseudo-task ``<task>+...``."""
+    return any(k == "task" and "+" in str(v) for k, v in group[1])
 
 
 def rebound_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
                         unit: str = "seeds") -> list[Prediction]:
     """Every rebound reading of a metrics table, one value per independent run (the mean over the
-    run's tasks, which share its pre-trained model) and a t-interval over runs. Control arms (tasks
-    named ``<task>+...``) are left out."""
-    by_run = {k: v for k, v in metrics_by_run(rows).items() if "+" not in k[1]}
+    run's tasks, which share its pre-trained model) and a t-interval over runs. Control arms are
+    left out."""
+    by_run = {k: v for k, v in metrics_by_run(rows).items() if not _is_control(k)}
     predictions = []
     for pid, key, stat, desc in PREDICTIONS:
         per_run: dict[Any, list[float]] = {}
         censored = 0
-        for (run, _task), metrics in by_run.items():
+        for (run, _group), metrics in by_run.items():
             per_run.setdefault(run, []).append(reading_of(stat, key, metrics))
             censored += sum(1 for f, m in metrics.items() if f > 0 and not np.isfinite(m[key]))
         values = [float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for v in per_run.values()]
@@ -175,19 +232,32 @@ def rebound_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
     return predictions
 
 
-def strength_rows(metrics: Mapping[int, Mapping[str, float]]) -> list[dict[str, Any]]:
+def strengths(metrics: Mapping[int, Mapping[str, float]]) -> dict[str, float]:
     """Rebound strength at the largest F against the F = 0 control, in both score scales."""
-    f_max = max(metrics)
-    top, control = metrics[f_max], metrics[0]
-    rows = []
+    top, control = metrics[max(metrics)], metrics[0]
+    out = {}
     for kind in SCORES:
-        unit = "nats/example" if kind == "log_odds" else "prob/example"
-        rows += [
-            metric_row(f"excess_initial_rate_{kind}",
-                       top[f"initial_rate_{kind}"] - control[f"initial_rate_{kind}"], unit),
-            metric_row(f"excess_late_slope_{kind}",
-                       top[f"late_slope_{kind}"] - control[f"late_slope_{kind}"], unit),
-            metric_row(f"slowdown_at_s0_{kind}", top[f"slowdown_at_s0_{kind}"], unit),
-            metric_row(f"r_back_trend_{kind}", trend_in_f(metrics, f"r_back_{kind}"), "examples/decade of F"),
-        ]
-    return rows
+        out[f"excess_initial_rate_{kind}"] = top[f"initial_rate_{kind}"] - control[f"initial_rate_{kind}"]
+        out[f"excess_late_slope_{kind}"] = top[f"late_slope_{kind}"] - control[f"late_slope_{kind}"]
+        out[f"slowdown_at_s0_{kind}"] = top[f"slowdown_at_s0_{kind}"]
+        out[f"r_back_trend_{kind}"] = trend_in_f(metrics, f"r_back_{kind}")
+    return out
+
+
+def strengths_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, tuple], dict[str, float]]:
+    """The rebound strengths of every run (seed, cell condition) of a metrics table."""
+    return {group: strengths(metrics) for group, metrics in metrics_by_run(rows).items()}
+
+
+def derived_rows(rows: Sequence[Mapping[str, Any]], with_strengths: bool = False) -> list[dict[str, Any]]:
+    """The per-F readings (and, for the scale grids, the strengths) of every run in a metrics table,
+    as metric rows to publish beside the curves they come from."""
+    out = []
+    for (seed, group), metrics in metrics_by_run(rows).items():
+        condition = dict(group)
+        out += [metric_row(key, value, metric_unit(key), seed=seed, **condition, F=f)
+                for f, m in metrics.items() for key, value in m.items()]
+        if with_strengths:
+            out += [metric_row(key, value, "examples/decade of F" if key.startswith("r_back") else metric_unit(key),
+                               seed=seed, **condition) for key, value in strengths(metrics).items()]
+    return out

@@ -30,8 +30,8 @@ from harness.runs import RunDir
 from harness.verdicts import Prediction, log_slope, t_estimate
 from toymodels.corpus import Corpus, CorpusConfig, check_task
 from toymodels.model import GPT, check_size, model_config, n_params
-from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, probe_rows, rebound_curves
-from toymodels.protocols.rebound_readings import SCORES, STRENGTHS
+from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, curve_rows, rebound_curves
+from toymodels.protocols.rebound_readings import SCORES, STRENGTHS, derived_rows, strengths_by_run
 from toymodels.sweep import Cell, Execution, Grid, aggregate, run_grid, write_aggregate
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
@@ -74,7 +74,7 @@ def measure_cell(config: ScaleConfig, cell: Cell, device: str) -> list[dict[str,
     pre = pretrain(spec, device=device)
     fraction = int(cell["n_pretrain"]) / spec.n_pretrain
     task = ToyTask(Corpus(spec.corpus), config.task)
-    return probe_rows(rebound_curves(pre.model(fraction, device=device), task, config.probe, cell.seed))
+    return curve_rows(rebound_curves(pre.model(fraction, device=device), task, config.probe, cell.seed))
 
 
 def param_counts(sizes: Sequence[str]) -> dict[str, int]:
@@ -82,18 +82,14 @@ def param_counts(sizes: Sequence[str]) -> dict[str, int]:
     return {s: n_params(GPT(model_config(s, corpus.vocab_size, corpus.seq_len))) for s in sizes}
 
 
-def axis_slopes(rows: Sequence[Mapping[str, Any]], measure: str, axis: str, other: str,
-                x_of: Mapping[str, float]) -> dict[int, float]:
-    """Per seed: least-squares slope of ``measure`` against log10 of ``axis`` (through ``x_of``),
-    averaged over the values of ``other``."""
-    table: dict[int, dict[str, dict[str, float]]] = {}
-    for r in rows:
-        if r["measure"] != measure:
-            continue
-        cond = r["condition"]
-        if "F" in cond:
-            continue
-        table.setdefault(r["seed"], {}).setdefault(cond[other], {})[cond[axis]] = r["value"]
+def axis_slopes(strengths: Mapping[tuple[Any, tuple], Mapping[str, float]], measure: str, axis: str, other: str,
+                x_of: Mapping[Any, float]) -> dict[Any, float]:
+    """Per seed: least-squares slope of a strength ``measure`` against log10 of ``axis`` (through
+    ``x_of``), averaged over the values of ``other``."""
+    table: dict[Any, dict[Any, dict[Any, float]]] = {}
+    for (seed, group), values in strengths.items():
+        cond = dict(group)
+        table.setdefault(seed, {}).setdefault(cond[other], {})[cond[axis]] = values[measure]
     out = {}
     for seed, by_other in table.items():
         slopes = [log_slope({x_of[a]: v for a, v in points.items()}) for points in by_other.values()]
@@ -106,7 +102,7 @@ def run(config: ScaleConfig, run_dir: RunDir) -> dict[str, Any]:
     table = run_grid(run_dir, config, measure_cell, desc="toy.scale")
     params = param_counts(config.sizes)
     rows = table + [metric_row("n_params", n, "parameters", size=s) for s, n in params.items()]
-    run_dir.write_metrics(rows)
+    run_dir.write_metrics(rows + derived_rows(table, with_strengths=True))
     write_aggregate(run_dir, table)
     return summarise(rows)
 
@@ -124,13 +120,12 @@ def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "toy.scale") -
     """Every scale reading of a metrics table: per seed, the least-squares slope of a rebound
     strength against log10 of one axis (parameters, pre-training examples), averaged over the other
     axis; a t-interval over seeds. The excess initial log-odds rate is the pre-registered primary."""
-    params = params_of(rows)
+    params, strengths = params_of(rows), strengths_by_run(rows)
     predictions = []
     for axis, (axis_name, other) in AXES.items():
-        x_of = params if axis == "size" else {r["condition"]["n_pretrain"]: float(r["condition"]["n_pretrain"])
-                                              for r in rows if "n_pretrain" in r["condition"]}
+        x_of = params if axis == "size" else {dict(g)["n_pretrain"]: float(dict(g)["n_pretrain"]) for _, g in strengths}
         for strength, kind in itertools.product(STRENGTHS, SCORES):
-            per_seed = axis_slopes(rows, f"{strength}_{kind}", axis, other, x_of)
+            per_seed = axis_slopes(strengths, f"{strength}_{kind}", axis, other, x_of)
             primary = strength == "excess_initial_rate" and kind == "log_odds"
             pid = PRIMARY_OF_AXIS[axis] + ("" if primary else f".{strength}.{kind}")
             predictions.append(reading(
@@ -142,7 +137,7 @@ def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "toy.scale") -
 
 def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     cells = {}
-    for row in aggregate([r for r in rows if r["measure"] != "n_params"]):
+    for row in aggregate(derived_rows(rows, with_strengths=True)):
         if "F" not in row["condition"] and row["measure"].startswith(STRENGTHS):
             cells.setdefault(condition_label(row["condition"]), {})[row["measure"]] = {
                 "mean": row["mean"], "ci": [row["ci_lo"], row["ci_hi"]], "n": row["n"]}
@@ -163,7 +158,8 @@ EXPERIMENT = Experiment(
         "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), "seeds": 8, **PROBE_PRESETS["reduced"]},
                           "3 sizes (50k-250k) x 3 budgets (1k-20k examples), F to 500, R every step to 256, "
                           "8 seeds", est_seconds=1800),
-        "full": Preset({}, "3 sizes (50k-250k) x 3 budgets (5k-20k examples), F to 1000, R to 512, 5 seeds",
+        "full": Preset({"seeds": 8}, "3 sizes (50k-250k) x 3 budgets (5k-20k examples), F to 1000, R every step "
+                       "to 512, 8 seeds",
                        est_seconds=3600),
     },
     run=run,
