@@ -128,22 +128,27 @@ class ReboundReference:
 
 
 def fit_law(curves: Any) -> tuple[tuple[float, float, float], list[np.ndarray]]:
-    """(c, a, b - S0) of one run's arms, fitted by least squares, and each arm's steps' residual
-    shares while the fitted law still falls by at least 0.1 nats a step (nearer the floor a share
-    of a vanishing decrement says nothing)."""
+    """(c, a, b - S0) of one run's rate law, fitted by least squares to all its arms (each arm with a
+    multiplier of its own, the F = 0 control's fixed at 1), and each arm's steps' residual shares
+    around its fitted curve while that still falls by at least 0.1 nats a step (nearer the floor a
+    share of a vanishing decrement says nothing)."""
     r = np.asarray(curves.reverse_amounts, float)
     y, s0 = curves.log_odds, curves.s0_log_odds
 
-    def residuals(p: np.ndarray) -> np.ndarray:
-        return np.concatenate([law_curve(r, row[0], p[0], p[1], s0 + p[2]) - row for row in y])
+    def fitted(p: np.ndarray) -> list[np.ndarray]:
+        multipliers = np.concatenate([[1.0], p[3:]])
+        return [law_curve(r, row[0], m * p[0], p[1], s0 + p[2]) for row, m in zip(y, multipliers, strict=True)]
 
-    fit = least_squares(residuals, [0.05, 0.5, 0.0], bounds=([1e-4, 0.05, -6.0], [1.0, 5.0, 6.0]))
+    start = np.concatenate([[0.05, 0.5, 0.0], np.ones(len(y) - 1)])
+    lower = np.concatenate([[1e-4, 0.05, -6.0], np.full(len(y) - 1, 0.1)])
+    upper = np.concatenate([[1.0, 5.0, 6.0], np.full(len(y) - 1, 10.0)])
+    fit = least_squares(lambda p: np.concatenate(fitted(p)) - y.ravel(), start, bounds=(lower, upper))
     shares = []
-    for row in y:
-        fitted = np.diff(law_curve(r, row[0], fit.x[0], fit.x[1], s0 + fit.x[2]))
-        fast = fitted < -0.1
-        shares.append(np.diff(row)[fast] / fitted[fast] - 1)
-    return tuple(float(v) for v in fit.x), shares
+    for row, curve in zip(y, fitted(fit.x), strict=True):
+        step = np.diff(curve)
+        fast = step < -0.1
+        shares.append(np.diff(row)[fast] / step[fast] - 1)
+    return tuple(float(v) for v in fit.x[:3]), shares
 
 
 @cache
