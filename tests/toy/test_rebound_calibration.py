@@ -9,8 +9,10 @@ from scipy.integrate import solve_ivp
 from scipy.special import expit
 
 from harness.calibration import calibrate
+from harness.metrics import read_metrics_csv
+from harness.reference import figures_dir
 from toymodels.protocols import rebound_calibration as rc
-from toymodels.protocols.rebound_readings import curves_from_rows
+from toymodels.protocols.rebound_readings import curves_from_rows, metrics_by_run, reading_of
 
 NAMES = [cal.name for cal in rc.CALIBRATIONS]
 
@@ -49,6 +51,27 @@ def test_replicates_have_the_headline_shape():
     print(f"reference: {len(ref.laws)} rate laws, step noise sd {ref.step_sd:.3f} lag-1 {ref.step_lag1:.2f}, "
           f"trend sd {ref.trend_seed_sd:.4f} (seeds) {ref.trend_task_sd:.4f} (tasks), arm sd {ref.arm_sd:.4f}")
     assert np.isfinite([ref.step_sd, ref.step_lag1, ref.trend_task_sd, ref.arm_sd]).all()
+
+
+def _per_seed(rows, stat, key):
+    per_run = {}
+    for (run, _), metrics in metrics_by_run(rows).items():
+        per_run.setdefault(run, []).append(reading_of(stat, key, metrics))
+    return [float(np.nanmean(v)) for v in per_run.values()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reading, stat, key", [("initial_rate", "trend", "initial_rate_log_odds"),
+                                                ("slowdown", "mean", "slowdown_at_s0_log_odds")])
+def test_synthetic_runs_spread_like_the_reference(reading, stat, key):
+    """The noise is matched reading by reading: the per-seed sd of a null synthetic run is within 35%
+    of the committed reference's."""
+    reference = np.std(_per_seed(read_metrics_csv(figures_dir() / "data" / "toy.rebound" / "metrics.csv"),
+                                 stat, key), ddof=1)
+    synthetic = np.std([v for seed in range(10) for v in _per_seed(
+        rc.rebound_rows(0.0, 0.0, seed, rc.STEP_NOISE_SCALE[reading]), stat, key)], ddof=1)
+    print(f"{reading}: per-seed sd {synthetic:.5f} synthetic, {reference:.5f} reference")
+    assert synthetic == pytest.approx(reference, rel=0.35)
 
 
 @pytest.mark.parametrize("cal", rc.CALIBRATIONS[:2], ids=NAMES[:2])

@@ -9,8 +9,10 @@ dense toy curves' rates fall smoothly from about 0.045 nats/example far above S0
 far below it, with the inflection anywhere from 2 nats below S0 to 2 above. That curvature is what
 the slowdown reading must not mistake for a slowdown. Each arm starts where the reference's arm
 of that F starts (with the reference's seed-to-seed spread) and its multiplier ``m`` is solved so
-that the initial-rate window reads a chosen rate; each step's decrement is off by an AR(1) share,
-matched to the residuals of the reference's steps around their fitted law. The initial rate's
+that the initial-rate window reads a chosen rate; each step's decrement is off by an AR(1) share
+with the lag-1 correlation of the reference's step residuals around their fitted law, its amplitude
+set so that each reading spreads over synthetic seeds as it does over the reference's
+(``STEP_NOISE_SCALE``). The initial rate's
 trend in F is planted with the reference's spread between seeds, tasks and arms (measured with the
 pre-registered reading); the slowdown is planted as a cut of the rate by a share once the curve
 passes S0. All noise levels are measured on the committed reference at import
@@ -199,9 +201,17 @@ def curve_table(seed: int, task: str, s0: float, forward: Sequence[int], reverse
     return rows
 
 
-def rebound_rows(trend: float, slowdown: float, seed: int) -> list[dict[str, Any]]:
+# The step residuals mix noise with the arms' misfit to one rate law, so their amplitude is set for
+# each reading so that the synthetic runs spread like the reference's runs do, reading by reading
+# (per-seed sd of the initial-rate trend 0.0042 and of the slowdown 0.0032 on the reference of
+# commit 291e5b1; tests/toy/test_rebound_calibration.py re-measures both against figures/data).
+STEP_NOISE_SCALE = {"initial_rate": 0.5, "slowdown": 2.2}
+
+
+def rebound_rows(trend: float, slowdown: float, seed: int, noise_scale: float = 1.0) -> list[dict[str, Any]]:
     """A toy.rebound reduced run: the F > 0 window rate rises by ``trend`` (a share of its mean) per
-    decade of F; every F > 0 arm's rate is cut by the share ``slowdown`` once it passes S0."""
+    decade of F; every F > 0 arm's rate is cut by the share ``slowdown`` once it passes S0; the
+    step residuals' amplitude is scaled by ``noise_scale``."""
     ref, rng = rebound_reference(), np.random.default_rng((29, seed))
     log_f = np.log10(FORWARD[1:]) - np.log10(FORWARD[1:]).mean()
     rows: list[dict[str, Any]] = []
@@ -218,7 +228,7 @@ def rebound_rows(trend: float, slowdown: float, seed: int) -> list[dict[str, Any
                 start = s0 + (rng.normal(mean, sd) if f else 0.0)
                 m = multiplier_for(start, c, a, s0 + b_rel, rate)
                 y = law_curve(REVERSE, start, m * c, a, s0 + b_rel, s0, slowdown if f else 0.0)
-                curves.append(with_step_noise(y, ref.step_sd, ref.step_lag1, rng))
+                curves.append(with_step_noise(y, noise_scale * ref.step_sd, ref.step_lag1, rng))
             rows += curve_table(run, task, s0, FORWARD, REVERSE, curves)
     return rows
 
@@ -228,12 +238,13 @@ def _pick(predictions: Sequence[Prediction], pid: str) -> Prediction:
 
 
 def initial_rate_replicate(size: float, seed: int) -> Prediction:
-    return _pick(rebound_predictions(rebound_rows(size, 0.0, seed), "toy.rebound"),
-                 "rebound.initial_rate_increases_with_F")
+    rows = rebound_rows(size, 0.0, seed, STEP_NOISE_SCALE["initial_rate"])
+    return _pick(rebound_predictions(rows, "toy.rebound"), "rebound.initial_rate_increases_with_F")
 
 
 def slowdown_replicate(size: float, seed: int) -> Prediction:
-    return _pick(rebound_predictions(rebound_rows(0.0, size, seed), "toy.rebound"), "rebound.slows_near_s0")
+    rows = rebound_rows(0.0, size, seed, STEP_NOISE_SCALE["slowdown"])
+    return _pick(rebound_predictions(rows, "toy.rebound"), "rebound.slows_near_s0")
 
 
 # toy.scale reduced, measured on its reference (see the module docstring)
