@@ -66,8 +66,10 @@ def law_curve(r: np.ndarray, start: float, c: float, a: float, b: float, s0: flo
         k = z0 - np.exp(-z0) - a * rate * t
         return b + (k + np.real(wrightomega(-k))) / a
 
+    if slowdown and start <= s0:
+        return run(a * (start - b), c * (1 - slowdown), r)
     y = run(a * (start - b), c, r)
-    if slowdown and start > s0 and np.any(y <= s0):
+    if slowdown and np.any(y <= s0):
         zc = a * (s0 - b)
         crossing = ((a * (start - b) - np.exp(-a * (start - b))) - (zc - np.exp(-zc))) / (a * c)
         past = r > crossing
@@ -107,9 +109,14 @@ def step_noise(n: int, sd: float, lag1: float, rng: np.random.Generator) -> np.n
     return shares
 
 
-def with_step_noise(y: np.ndarray, sd: float, lag1: float, rng: np.random.Generator) -> np.ndarray:
-    """Each step's decrement off by an AR(1) share: training noise that persists a few steps."""
-    return np.concatenate([[y[0]], y[0] + np.cumsum(np.diff(y) * (1 + step_noise(y.size - 1, sd, lag1, rng)))])
+def noisy_law_curve(r: np.ndarray, start: float, c: float, a: float, b: float, s0: float, slowdown: float,
+                    shares: np.ndarray) -> np.ndarray:
+    """:func:`law_curve` step by step, each step's rate off by its share (training noise that persists
+    a few steps): the law, and the slowdown at S0, act on the score the noisy curve has reached."""
+    y = [start]
+    for t, share in enumerate(shares):
+        y.append(law_curve(r[t + 1 : t + 2] - r[t], y[-1], c * max(1 + share, 0.05), a, b, s0, slowdown)[0])
+    return np.array(y)
 
 
 @dataclass(frozen=True)
@@ -204,8 +211,9 @@ def curve_table(seed: int, task: str, s0: float, forward: Sequence[int], reverse
 # The step residuals mix noise with the arms' misfit to one rate law, so their amplitude is set for
 # each reading so that the synthetic runs spread like the reference's runs do, reading by reading
 # (per-seed sd of the initial-rate trend 0.0042 and of the slowdown 0.0032 on the reference of
-# commit 291e5b1; tests/toy/test_rebound_calibration.py re-measures both against figures/data).
-STEP_NOISE_SCALE = {"initial_rate": 0.5, "slowdown": 2.2}
+# commit 291e5b1, 0.0042 and 0.0028 synthetic; tests/toy/test_rebound_calibration.py re-measures
+# both against figures/data).
+STEP_NOISE_SCALE = {"initial_rate": 0.5, "slowdown": 2.3}
 
 
 def rebound_rows(trend: float, slowdown: float, seed: int, noise_scale: float = 1.0) -> list[dict[str, Any]]:
@@ -227,8 +235,8 @@ def rebound_rows(trend: float, slowdown: float, seed: int, noise_scale: float = 
                 mean, sd = ref.start_above_s0[f]
                 start = s0 + (rng.normal(mean, sd) if f else 0.0)
                 m = multiplier_for(start, c, a, s0 + b_rel, rate)
-                y = law_curve(REVERSE, start, m * c, a, s0 + b_rel, s0, slowdown if f else 0.0)
-                curves.append(with_step_noise(y, noise_scale * ref.step_sd, ref.step_lag1, rng))
+                shares = step_noise(REVERSE.size - 1, noise_scale * ref.step_sd, ref.step_lag1, rng)
+                curves.append(noisy_law_curve(REVERSE, start, m * c, a, s0 + b_rel, s0, slowdown if f else 0.0, shares))
             rows += curve_table(run, task, s0, FORWARD, REVERSE, curves)
     return rows
 
@@ -255,6 +263,11 @@ SCALE_START_ABOVE_S0 = {125: 1.9, 250: 2.9, 500: 3.9}
 SCALE_S0, SCALE_S0_SD, SCALE_START_SD = -0.35, 0.4, 0.5
 CELL_SD, CONTROL_SD, SIZE_SLOPE_SD, BUDGET_SLOPE_SD = 0.0028, 0.0015, 0.0035, 0.0009
 SCALE_STEP_SD, SCALE_STEP_LAG1 = 0.04, 0.5  # a dense-grid pilot's step noise (the scale reference is coarse)
+
+
+def with_step_noise(y: np.ndarray, sd: float, lag1: float, rng: np.random.Generator) -> np.ndarray:
+    """Each step's decrement off by an AR(1) share (the scale readings do not look at S0)."""
+    return np.concatenate([[y[0]], y[0] + np.cumsum(np.diff(y) * (1 + step_noise(y.size - 1, sd, lag1, rng)))])
 
 
 def exponential_arm(start: float, floor: float, rate: float, rng: np.random.Generator) -> np.ndarray:
