@@ -150,7 +150,7 @@ def format_results(results: Sequence[Mapping[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity calibrate") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--reps", type=int, default=400, help="replicates per planted size (default 400)")
     parser.add_argument("--only", default="", metavar="SUBSTRING", help="only calibrations whose "
                         "experiment:reading name contains this")

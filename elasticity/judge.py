@@ -140,7 +140,7 @@ def judge_runs(paths: Sequence[str | os.PathLike], experiment: str | None = None
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity judge") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, or metrics.csv files with "
                         "--experiment; several runs of one experiment at different seeds are merged")
     parser.add_argument("--experiment", default=None, metavar="NAME",
