@@ -121,6 +121,7 @@ def test_mean_ci_matches_textbook_interval():
 
 
 def test_reference_merge_keeps_other_experiments(tmp_path, monkeypatch):
+    monkeypatch.delenv(RECORD_ENV, raising=False)  # the recording run of the suite sets it
     monkeypatch.setattr(reference, "figures_dir", lambda: tmp_path / "figures")
     monkeypatch.setattr(reference, "results_path", lambda: tmp_path / "figures" / "results.json")
     monkeypatch.setattr(reference, "readme_path", lambda: tmp_path / "README.md")
