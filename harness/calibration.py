@@ -107,15 +107,17 @@ def minimal_detectable_effect(curve: dict[float, float]) -> float:
     return float("nan")
 
 
-def calibrate(cal: Calibration, n_replicates: int, seed: int = 0, progress: bool = False) -> CalibrationResult:
-    """False-positive rate, power at the stated size and the minimal detectable effect of one reading."""
+def calibrate(cal: Calibration, n_replicates: int, seed: int = 0, progress: bool = False,
+              scan: bool = True) -> CalibrationResult:
+    """False-positive rate, power at the stated size and the minimal detectable effect of one reading
+    (``scan=False`` skips the effect-size scan: the MDE is then NaN, the rest unchanged)."""
     label = cal.name if progress else ""
     null = verdicts_at(cal, cal.null, n_replicates, seed, f"{label} null" if label else "")
     fpr, fpr_se = _share([v in DECISIVE for v in null])
     planted = verdicts_at(cal, cal.stated, n_replicates, seed + 1, f"{label} planted" if label else "")
     power, power_se = _share([v == "holds" for v in planted])
     curve = {s: _share([v == "holds" for v in verdicts_at(cal, s, n_replicates, seed + 2 + i)])[0]
-             for i, s in enumerate(cal.scan)}  # the MDE scan, each size with its own replicates
+             for i, s in enumerate(cal.scan if scan else ())}  # the MDE scan, each size with its own replicates
     return CalibrationResult(
         name=cal.name, reading=cal.reading, experiment=cal.experiment, n_replicates=n_replicates,
         false_positive_rate=fpr, false_positive_mcse=fpr_se, stated_effect=cal.stated, power=power,

@@ -41,13 +41,12 @@ def test_planted_slope_is_recovered_with_the_reference_spread(experiment):
 def test_calibration(cal):
     """400 replicates: false-positive rate at the band's edge, power at the theorem's slope 1.
 
-    Measured when written, at the headline seed counts: theory.simulate (10 seeds) fpr 0.055, power
-    0.25; toy.compression (5 seeds) fpr 0.02, power 0.02. Power 0.8 needs about 20-22 seeds for
-    theory.simulate and about 35-40 for toy.compression (the band, pre-registered, is not widened).
+    Measured at the headline seed counts (`elasticity calibrate`, seed 0): theory.simulate (40 seeds)
+    fpr 0.052, power 0.94; toy.compression (80 seeds) fpr 0.045, power 0.81. At 25 and 40 seeds the
+    power was 0.59 and 0.38 (the band, pre-registered, is not widened).
     """
-    result = calibrate(cal, 400)
+    result = calibrate(cal, 400, scan=False)
     print(f"{cal.name}: fpr {result.false_positive_rate:.3f} ± {result.false_positive_mcse:.3f}, power "
-          f"{result.power:.3f} ± {result.power_mcse:.3f}, MDE {result.minimal_detectable_effect:.3g}, "
-          f"curve {result.power_curve}")
+          f"{result.power:.3f} ± {result.power_mcse:.3f}")
     assert result.fpr_ok
     assert result.power_ok
