@@ -206,14 +206,15 @@ def load_calibration(path: Path | None = None) -> dict[str, Any]:
 
 def update_calibration(results: Sequence[Mapping[str, Any]], *, command: str, commit: str) -> dict[str, Any]:
     """Merge calibration results (``CalibrationResult.to_dict()`` plus its ``seed``) into
-    figures/calibration.json by reading name, keeping the others; returns the merged record.
+    figures/calibration.json by reading name, keeping the others, each with the commit and command
+    that made it; returns the merged record.
 
     The caller draws ``CALIBRATION_FIGURE`` from it; the README tables and figures/README.md are
     rendered afresh.
     """
     calibration = load_calibration()
     for result in results:
-        calibration["calibrations"][result["name"]] = {**result, "git_commit": commit}
+        calibration["calibrations"][result["name"]] = {**result, "git_commit": commit, "command": command}
     calibration.update(figure=CALIBRATION_FIGURE, command=command,
                        provenance=code_provenance(commit))
     reps = sorted({c["n_replicates"] for c in calibration["calibrations"].values()})

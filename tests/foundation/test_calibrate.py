@@ -59,6 +59,8 @@ def test_calibrate_updates_the_reference(fake, tmp_path, monkeypatch):
     assert main(["calibrate", "--reps", "10", "--out", str(tmp_path / "cal"), "--update-reference"]) == 0
     record = json.loads((root / "figures" / "calibration.json").read_text())
     assert list(record["calibrations"]) == ["demo.micro:demo.mean_positive"]
+    entry = record["calibrations"]["demo.micro:demo.mean_positive"]
+    assert entry["git_commit"] == record["provenance"]["git_commit"] and "--update-reference" in entry["command"]
     readme = (root / "README.md").read_text()
     assert "| `demo.mean_positive` | `demo.micro` |" in readme and "old" not in readme
     assert (root / "figures" / reference.CALIBRATION_FIGURE).exists()
