@@ -36,16 +36,11 @@ from typing import Any
 from harness.atomic import atomic_write_json, atomic_write_text
 from harness.errors import ConfigError
 from harness.markdown import (
-    CALIBRATION_END,
-    CALIBRATION_START,
-    TABLE_END,
-    TABLE_START,
     figures_readme,
-    with_block,
     with_calibration_table,
     with_results_table,
 )
-from harness.runs import RunDir, package_versions, repo_root
+from harness.runs import RunDir, changed_outside_outputs, package_versions, repo_root, run_git
 from harness.verdicts import SCHEMA_VERSION, adjust_families
 
 PROVENANCE_PACKAGES = ("lm-elasticity", "numpy", "scipy", "torch", "transformers")
@@ -82,44 +77,25 @@ def save_results(results: Mapping[str, Any], path: Path | None = None) -> None:
     atomic_write_json(path or results_path(), results)
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
-
-
 def require_clean_tree(root: Path | None = None) -> str:
     """The HEAD commit of the checkout, or ConfigError when it cannot make a reference: not a git
-    checkout, or tracked files outside ``figures/`` that differ from HEAD."""
+    checkout, or tracked files outside what runs publish that differ from HEAD
+    (:func:`harness.runs.changed_outside_outputs`)."""
     root = root or repo_root()
     try:
-        head = _git(root, "rev-parse", "--verify", "HEAD")
+        head = run_git(root, "rev-parse", "--verify", "HEAD")
         if head.returncode != 0:
             raise ConfigError(f"--update-reference needs a git checkout with a commit to record; {root} is not one")
-        status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures")
+        changed = changed_outside_outputs(root)
+    except subprocess.CalledProcessError as err:
+        raise ConfigError(f"--update-reference needs git to record the commit ({err.stderr.strip()})") from None
     except (OSError, subprocess.SubprocessError) as err:
         raise ConfigError(f"--update-reference needs git to record the commit ({err})") from None
-    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
-    if "README.md" in changed and _only_generated_tables_differ(root):
-        changed.remove("README.md")  # an earlier update rendered its tables: an output, like figures/
-    if status.returncode != 0 or changed:
+    if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise ConfigError(f"--update-reference refuses to start: tracked files outside figures/ differ from HEAD "
-                          f"({shown or status.stderr.strip()}); commit them first, so that the reference "
-                          "records the commit it was made from")
+                          f"({shown}); commit them first, so that the reference records the commit it was made from")
     return head.stdout.strip()
-
-
-def _only_generated_tables_differ(root: Path) -> bool:
-    """Whether README.md differs from HEAD's only inside the tables the reference renders."""
-    committed = _git(root, "show", "HEAD:README.md")
-    if committed.returncode != 0:
-        return False
-
-    def prose(text: str) -> str:
-        for start, end in ((TABLE_START, TABLE_END), (CALIBRATION_START, CALIBRATION_END)):
-            text = with_block(text, start, end, "")
-        return text
-
-    return prose(committed.stdout) == prose((root / "README.md").read_text())
 
 
 def code_provenance(commit: str, run: RunDir | None = None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.atomic import atomic_write_json, to_jsonable
 from harness.errors import ConfigError
+from harness.markdown import CALIBRATION_END, CALIBRATION_START, TABLE_END, TABLE_START, with_block
 from harness.metrics import read_metrics_csv, restore_nan, write_metrics_csv
 
 TRACKED_PACKAGES = ("lm-elasticity", "numpy", "scipy", "sympy", "torch", "transformers", "peft")
@@ -49,22 +50,46 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+def run_git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+
+
+def changed_outside_outputs(root: Path | None = None) -> list[str]:
+    """Tracked files that differ from HEAD, leaving out what runs publish rather than read: figures/,
+    and README.md when only the tables a reference update renders differ. Raises
+    subprocess.CalledProcessError when git cannot tell."""
+    root = root or repo_root()
+    status = run_git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures")
+    status.check_returncode()
+    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    if "README.md" in changed and _only_rendered_tables_differ(root):
+        changed.remove("README.md")
+    return changed
+
+
+def _only_rendered_tables_differ(root: Path) -> bool:
+    """Whether README.md differs from HEAD's only inside the tables the reference renders."""
+    committed = run_git(root, "show", "HEAD:README.md")
+    if committed.returncode != 0:
+        return False
+
+    def prose(text: str) -> str:
+        for start, end in ((TABLE_START, TABLE_END), (CALIBRATION_START, CALIBRATION_END)):
+            text = with_block(text, start, end, "")
+        return text
+
+    return prose(committed.stdout) == prose((root / "README.md").read_text())
+
+
 def git_commit(root: Path | None = None) -> str | None:
+    """HEAD, marked ``-dirty`` when code or prose differs from it (outputs do not count)."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True,
-            text=True, timeout=5, check=True,
-        )
-        # figures/ holds what runs publish, never what they read: writing it (a multi-experiment
-        # reference update) does not make the code that ran dirty
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures"],
-            cwd=root or repo_root(),
-            capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
+        head = run_git(root or repo_root(), "rev-parse", "HEAD")
+        head.check_returncode()
+        dirty = changed_outside_outputs(root)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() + ("-dirty" if dirty else "")
+    return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def cache_dir(*parts: str) -> Path:

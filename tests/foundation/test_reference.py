@@ -13,7 +13,7 @@ from elasticity.command import group_main
 from harness import reference
 from harness.errors import ConfigError
 from harness.markdown import TABLE_END, TABLE_START
-from harness.runs import RunDir
+from harness.runs import RunDir, git_commit
 from llm_bridge.common import provenance, sha256_path
 from tests.foundation.test_cli import _micro_command
 from tests.foundation.test_runs import Micro
@@ -49,11 +49,13 @@ def test_clean_tree_check(checkout, tmp_path):
     # an earlier update's rendered table is an output too; the README's own text is not
     (checkout / "README.md").write_text(f"# r\n{TABLE_START}\n| a table |\n{TABLE_END}\n")
     assert reference.require_clean_tree() == head
+    assert git_commit(checkout) == head  # a run made now records the same clean commit
     (checkout / "README.md").write_text(f"# r, edited\n{TABLE_START}\n{TABLE_END}\n")
     with pytest.raises(ConfigError, match=r"README\.md"):
         reference.require_clean_tree()
     (checkout / "README.md").write_text(f"# r\n{TABLE_START}\n{TABLE_END}\n")
     (checkout / "code.py").write_text("x = 2\n")
+    assert git_commit(checkout) == head + "-dirty"
     with pytest.raises(ConfigError, match=r"refuses to start: tracked files outside figures/ differ.*code\.py"):
         reference.require_clean_tree()
     (tmp_path / "plain").mkdir()
