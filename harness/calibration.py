@@ -53,6 +53,14 @@ class Calibration:
         return f"{self.experiment}:{self.reading}"
 
 
+def residual_draws(residuals: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_draws`` synthetic runs' residuals (n_draws x n_cells), normal with the sample covariance of
+    ``residuals`` (reference runs x cells, about their cell means): standard-normal weights on the
+    reference runs' residual vectors, divided by sqrt(n - 1), keep every variance and every
+    within-run correlation between cells."""
+    return rng.standard_normal((n_draws, residuals.shape[0])) @ residuals / np.sqrt(residuals.shape[0] - 1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class CalibrationResult:
     name: str

@@ -36,7 +36,7 @@ from functools import cache
 
 import numpy as np
 
-from harness.calibration import Calibration
+from harness.calibration import Calibration, residual_draws
 from harness.metrics import metric_row, read_metrics_csv
 from harness.reference import figures_dir
 from harness.verdicts import Prediction
@@ -90,8 +90,7 @@ def synthetic_rows(experiment: str, size: float, n_seeds: int, seed: int) -> lis
     rng = np.random.default_rng(seed)
     log_k = np.log10([k for _, k in ref.cells])
     planted = ref.means + (size - ref.slopes.mean()) * log_k
-    n_ref = ref.residuals.shape[0]
-    y = planted + rng.standard_normal((n_seeds, n_ref)) @ ref.residuals / np.sqrt(n_ref - 1)
+    y = planted + residual_draws(ref.residuals, n_seeds, rng)
     rows = []
     for s, values in enumerate(y):
         for (cond, k), value in zip(ref.cells, values, strict=True):

@@ -37,7 +37,7 @@ from functools import cache
 
 import numpy as np
 
-from harness.calibration import Calibration
+from harness.calibration import Calibration, residual_draws
 from harness.metrics import metric_row, read_metrics_csv
 from harness.reference import figures_dir
 from harness.verdicts import Prediction
@@ -103,9 +103,8 @@ def replicate(reading: str, size: float, seed: int) -> Prediction:
     """One synthetic toy.resistance run, read by the experiment's own readings."""
     ref = reference()
     rng = np.random.default_rng(seed)
-    n_ref = ref.residuals.shape[0]  # as many synthetic seeds as the headline run has (5)
-    weights = rng.standard_normal((n_ref, n_ref))  # synthetic seed x reference residual vector
-    values = planted_means(reading, size) + weights @ ref.residuals / np.sqrt(n_ref - 1)
+    n_seeds = ref.residuals.shape[0]  # as many synthetic seeds as the headline run has (5)
+    values = planted_means(reading, size) + residual_draws(ref.residuals, n_seeds, rng)
     rows = [metric_row(MEASURE, float(v), "nats", seed=s, init=init, task=task, size=model_size, T=temp,
                        pair=pair, path=path)
             for s, seed_values in enumerate(values)
