@@ -106,18 +106,6 @@ def draws_estimate(value: float, draws: np.ndarray, n: int, method: str) -> Esti
                     lambda c: float(b - np.searchsorted(finite, c, side="left")) / b)
 
 
-def bootstrap_estimate(values: Sequence[float], seed: int, n_resamples: int = 4999, unit: str = "seeds") -> Estimate:
-    """Mean and percentile-bootstrap interval over independent units."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    method = f"percentile bootstrap over {unit}"
-    if x.size < 2:
-        return _nan_estimate(int(x.size), method, float(x.mean()) if x.size else float("nan"))
-    rng = np.random.default_rng((19, seed))
-    draws = x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
-    return draws_estimate(float(x.mean()), draws, int(x.size), method)
-
-
 def paired_bootstrap(per_prompt: Mapping[str, np.ndarray], statistic: Callable[[Mapping[str, np.ndarray]], float],
                      n_resamples: int, seed: int) -> Estimate:
     """A statistic and its percentile interval, resampling prompts jointly across every array
