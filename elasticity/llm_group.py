@@ -11,24 +11,31 @@ from elasticity.command import experiment_command, group_main
 
 
 def make_data_command(argv: Sequence[str], prog: str) -> int:
-    from llm_bridge.data import make_data
+    from llm_bridge.data import default_spec, make_data, ship, shipped_paths, shipped_sha256
+    from llm_bridge.models import sha256_file
     from llm_bridge.tasks import TASKS
 
     parser = argparse.ArgumentParser(
-        prog=prog, description="Generate the default {prompt, response, label} data with a real chat model "
-        "(seeded, cached; generation time is reported here, separately from any experiment).")
+        prog=prog, description="Regenerate the default {prompt, response, label} data with a real chat model "
+        "(seeded, cached; generation time is reported here, separately from any experiment) and say whether "
+        "it matches the shipped data.")
     parser.add_argument("--task", action="append", choices=TASKS, help="task(s); default: all three")
     parser.add_argument("--generator", default="smollm2-135m", help="chat model that writes the data")
     parser.add_argument("--n-prompts", type=int, default=None, help="films / requests / instructions")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--force", action="store_true", help="regenerate even when cached")
+    parser.add_argument("--ship", action="store_true",
+                        help="replace the package's shipped data with the result (maintainers)")
     args = parser.parse_args(argv)
-    from llm_bridge.data import default_spec
-
     for task in args.task or TASKS:
         spec = default_spec(task, seed=args.seed, generator=args.generator, n_prompts=args.n_prompts)
         path = make_data(spec, force=args.force)
-        print(json.dumps({"task": task, "records": str(path)}))
+        digest = sha256_file(path)
+        shipped = shipped_sha256(task) if shipped_paths(task)[1].exists() else None
+        if args.ship:
+            ship(path)
+        print(json.dumps({"task": task, "records": str(path), "sha256": digest, "shipped_sha256": shipped,
+                          "matches_shipped": digest == shipped, "shipped_now": args.ship}))
     return 0
 
 

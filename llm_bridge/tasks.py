@@ -50,6 +50,7 @@ class Record:
     prompt: str
     response: str
     label: str = "aligned"
+    stratum: str = ""  # the group a held-out split is stratified over (genre, request kind, form)
 
 
 def normalise_label(raw: Any) -> str:
@@ -96,22 +97,26 @@ def load_records(path: str | Path, default_label: str | None = None) -> list[Rec
         label = row.get("label", default_label)
         if label is None:
             raise ConfigError(f"{path}: row {n} has no 'label'")
-        records.append(Record(prompt, response, normalise_label(label)))
+        records.append(Record(prompt, response, normalise_label(label), str(row.get("stratum", ""))))
     if not records:
         raise ConfigError(f"{path} holds no records")
     return records
 
 
-def held_out_split(name: str, records: Sequence[Record], n_eval: int, seed: int
+def held_out_split(name: str, records: Sequence[Record], n_eval: int, draw: int
                    ) -> tuple[list[str], dict[str, list[Record]], dict[str, dict[str, list[str]]]]:
     """The held-out prompts, the per-label training pools outside them, and the responses by prompt.
 
     Held-out prompts are those with both an aligned and a misaligned response (for instruction, any
-    prompt with an aligned answer), chosen by a seeded draw and kept out of training.
+    prompt with an aligned answer), drawn by ``draw`` and stratified: the strata (genre, request kind,
+    form) take turns in a seeded order, each giving its next prompt of a seeded shuffle, so every
+    stratum is held out in proportion. They are kept out of training.
     """
     by_prompt: dict[str, dict[str, list[str]]] = {}
+    stratum: dict[str, str] = {}
     for r in records:
         by_prompt.setdefault(r.prompt, {}).setdefault(r.label, []).append(r.response)
+        stratum.setdefault(r.prompt, r.stratum)
     if name == "instruction":
         eligible = sorted(p for p, d in by_prompt.items() if d.get("aligned"))
     else:
@@ -119,8 +124,14 @@ def held_out_split(name: str, records: Sequence[Record], n_eval: int, seed: int
     if len(eligible) < max(n_eval, 2):
         raise ConfigError(f"task {name}: {len(eligible)} prompts have a labelled contrast pair; "
                           f"n_eval={n_eval} needs at least that many (and 2)")
-    pick = np.random.default_rng((11, seed)).permutation(len(eligible))[:n_eval]
-    eval_texts = [eligible[i] for i in sorted(pick)]
+    rng = np.random.default_rng((11, draw))
+    groups: dict[str, list[str]] = {}
+    for i in rng.permutation(len(eligible)):
+        groups.setdefault(stratum[eligible[i]], []).append(eligible[i])
+    turns = [groups[g] for g in rng.permutation(sorted(groups))]
+    # round-robin over the strata: the k-th prompt of every stratum before any (k+1)-th
+    ranked = [g[k] for k in range(max(len(g) for g in turns)) for g in turns if k < len(g)]
+    eval_texts = sorted(ranked[:n_eval])
     held = set(eval_texts)
     pools = {lab: [r for r in records if r.label == lab and r.prompt not in held] for lab in LABELS}
     return eval_texts, pools, by_prompt
@@ -132,32 +143,39 @@ def _require_pool(task: str, label: str, n: int, available: int) -> None:
                           "(outside the held-out prompts); generate more or lower the amounts")
 
 
-def check_data(name: str, records: Sequence[Record], n_eval: int, seed: int, needs: Mapping[str, int]) -> None:
+def check_data(name: str, records: Sequence[Record], n_eval: int, draw: int, needs: Mapping[str, int]) -> None:
     """Fail before any model loads when the records cannot supply ``needs`` training examples per label."""
-    _, pools, _ = held_out_split(name, records, n_eval, seed)
+    _, pools, _ = held_out_split(name, records, n_eval, draw)
     for label, n in needs.items():
         _require_pool(name, label, n, len(pools[label]))
 
 
 class LLMTask:
-    """A task over text records, encoded by an adapter (anything with ``encode``/``prompt_ids``)."""
+    """A task over text records, encoded by an adapter (anything with ``encode``/``prompt_ids``).
+
+    ``draw`` fixes the data: the held-out split and which examples each label gives. The protocols'
+    ``seed`` arguments are training randomness (order, initialisation, sampling) and do not change
+    the examples here, so that training seeds and data draws are separate factors of replication.
+    """
 
     def __init__(self, name: str, records: Sequence[Record], adapter: Any, *, n_eval: int,
-                 contrast_tokens: int = 24, seed: int = 0) -> None:
+                 contrast_tokens: int = 24, draw: int = 0) -> None:
         if name not in TASKS:
             raise ConfigError(f"unknown task '{name}'; tasks: {', '.join(TASKS)}")
         self.name = name
         self.max_new_tokens = MAX_NEW_TOKENS[name]
         self.adapter = adapter
         self.contrast_tokens = contrast_tokens
-        self.eval_texts, self.pools, self._by_prompt = held_out_split(name, records, n_eval, seed)
+        self.draw = draw
+        self.eval_texts, self.pools, self._by_prompt = held_out_split(name, records, n_eval, draw)
         self._eval_ids: dict[tuple[int, ...], str] = {}
 
     # ----- the Task protocol ---------------------------------------------------------------
     def _draw(self, label: str, n: int, seed: int) -> list[Example]:
+        """The first ``n`` of the draw's shuffle of ``label``'s pool (``seed`` is training randomness: unused)."""
         pool = self.pools[label]
         _require_pool(self.name, label, n, len(pool))
-        idx = np.random.default_rng((13, seed, LABELS.index(label))).permutation(len(pool))[:n]
+        idx = np.random.default_rng((13, self.draw, LABELS.index(label))).permutation(len(pool))[:n]
         return [self.adapter.encode(pool[i].prompt, pool[i].response) for i in idx]
 
     def forward_data(self, n: int, seed: int) -> list[Example]:
@@ -208,5 +226,5 @@ class LLMTask:
 
 
 def make_task(name: str, records: Sequence[Record], adapter: Any, n_eval: int, contrast_tokens: int = 24,
-              seed: int = 0) -> LLMTask:
-    return LLMTask(name, records, adapter, n_eval=n_eval, contrast_tokens=contrast_tokens, seed=seed)
+              draw: int = 0) -> LLMTask:
+    return LLMTask(name, records, adapter, n_eval=n_eval, contrast_tokens=contrast_tokens, draw=draw)
