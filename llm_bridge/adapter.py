@@ -72,13 +72,14 @@ class HFCausalLM:
     def __init__(
         self, model: Any, tokenizer: Any, *, lora: LoraSpec | None = None, max_length: int = 2048,
         eval_batch: int = 8, device: str = "cpu", seed: int = 42, template: Template = "raw",
-        gradient_checkpointing: bool = False,
+        gradient_checkpointing: bool = False, share_prefix: bool = True,
     ) -> None:
         if template == "chat" and not getattr(tokenizer, "chat_template", None):
             raise ConfigError("template 'chat' needs a tokenizer with a chat template; use template=raw")
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self.eval_batch = eval_batch
+        self.eval_batch = eval_batch  # sequences per scoring pass
+        self.share_prefix = share_prefix
         self.device = torch.device(device)
         self.template = template
         self.lora = lora
@@ -231,17 +232,75 @@ class HFCausalLM:
     def token_logprobs(self, examples: Sequence[Example], temperature: float = 1.0) -> list[np.ndarray]:
         """Response-token log-probabilities; ``temperature`` scores under the tempered distribution
         softmax(logits / T) that :meth:`generate_batch` samples from at that temperature (its
-        self-loss on its own samples estimates their entropy H(p_T))."""
+        self-loss on its own samples estimates their entropy H(p_T)).
+
+        Examples that share a prompt (a contrast's continuations, several samples of one prompt) run
+        the prompt once: its keys and values are cached and copied to each continuation
+        (``share_prefix``; off, every example is one padded sequence, as in training).
+        """
         if temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
         self.net.eval()
-        out: list[np.ndarray] = []
-        for b in range(0, len(examples), self.eval_batch):
-            chunk = examples[b : b + self.eval_batch]
-            token_logp, mask = self._response_logprobs(chunk, temperature=temperature)
-            for row, m in zip(token_logp, mask, strict=True):
-                out.append(row[m].double().cpu().numpy())
-        return out
+        if not self.share_prefix:
+            out: list[np.ndarray] = []
+            for b in range(0, len(examples), self.eval_batch):
+                token_logp, mask = self._response_logprobs(examples[b : b + self.eval_batch], temperature=temperature)
+                out += [row[m].double().cpu().numpy() for row, m in zip(token_logp, mask, strict=True)]
+            return out
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, e in enumerate(examples):
+            groups.setdefault(e.prompt_ids, []).append(i)
+        results: list[np.ndarray | None] = [None] * len(examples)
+        chunk: list[tuple[int, ...]] = []
+        for k, prompt in enumerate(groups):
+            chunk.append(prompt)
+            rows = sum(len(groups[p]) for p in chunk)
+            if rows >= self.eval_batch or k == len(groups) - 1:
+                index = [i for p in chunk for i in groups[p]]
+                scored = self._prefix_logprobs(chunk, [[examples[i].response_ids for i in groups[p]] for p in chunk],
+                                               temperature)
+                for i, row in zip(index, scored, strict=True):
+                    results[i] = row
+                chunk = []
+        return results  # type: ignore[return-value]
+
+    def _prefix_logprobs(self, prompts: Sequence[tuple[int, ...]], responses: Sequence[Sequence[tuple[int, ...]]],
+                         temperature: float) -> list[np.ndarray]:
+        """Log-probabilities of every response of every prompt: the prompts run once (left-padded,
+        their keys and values cached), then each response continues its prompt's cache."""
+        width = max(len(p) for p in prompts)
+        if width + max(len(r) for rs in responses for r in rs) > self.max_length:
+            raise ConfigError(f"an example exceeds max_length={self.max_length}")
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        for b, p in enumerate(prompts):
+            ids[b, width - len(p) :] = torch.tensor(p)
+            attn[b, width - len(p) :] = 1
+        ids, attn = ids.to(self.device), attn.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            prefix = self.net(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
+                              use_cache=True, logits_to_keep=1)
+            owner = torch.tensor([b for b, rs in enumerate(responses) for _ in rs], device=self.device)
+            cache = prefix.cache
+            cache.reorder_cache(owner)  # one copy of its prompt's keys and values per response
+            flat = [r for rs in responses for r in rs]
+            length = max(len(r) for r in flat)
+            cont = torch.full((len(flat), length), self.pad_id, dtype=torch.long)
+            cont_attn = torch.zeros_like(cont)
+            for b, r in enumerate(flat):
+                cont[b, : len(r)] = torch.tensor(r)
+                cont_attn[b, : len(r)] = 1
+            cont, cont_attn = cont.to(self.device), cont_attn.to(self.device)
+            positions = attn.sum(-1)[owner, None] + torch.arange(length, device=self.device)
+            # the prompt's last position predicts the first response token; each response token the next
+            logits = prefix.logits[owner, -1:]
+            if length > 1:
+                logits = torch.cat([logits, self.net(
+                    input_ids=cont[:, :-1], attention_mask=torch.cat([attn[owner], cont_attn[:, :-1]], -1),
+                    position_ids=positions[:, :-1], cache=cache, use_cache=False).logits], 1)
+        logits = logits.float() / temperature
+        token_logp = logits.gather(-1, cont.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+        return [row[: len(r)].double().cpu().numpy() for row, r in zip(token_logp, flat, strict=True)]
 
     @torch.no_grad()
     def generate_batch(

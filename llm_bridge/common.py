@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tqdm import tqdm
-
-from harness.config import require
+from harness.config import require, seeds_of
 from harness.runs import RunDir
 from toymodels.interface import OptimizerSpec
-from toymodels.sweep import Runtime
+from toymodels.sweep import Execution, Runtime
 
 DEFAULT_MODEL = "smollm2-135m"
 TEMPLATE_RULE = ("task template (raw for sentiment; chat for safety/instruction when the model has one), "
                  "rendered once per example; every score and KL compares weights on identical ids")
-
-
-@contextmanager
-def progress_bar(total: int, desc: str) -> Iterator[Callable[[str], None]]:
-    """A bar on stderr advanced once per finished phase; each phase's message stays above it as a log line."""
-    with tqdm(total=total, desc=desc, unit="phase", file=sys.stderr) as bar:
-        def done(message: str) -> None:
-            bar.write(message, file=sys.stderr)
-            bar.update()
-
-        yield done
 
 
 def model_tag(model: str) -> str:
@@ -54,12 +39,18 @@ def config_model(run_dir: RunDir) -> str:
     return config["model"] if isinstance(config, Mapping) else config.model
 
 
-def qualify_reference(run_dir: RunDir, model: str) -> None:
-    """Results of a non-default model are recorded under ``<experiment>.<model>`` (results.json key
-    and figures/data folder), so SmolLM2 and Gemma 3 rebound results sit side by side."""
-    if model != DEFAULT_MODEL:
-        run_dir.reference_key = f"{run_dir.experiment}.{model_tag(model)}"
-        run_dir.reference_args = f"--model {shlex.quote(model)}"
+def qualify_reference(run_dir: RunDir, config: Any, default_task: str | None = None) -> None:
+    """Results of a non-default model or task are recorded under ``<experiment>.<model>.<task>``
+    (results.json key and figures/data folder; each part only where it is not the default), so that
+    SmolLM2 and Gemma 3, sentiment and safety, sit side by side."""
+    parts, args = [run_dir.experiment], []
+    if config.model != DEFAULT_MODEL:
+        parts.append(model_tag(config.model))
+        args.append(f"--model {shlex.quote(config.model)}")
+    if default_task is not None and config.task != default_task:
+        parts.append(config.task)
+        args.append(f"--task {config.task}")
+    run_dir.reference_key, run_dir.reference_args = ".".join(parts), " ".join(args)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +77,25 @@ def llm_runtime() -> Runtime:
     return Runtime(threads=2)
 
 
+def llm_execution() -> Execution:
+    """The independent runs of an llm experiment one after another in one process with two CPU
+    threads; ``n_jobs=2 threads=1`` runs two at once (about 15% more runs per hour on 2 cores)."""
+    return Execution(threads=2, n_jobs=1)
+
+
+def run_grid(config: Any) -> Any:
+    """The independent runs of a config as a grid: starting point x data draw, training seeds innermost."""
+    from toymodels.sweep import Grid
+
+    return Grid.of({"init": ("pretrained", *config.controls), "draw": config.data_draws}, seeds_of(config))
+
+
+def relabel(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the run grid with each run's label (:func:`run_label`) as the ``seed``: one value per
+    independent run, which is what every reading groups by."""
+    return [{**r, "seed": run_label(r["condition"]["init"], r["condition"]["draw"], r["seed"])} for r in rows]
+
+
 def regime(adapter: AdapterSettings, optimizer: OptimizerSpec) -> str:
     batch = f"batch {optimizer.batch_size}x{optimizer.grad_accum}"
     if adapter.finetune == "lora":
@@ -94,48 +104,81 @@ def regime(adapter: AdapterSettings, optimizer: OptimizerSpec) -> str:
     return f"full fine-tuning, lr {optimizer.lr:g} constant, {batch}"
 
 
-def _records(config: Any):
-    from llm_bridge.data import default_records
-    from llm_bridge.tasks import load_records
+def data_path(config: Any) -> Path:
+    """The data a config runs on: its ``data`` path, or the shipped default of its task."""
+    from llm_bridge.data import default_data_path
 
-    if config.data:
-        return load_records(config.data)
-    t0 = time.perf_counter()
-    records = default_records(config.task)
-    print(f"default data for {config.task}: {len(records)} records ({time.perf_counter() - t0:.0f} s, "
-          "generation time reported separately by make-data)", file=sys.stderr)
-    return records
+    return Path(config.data) if config.data else default_data_path(config.task)
 
 
-def load(config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int):
-    """Load the model (record its weight hashes), build the adapter and the task.
+def data_record(config: Any) -> dict[str, str]:
+    """What a run records about its data: the path (or the shipped default) and its sha256."""
+    path = data_path(config)
+    return {"data": config.data or f"the shipped {config.task} data", "data_sha256": sha256_path(path)}
 
-    ``needs``: training examples per label that the protocol will draw, checked (with ``n_eval``
-    held-out prompts) before the model loads.
-    """
-    from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
-    from llm_bridge.models import describe_source, load_model
-    from llm_bridge.tasks import TEMPLATES, check_data, make_task
-    from toymodels.train import resolve_device
 
-    describe_source(config.model)  # a bad model name fails before any data is generated
-    device, settings = config.execution.device, config.adapter
-    resolve_device(device)
-    set_threads(config.execution.threads or None)
-    records = _records(config)
-    check_data(config.task, records, n_eval, config.seed, needs)
-    t0 = time.perf_counter()
-    loaded = load_model(config.model, device=device, trust_remote_code=config.trust_remote_code)
-    template = TEMPLATES[config.task] if loaded.record["has_chat_template"] else "raw"
-    lora = LoraSpec(r=settings.lora_r, alpha=2 * settings.lora_r) if settings.finetune == "lora" else None
-    adapter = HFCausalLM(loaded.model, loaded.tokenizer, lora=lora, max_length=settings.max_length,
-                         device=device, seed=config.seed, template=template,
-                         gradient_checkpointing=settings.gradient_checkpointing)
-    task = make_task(config.task, records, adapter, n_eval=n_eval, seed=config.seed)
-    run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
-                                      "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
-                                      "load_seconds": round(time.perf_counter() - t0, 1)})
-    return adapter, task
+def runs_of(config: Any) -> list[tuple[int, int]]:
+    """The independent runs a config names: every (data draw, training seed) pair."""
+    return [(draw, seed) for draw in config.data_draws for seed in seeds_of(config)]
+
+
+def run_label(init: str, draw: int, seed: int) -> str:
+    """The metrics table's ``seed`` column of one run, e.g. ``d0-s42`` (``random-d0-s42`` for a control)."""
+    return f"d{draw}-s{seed}" if init == "pretrained" else f"{init}-d{draw}-s{seed}"
+
+
+def check_replication(config: Any) -> None:
+    """The replication fields every llm config shares: ``seeds``, ``data_draws`` and ``controls``."""
+    from llm_bridge.models import INITS
+
+    require(config.seeds >= 1, f"seeds must be >= 1, got {config.seeds}")
+    require(len(config.data_draws) >= 1 and len(set(config.data_draws)) == len(config.data_draws),
+            f"data_draws must name at least one draw, each once, got {config.data_draws}")
+    require(all(c in INITS[1:] for c in config.controls) and len(set(config.controls)) == len(config.controls),
+            f"controls must be distinct names among {', '.join(INITS[1:])}, got {config.controls}")
+
+
+class Session:
+    """What the runs of one llm config share: the data (read and checked once, before any model
+    loads) and the model source. Each run builds its own model (a load from the cached safetensors
+    takes seconds), so a run's weights never depend on the run before it."""
+
+    def __init__(self, config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int) -> None:
+        from llm_bridge.models import describe_source
+        from llm_bridge.tasks import check_data, load_records
+        from toymodels.train import resolve_device
+
+        describe_source(config.model)  # a bad model name fails before anything else
+        resolve_device(config.execution.device)
+        self.config, self.run_dir, self.n_eval = config, run_dir, n_eval
+        path = data_path(config)
+        self.records = load_records(path)
+        for draw in config.data_draws:
+            check_data(config.task, self.records, n_eval, draw, needs)
+        run_dir.write_json("data.json", {**data_record(config), "n_records": len(self.records)})
+
+    def load(self, init: str, draw: int, seed: int):
+        """The model for one run (``init``: pretrained, or a no-pre-training control seeded by the
+        run's seed) behind the adapter, and the task of the data draw."""
+        from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
+        from llm_bridge.models import load_model, remove_knowledge
+        from llm_bridge.tasks import TEMPLATES, make_task
+
+        config, settings = self.config, self.config.adapter
+        set_threads(config.execution.threads or None)
+        t0 = time.perf_counter()
+        loaded = load_model(config.model, device=config.execution.device, trust_remote_code=config.trust_remote_code)
+        model = remove_knowledge(loaded.model, init, seed)
+        template = TEMPLATES[config.task] if loaded.record["has_chat_template"] else "raw"
+        lora = LoraSpec(r=settings.lora_r, alpha=2 * settings.lora_r) if settings.finetune == "lora" else None
+        adapter = HFCausalLM(model, loaded.tokenizer, lora=lora, max_length=settings.max_length,
+                             device=config.execution.device, seed=seed, template=template,
+                             gradient_checkpointing=settings.gradient_checkpointing)
+        task = make_task(config.task, self.records, adapter, n_eval=self.n_eval, draw=draw)
+        self.run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
+                                               "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
+                                               "load_seconds": round(time.perf_counter() - t0, 1)})
+        return adapter, task
 
 
 def sha256_path(path: Path) -> str:
@@ -150,14 +193,11 @@ def sha256_path(path: Path) -> str:
 
 def provenance(config: Any, run_dir: RunDir) -> dict[str, Any]:
     """What a reference records about a real-checkpoint run: the model, the sha256 of its weight files
-    (from the ``model.json`` that :func:`load` wrote) and the sha256 of the data it was given."""
-    from llm_bridge.data import default_spec, make_data
-
+    (from the ``model.json`` a run's load wrote) and of the data it was given (``data.json``)."""
     record = run_dir.read_json("model.json")
     out = {"model": config.model, "weights_sha256": record["weights_sha256"]}
     if hasattr(config, "task"):  # a model's own samples (llm.pareto) have no data file
-        data = Path(config.data) if config.data else make_data(default_spec(config.task))  # cached by then
-        out.update(data=config.data or f"the default {config.task} data", data_sha256=sha256_path(data))
+        out.update(run_dir.read_json("data.json"))
     if "gguf_sha256" in record:
         out["gguf_sha256"] = record["gguf_sha256"]
     return out
@@ -167,4 +207,5 @@ def provenance(config: Any, run_dir: RunDir) -> dict[str, Any]:
 # of the rebound config, and of the resistance config except warmup_examples.
 PAPER = {"finetune": "full", "lr": 1e-5, "batch_size": 4, "grad_accum": 8, "max_grad_norm": 1.0,
          "max_length": 2048, "seed": 42, "device": "cuda", "warmup_examples": 0, "threads": 0}
-FLAGS = {"--model": "model", "--task": "task", "--lr": "lr", "--data": "data", "--finetune": "adapter.finetune"}
+FLAGS = {"--model": "model", "--task": "task", "--lr": "lr", "--data": "data", "--finetune": "adapter.finetune",
+         "--seeds": "seeds"}

@@ -179,3 +179,35 @@ def load_model(
     record["n_parameters"] = sum(p.numel() for p in model.parameters())
     record["has_chat_template"] = bool(getattr(tokenizer, "chat_template", None))
     return LoadedModel(model, tokenizer, record)
+
+
+INITS = ("pretrained", "random", "permuted")
+
+
+def remove_knowledge(model: Any, init: str, seed: int) -> Any:
+    """The no-pre-training controls: the same architecture without what pre-training put in it.
+
+    - ``random``: a fresh model of the same config, initialised by transformers' own scheme
+      (seeded);
+    - ``permuted``: every pre-trained weight tensor with its entries randomly permuted (seeded), so
+      each tensor keeps its values and their statistics but no learned structure. Tied tensors are
+      one parameter and are permuted once.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if init not in INITS:
+        raise ConfigError(f"unknown init '{init}'; one of {', '.join(INITS)}")
+    if init == "pretrained":
+        return model
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if init == "random":
+            fresh = AutoModelForCausalLM.from_config(model.config, dtype=next(model.parameters()).dtype)
+            return fresh.to(next(model.parameters()).device)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for param in model.parameters():  # shared (tied) parameters are listed once
+                flat = param.data.view(-1)
+                flat.copy_(flat[torch.randperm(flat.numel(), generator=generator).to(flat.device)])
+    return model

@@ -77,7 +77,7 @@ def run(config: LLMParetoConfig, run_dir: RunDir) -> dict[str, Any]:
     device = config.execution.device
     resolve_device(device)
     set_threads(config.execution.threads or None)
-    qualify_reference(run_dir, config.model)
+    qualify_reference(run_dir, config)
     synth = run_dir.cell("synthetic", lambda: size_bias_recovery(
         config.synthetic_alpha, config.synthetic_leaves, config.synthetic_samples, config.seed))
 

@@ -6,11 +6,14 @@ Face model, with a control arm of the bridge's own.
   taken after it.
 - ``neutral_control``: a format-matched control arm per F, trained on neutral examples in the
   same template, then on the same reverse data in the same order.
-- Each (arm, F) reverse sweep is a run-folder cell, so an interrupted run resumes.
+- Replication: ``seeds`` training seeds x ``data_draws`` data draws are the independent runs; each
+  (run, arm, F) reverse sweep is a run-folder cell, so an interrupted run resumes.
+- ``controls``: the same protocol from the same architecture without its knowledge (``random``
+  initialisation, or ``permuted`` pre-trained weights), one control run per run, read beside it.
 
-The readings are the toy rebound's, over training runs: one run reads ``underpowered`` (prompts
-are not runs). Readings of the one run bootstrapped over its prompts are reported beside them as
-exploratory.
+The readings are the toy rebound's, a t-interval over training runs: fewer than 3 runs read
+``underpowered`` (prompts are not runs). With one run, readings bootstrapped over its prompts are
+reported beside them as exploratory.
 
 ``cpu-micro`` (the default) runs on 2 CPU cores in minutes with LoRA and a higher learning rate
 than the paper: its own regime, not the paper's. ``paper`` uses the paper's IMDb SFT settings and
@@ -19,6 +22,8 @@ amounts.
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,7 +36,7 @@ from harness.runs import RunDir
 from harness.verdicts import judge, paired_bootstrap
 from llm_bridge import common
 from toymodels.protocols.rebound import ReboundSpec
-from toymodels.sweep import Runtime
+from toymodels.sweep import Execution
 
 # Readings of the one run, bootstrapped over its prompts: exploratory, since prompts are not runs
 # (the primary readings come from rebound_predictions over runs and read underpowered with one run).
@@ -48,23 +53,30 @@ WITHIN_RUN = (
 )
 
 
+REPLICATED = {"seeds": 3, "data_draws": (0, 1)}  # the headline presets: 6 independent runs
+
+
 @dataclass(frozen=True, kw_only=True)
 class LLMReboundConfig:
     model: str = common.DEFAULT_MODEL
     task: Literal["sentiment", "safety", "instruction"] = "sentiment"
-    data: str = ""  # {prompt, response, label} JSONL or saved datasets folder; "" = generated default
-    seed: int = 42
+    data: str = ""  # {prompt, response, label} JSONL or saved datasets folder; "" = the shipped default
+    seed: int = 42  # the first training seed
+    seeds: int = 1  # training seeds: seed, seed + 1, ...
+    data_draws: tuple[int, ...] = (0,)  # held-out split and training examples; runs = draws x seeds
+    controls: tuple[str, ...] = ()  # no-pre-training starts run beside: "random", "permuted"
     adapter: common.AdapterSettings = field(default_factory=common.AdapterSettings)
     probe: ReboundSpec = field(default_factory=lambda: ReboundSpec(
         forward_amounts=(0, 6, 12, 24), reverse_amounts=tuple(range(0, 33, 2)), warmup_examples=4, n_eval=24,
         n_kl_samples=64, kl_every=4, optimizer=common.CPU_MICRO_OPTIMIZER))
     neutral_control: bool = True
     n_bootstrap: int = 999
-    execution: Runtime = field(default_factory=common.llm_runtime)
+    execution: Execution = field(default_factory=common.llm_execution)
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         require(self.n_bootstrap >= 99, "n_bootstrap must be >= 99")
+        common.check_replication(self)
 
 
 def data_needs(spec: Any, warmup: int, neutral: bool) -> dict[str, int]:
@@ -74,20 +86,44 @@ def data_needs(spec: Any, warmup: int, neutral: bool) -> dict[str, int]:
             "neutral": warmup + (fwd[-1] if neutral else 0)}
 
 
-def measure_curves(config: LLMReboundConfig, run_dir: RunDir) -> Any:
-    """The toy rebound protocol with the neutral arm: per-prompt curves."""
-    from toymodels.protocols.rebound import rebound_curves
+def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, seed: int) -> Any:
+    """One independent run of the toy rebound protocol with the neutral arm: per-prompt curves.
+
+    The run is a cell of the run folder, and so is each of its (arm, F) reverse sweeps, so that a
+    killed run resumes from its last finished sweep."""
+    from toymodels.protocols.rebound import ReboundCurves, cumulative_steps, rebound_curves
 
     spec = config.probe
-    needs = data_needs(spec, spec.warmup_examples, config.neutral_control)
-    adapter, task = common.load(config, run_dir, needs, spec.n_eval)
-    # the neutral arm takes the neutral examples after the protocol's own warm-up ones
-    controls = ({"neutral": task.neutral_data(needs["neutral"], seed=config.seed)[spec.warmup_examples:]}
-                if config.neutral_control else {})
-    n_sweeps = len(spec.forward_amounts) + len(controls) * (len(spec.forward_amounts) - 1)
-    with common.progress_bar(n_sweeps, "llm rebound: reverse sweeps") as progress:
-        return rebound_curves(adapter, task, spec, config.seed, controls=controls, cache=run_dir.cell,
-                              progress=progress)
+    label = common.run_label(init, draw, seed)
+
+    def compute() -> dict[str, Any]:
+        needs = data_needs(spec, spec.warmup_examples, config.neutral_control)
+        adapter, task = common.Session(config, run_dir, needs, spec.n_eval).load(init, draw, seed)
+        # the neutral arm takes the neutral examples after the protocol's own warm-up ones
+        controls = ({"neutral": task.neutral_data(needs["neutral"], seed=seed)[spec.warmup_examples:]}
+                    if config.neutral_control else {})
+        curves = rebound_curves(adapter, task, spec, seed, controls=controls,
+                                progress=lambda message: print(f"{label} {message}", file=sys.stderr),
+                                cache=lambda key, compute: run_dir.cell(f"{label}-{key}", compute))
+        return {"s0_log_odds": curves.s0_log_odds, "log_odds": curves.log_odds, "kl": curves.kl_theta0_model}
+
+    raw = run_dir.cell(f"{label}-scores", compute)
+    return ReboundCurves(spec, np.asarray(raw["s0_log_odds"]), {k: np.asarray(v) for k, v in raw["log_odds"].items()},
+                         {k: np.asarray(v, dtype=float) for k, v in raw["kl"].items()},
+                         cumulative_steps(spec.forward_amounts, spec.optimizer),
+                         cumulative_steps(spec.reverse_amounts, spec.optimizer))
+
+
+def measure_run(config: LLMReboundConfig, run_path: str, cell: Any, device: str) -> list[dict[str, Any]]:
+    """A cell of the run grid (in a worker process when ``n_jobs`` > 1): one run's metric rows."""
+    from toymodels.protocols.rebound import curve_rows
+
+    curves = run_curves(config, RunDir.load(run_path), str(cell["init"]), int(cell["draw"]), cell.seed)
+    rows = []
+    for arm in curves.log_odds:  # the neutral arm is the pseudo-task <task>+neutral-forward
+        name = config.task if arm == "aligned" else f"{config.task}+neutral-forward"
+        rows += curve_rows(curves, arm, per_prompt=True, task=name)
+    return rows
 
 
 def statistic(curves: Any, key: str, stat: str) -> Callable[[Mapping[str, np.ndarray]], float]:
@@ -104,46 +140,61 @@ def statistic(curves: Any, key: str, stat: str) -> Callable[[Mapping[str, np.nda
 
 def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     from toymodels.measures import Scores
-    from toymodels.protocols.rebound import ReboundCurves, cumulative_steps, curve_rows
-    from toymodels.protocols.rebound_readings import derived_rows, rebound_metrics
+    from toymodels.protocols.rebound import cumulative_steps
+    from toymodels.protocols.rebound_readings import (
+        PREDICTIONS,
+        PRIMARY_IDS,
+        derived_rows,
+        per_run_values,
+    )
+    from toymodels.sweep import run_sweep
 
     spec = config.probe
-    common.qualify_reference(run_dir, config.model)
-
-    def compute() -> dict[str, Any]:
-        curves = measure_curves(config, run_dir)
-        return {"s0_log_odds": curves.s0_log_odds, "log_odds": curves.log_odds, "kl": curves.kl_theta0_model}
-
-    raw = run_dir.cell("scores", compute)  # resumable: a finished measurement is not redone
-    curves = ReboundCurves(spec, np.asarray(raw["s0_log_odds"]), {k: np.asarray(v) for k, v in raw["log_odds"].items()},
-                           {k: np.asarray(v, dtype=float) for k, v in raw["kl"].items()},
-                           cumulative_steps(spec.forward_amounts, spec.optimizer),
-                           cumulative_steps(spec.reverse_amounts, spec.optimizer))
-    rows = []
-    for arm in curves.log_odds:  # the neutral arm is the pseudo-task <task>+neutral-forward
-        name = config.task if arm == "aligned" else f"{config.task}+neutral-forward"
-        rows += curve_rows(curves, arm, per_prompt=True, seed=config.seed, task=name)
+    common.qualify_reference(run_dir, config, "sentiment")
+    # the data is read and checked for every draw before any model loads
+    common.Session(config, run_dir, data_needs(spec, spec.warmup_examples, config.neutral_control), spec.n_eval)
+    grid = common.run_grid(config)
+    rows = common.relabel(run_sweep(run_dir, grid, functools.partial(measure_run, config, str(run_dir.path)),
+                                    config.execution, desc="llm rebound: runs"))
     run_dir.write_metrics(rows + derived_rows(rows))
-    per_prompt = {"prompt": np.arange(len(curves.s0_log_odds))}
     predictions = readings(rows, run_dir.experiment)
-    predictions += [judge(pid, paired_bootstrap(per_prompt, statistic(curves, key, stat), config.n_bootstrap,
-                                                config.seed), desc, n_runs=1)
-                    for pid, key, stat, desc in WITHIN_RUN if stat != "vs_control" or "neutral" in curves.log_odds]
-    per_arm = {arm: {str(f): m for f, m in rebound_metrics(curves.means(arm)).items()} for arm in curves.log_odds}
-    s0 = Scores(curves.s0_log_odds)
-    return {"predictions": predictions, "per_F": per_arm, "s0_prob": s0.mean_prob, "s0_log_odds_nats": s0.mean_log_odds,
-            "forward_steps": curves.forward_steps, "reverse_steps": curves.reverse_steps,
+    runs = [common.run_label("pretrained", d, s) for d, s in common.runs_of(config)]
+    curves = {label: run_curves(config, run_dir, "pretrained", d, s)
+              for label, (d, s) in zip(runs, common.runs_of(config), strict=True)}
+    if len(runs) == 1:  # one run: its prompts give exploratory readings (prompts are not runs)
+        one = curves[runs[0]]
+        per_prompt = {"prompt": np.arange(len(one.s0_log_odds))}
+        predictions += [judge(pid, paired_bootstrap(per_prompt, statistic(one, key, stat), config.n_bootstrap,
+                                                    config.seed), desc, n_runs=1)
+                        for pid, key, stat, desc in WITHIN_RUN if stat != "vs_control" or "neutral" in one.log_odds]
+    pretrained = [r for r in rows if r["condition"]["init"] == "pretrained"]
+    s0 = Scores(np.concatenate([c.s0_log_odds for c in curves.values()]))
+    return {"predictions": predictions, "n_runs": len(runs), "runs": runs, "controls": list(config.controls),
+            # the primary readings' value in each run, beside their pooled interval
+            "per_run": {pid: per_run_values(pretrained, key, stat)[0]
+                        for pid, key, stat, _ in PREDICTIONS if pid in PRIMARY_IDS},
+            "s0_prob": s0.mean_prob, "s0_log_odds_nats": s0.mean_log_odds,
+            "forward_steps": cumulative_steps(spec.forward_amounts, spec.optimizer),
+            "reverse_steps": cumulative_steps(spec.reverse_amounts, spec.optimizer),
             "examples_per_step": spec.optimizer.examples_per_step,
             "regime": common.regime(config.adapter, spec.optimizer), "template_rule": common.TEMPLATE_RULE,
             "provenance": common.provenance(config, run_dir)}
 
 
 def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "llm.rebound") -> list[Any]:
-    """The toy rebound's readings over training runs (the seeds of the rows), e.g. of several
-    GPU runs' metrics tables put together; one run reads ``underpowered``."""
-    from toymodels.protocols.rebound_readings import rebound_predictions
+    """The toy rebound's readings over training runs (the seeds of the rows: one per data draw and
+    training seed), e.g. of several GPU runs' metrics tables put together; fewer than 3 runs read
+    ``underpowered``. Rows from no-pre-training starts (condition ``init``) give the exploratory
+    control readings."""
+    from toymodels.protocols.rebound_readings import control_predictions, rebound_predictions
 
-    return rebound_predictions(rows, experiment, unit="training runs")
+    by_init: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        by_init.setdefault(str(r["condition"].get("init", "pretrained")), []).append(r)
+    predictions = rebound_predictions(by_init.get("pretrained", []), experiment, unit="training runs")
+    if len(by_init) > 1:
+        predictions += control_predictions(by_init, experiment, unit="training runs")
+    return predictions
 
 
 def draw(run_dir: RunDir) -> None:
@@ -157,9 +208,14 @@ EXPERIMENT = Experiment(
     help="Rebound on a real checkpoint: alignment amount F vs decay under reverse data (paper Fig. 4, Table 3)",
     config_cls=LLMReboundConfig,
     presets={
-        "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2 (1 step = 2 examples), F in {0,6,12,24}, "
+        "cpu-micro": Preset({}, "one run: LoRA r=8, lr 5e-4, batch 2 (1 step = 2 examples), F in {0,6,12,24}, "
                             "R every step to 32, 4-example shared warm-up, neutral control, 24 prompts, "
-                            "64 KL samples every 4 steps", est_seconds=1200),
+                            "64 KL samples every 4 steps", est_seconds=420),
+        "replicated": Preset(REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws)",
+                             est_seconds=2520),
+        "replicated-controls": Preset({**REPLICATED, "controls": ("random", "permuted")},
+                                      "replicated, each run also from a random init and from permuted weights "
+                                      "(the no-pre-training controls)", est_seconds=7560),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "max_length"}, "max_length": 512,
                          "batch_size": 1, "forward_amounts": (0, 1000, 2000, 5000, 10000),
                          "reverse_amounts": tuple(range(0, 2001, 8)), "kl_every": 8, "n_eval": 256,

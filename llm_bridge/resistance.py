@@ -9,12 +9,15 @@ minus the entropy of the tempered generator the data was sampled from: each chec
 own samples at the sampling temperature.
 
 ``cpu-micro`` (the default) is a LoRA regime that runs on 2 CPU cores; ``paper`` uses the paper's
-SFT settings. The no-pre-training control cannot be run at this size (a randomly initialised
-135M model cannot answer); see ``toy.resistance``.
+SFT settings. ``seeds`` x ``data_draws`` are the independent runs (one resumable cell each);
+``controls`` runs the same protocol from a random init and/or permuted pre-trained weights (the
+no-pre-training controls), read by the toy's ``resistance.beyond_control``.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,7 +32,7 @@ from harness.verdicts import Prediction, judge, paired_bootstrap
 from llm_bridge import common
 from toymodels.protocols.resistance import ResistanceSpec
 from toymodels.protocols.resistance_readings import resistance_predictions, temperature_tag
-from toymodels.sweep import Runtime
+from toymodels.sweep import Execution
 
 N_BOOTSTRAP = 999
 
@@ -38,22 +41,27 @@ N_BOOTSTRAP = 999
 class LLMResistanceConfig:
     model: str = common.DEFAULT_MODEL
     task: Literal["sentiment", "safety", "instruction"] = "instruction"
-    data: str = ""
-    seed: int = 42
+    data: str = ""  # {prompt, response, label} JSONL or saved datasets folder; "" = the shipped default
+    seed: int = 42  # the first training seed
+    seeds: int = 1  # training seeds: seed, seed + 1, ...
+    data_draws: tuple[int, ...] = (0,)  # held-out split and training examples; runs = draws x seeds
+    controls: tuple[str, ...] = ()  # no-pre-training starts run beside: "random", "permuted"
     adapter: common.AdapterSettings = field(default_factory=common.AdapterSettings)
     protocol: ResistanceSpec = field(default_factory=lambda: ResistanceSpec(
         n_align=48, n_queries=24, temperature=0.05, optimizer=common.CPU_MICRO_OPTIMIZER))
     n_eval: int = 24  # held-out prompts; the shared query set Q is the first n_queries of them
     n_bootstrap: int = N_BOOTSTRAP
-    execution: Runtime = field(default_factory=common.llm_runtime)
+    execution: Execution = field(default_factory=common.llm_execution)
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         require(self.protocol.n_queries <= self.n_eval,
                 "n_queries must be <= n_eval (Q is drawn from held-out prompts)")
         require(self.n_bootstrap >= 99, "n_bootstrap must be >= 99")
+        common.check_replication(self)
 
 
+REPLICATED = {"seeds": 3, "data_draws": (0, 1)}  # the headline presets: 6 independent runs
 # Readings of the one run, bootstrapped over its prompts: exploratory, since prompts are not runs
 # (the primary reading comes from resistance_predictions over runs and reads underpowered with one).
 WITHIN_RUN = (
@@ -66,15 +74,15 @@ WITHIN_RUN = (
 PROMPT_MEASURES = {"step0": "prompt_loss_step0", "final": "prompt_loss_final", "entropy": "prompt_generator_entropy"}
 
 
-def measure_paths(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
-    """The toy resistance protocol on the checkpoint: each path's losses, token-weighted and per prompt."""
+def measure_paths(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw: int, seed: int) -> dict[str, Any]:
+    """One run of the toy resistance protocol: each path's losses, token-weighted and per prompt."""
     from toymodels.measures import example_losses
     from toymodels.protocols.resistance import path_measures, run_resistance
 
     spec = config.protocol
-    adapter, task = common.load(config, run_dir, {"aligned": spec.n_align}, config.n_eval)
-    with common.progress_bar(len(spec.checkpoint_fractions) + 2 * len(spec.pairs), "llm resistance") as progress:
-        result = run_resistance(adapter, task, spec, config.seed, progress=progress)
+    label = common.run_label(init, draw, seed)
+    adapter, task = common.Session(config, run_dir, {"aligned": spec.n_align}, config.n_eval).load(init, draw, seed)
+    result = run_resistance(adapter, task, spec, seed, progress=lambda m: print(f"{label} {m}", file=sys.stderr))
     paths = {}
     for (k, m), both in result.pairs.items():
         for direction, path in both.items():
@@ -88,10 +96,24 @@ def measure_paths(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any
             "paths": paths}
 
 
-def metric_rows(config: LLMResistanceConfig, result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The run in the toy's metrics layout, plus per-step training losses and per-prompt losses."""
-    cond = {"init": "pretrained", "task": config.task, "size": config.model, "T": config.protocol.temperature}
-    seed = config.seed
+def run_result(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw: int, seed: int) -> dict[str, Any]:
+    """One independent run, a cell of the run folder (it holds the tempered generator entropy)."""
+    return run_dir.cell(f"{common.run_label(init, draw, seed)}-tempered_paths",
+                        lambda: measure_paths(config, run_dir, init, draw, seed))
+
+
+def measure_run(config: LLMResistanceConfig, run_path: str, cell: Any, device: str) -> list[dict[str, Any]]:
+    """A cell of the run grid (in a worker process when ``n_jobs`` > 1): one run's metric rows."""
+    init = str(cell["init"])
+    return metric_rows(config, run_result(config, RunDir.load(run_path), init, int(cell["draw"]), cell.seed), init,
+                       cell.seed)
+
+
+def metric_rows(config: LLMResistanceConfig, result: Mapping[str, Any], init: str = "pretrained",
+                seed: Any = None) -> list[dict[str, Any]]:
+    """One run in the toy's metrics layout, plus per-step training losses and per-prompt losses."""
+    cond = {"init": init, "task": config.task, "size": config.model, "T": config.protocol.temperature}
+    seed = config.seed if seed is None else seed
     rows = []
     for i, (st, sc) in enumerate(zip(result["checkpoint_steps"], result["checkpoint_scores"], strict=True)):
         rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=seed, x=i, **cond))
@@ -131,15 +153,15 @@ def prompt_asymmetry(arrays: Mapping[str, np.ndarray], measure: str) -> np.ndarr
     return np.array([of(p, "inverse") - of(p, "forward") for p in pairs])
 
 
-def within_run(rows: Sequence[Mapping[str, Any]], n_resamples: int = N_BOOTSTRAP) -> list[Prediction]:
+def within_run(rows: Sequence[Mapping[str, Any]], n_resamples: int = N_BOOTSTRAP, seed: int = 0) -> list[Prediction]:
     """Exploratory readings of one run's prompts: the mean over prompts of (inverse - forward, mean
-    over pairs), with a paired bootstrap over the prompts (n_runs = 1); one set per (seed, T) in ``rows``."""
+    over pairs), with a paired bootstrap over the prompts (n_runs = 1); one set per (run, T) in ``rows``."""
     predictions = []
-    for (seed, temp), arrays in prompt_arrays(rows).items():
+    for (_run, temp), arrays in prompt_arrays(rows).items():
         for measure, desc in WITHIN_RUN:
             diffs = prompt_asymmetry(arrays, measure)
             est = paired_bootstrap({"diff": diffs.mean(axis=0)}, lambda s: float(np.mean(s["diff"])), n_resamples,
-                                   int(seed))
+                                   seed)
             predictions.append(judge(
                 f"resistance.{measure}.inverse_lower.{temperature_tag(temp)}.within_run", est,
                 f"{desc} (nats/token) at sampling T = {temp:g}, per prompt, mean over pairs; one run", n_runs=1,
@@ -155,24 +177,57 @@ def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "llm.resistanc
 
 
 def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
-    common.qualify_reference(run_dir, config.model)
-    # the cell holds the tempered generator entropy: earlier "paths" cells (T = 1 self-loss) are not reused
-    result = run_dir.cell("tempered_paths", lambda: measure_paths(config, run_dir))
-    rows = metric_rows(config, result)
+    from toymodels.sweep import run_sweep
+
+    common.qualify_reference(run_dir, config, "instruction")
+    # the data is read and checked for every draw before any model loads
+    common.Session(config, run_dir, {"aligned": config.protocol.n_align}, config.n_eval)
+    rows = common.relabel(run_sweep(run_dir, common.run_grid(config),
+                                    functools.partial(measure_run, config, str(run_dir.path)), config.execution,
+                                    desc="llm resistance: runs"))
     run_dir.write_metrics(rows)
-    paths = result["paths"]
-    pairs = sorted({k.split("/")[0] for k in paths})
-    steps = {k: v["steps"] for k, v in paths.items()}
-    failures = [f"pair {p}: forward and inverse took different step counts"
-                for p in pairs if steps[f"{p}/forward"] != steps[f"{p}/inverse"]]
-    return {"predictions": readings(rows, run_dir.experiment) + within_run(rows, config.n_bootstrap),
-            "table1_nats": {p: {d: paths[f"{p}/{d}"]["summary"] for d in ("forward", "inverse")} for p in pairs},
-            "checkpoint_steps": result["checkpoint_steps"], "checkpoint_p_aligned": result["checkpoint_scores"],
-            "steps_per_path": steps[f"{pairs[0]}/forward"],
+    results = {common.run_label(str(c["init"]), int(c["draw"]), c.seed):
+               run_result(config, run_dir, str(c["init"]), int(c["draw"]), c.seed) for c in common.run_grid(config).cells()}
+    runs = [common.run_label("pretrained", d, s) for d, s in common.runs_of(config)]
+    predictions = readings(rows, run_dir.experiment)
+    if len(runs) == 1:  # one run: its prompts give exploratory readings (prompts are not runs)
+        predictions += within_run([r for r in rows if r["seed"] == runs[0]], config.n_bootstrap, config.seed)
+    first = results[runs[0]]["paths"]
+    pairs = sorted({k.split("/")[0] for k in first})
+    failures = [f"run {label} pair {p}: forward and inverse took different step counts"
+                for label, result in results.items() for p in pairs
+                if result["paths"][f"{p}/forward"]["steps"] != result["paths"][f"{p}/inverse"]["steps"]]
+    return {"predictions": predictions, "n_runs": len(runs), "runs": runs,
+            "controls": list(config.controls), "per_run": per_run_primary(rows),
+            "table1_nats": {label: {p: {d: result["paths"][f"{p}/{d}"]["summary"] for d in ("forward", "inverse")}
+                                    for p in pairs} for label, result in results.items()},
+            "checkpoint_steps": results[runs[0]]["checkpoint_steps"],
+            "checkpoint_p_aligned": {label: result["checkpoint_scores"] for label, result in results.items()},
+            "steps_per_path": first[f"{pairs[0]}/forward"]["steps"],
             "examples_per_step": config.protocol.optimizer.examples_per_step,
             "regime": common.regime(config.adapter, config.protocol.optimizer), "template_rule": common.TEMPLATE_RULE,
-            "no_pretraining_control": "not run: a randomly initialised 135M model cannot answer; see toy.resistance",
             "provenance": common.provenance(config, run_dir), "instrument_failures": failures}
+
+
+def per_run_primary(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[Any, float]]:
+    """The primary resistance readings' value in each run, beside their pooled interval."""
+    from toymodels.protocols.resistance_readings import (
+        PRIMARY_T,
+        asymmetries,
+        beyond_control,
+        paths_by_comparison,
+        per_run_by_label,
+    )
+
+    index = paths_by_comparison(rows)
+    out = {}
+    pre = index.get(("excess_mean_nats", "pretrained", PRIMARY_T))
+    if pre:
+        out["resistance.inverse_lower"] = per_run_by_label(asymmetries(pre))
+    ctl = index.get(("excess_mean_nats", "random", PRIMARY_T))
+    if pre and ctl:
+        out["resistance.beyond_control"] = per_run_by_label(beyond_control(pre, ctl, "random"))
+    return out
 
 
 EXPERIMENT = Experiment(
@@ -183,6 +238,11 @@ EXPERIMENT = Experiment(
         "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2, 48 SFT examples (24 steps), checkpoints at "
                             "25/50/75%, 24 shared prompts at T=0.05, 12 steps per path "
                             "(SmolLM2 ~10 min on 2 idle cores; data generation not counted)", est_seconds=600),
+        "replicated": Preset(REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws)",
+                             est_seconds=3600),
+        "replicated-controls": Preset({**REPLICATED, "controls": ("random", "permuted")},
+                                      "replicated, each run also from a random init and from permuted weights "
+                                      "(the no-pre-training controls)", est_seconds=10800),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "warmup_examples"}, "n_align": 10000,
                          "n_queries": 512, "n_eval": 512},
                         "the paper's SFT settings (GPU; needs that much data)", est_seconds=36000),

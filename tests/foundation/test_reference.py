@@ -14,7 +14,7 @@ from harness import reference
 from harness.errors import ConfigError
 from harness.markdown import TABLE_END, TABLE_START
 from harness.runs import RunDir, git_commit
-from llm_bridge.common import provenance, sha256_path
+from llm_bridge.common import data_record, provenance, sha256_path
 from tests.foundation.test_cli import _micro_command
 from tests.foundation.test_runs import Micro
 
@@ -109,7 +109,9 @@ def test_llm_provenance_hashes_weights_and_data(tmp_path):
                                   "gguf_sha256": "cd"})
     data = tmp_path / "records.jsonl"
     data.write_text('{"prompt": "p", "response": "r", "label": "aligned"}\n')
-    record = provenance(SimpleNamespace(model="smollm2-135m", data=str(data), task="sentiment"), run)
+    config = SimpleNamespace(model="smollm2-135m", data=str(data), task="sentiment")
+    run.write_json("data.json", data_record(config))
+    record = provenance(config, run)
     assert record == {"model": "smollm2-135m", "weights_sha256": {"model.safetensors": "ab"}, "gguf_sha256": "cd",
                       "data": str(data), "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest()}
     folder = tmp_path / "saved"

@@ -203,6 +203,9 @@ PREDICTIONS = (
 )
 
 
+PRIMARY_IDS = ("rebound.initial_rate_increases_with_F", "rebound.slows_near_s0")
+
+
 def metrics_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, tuple], dict[int, dict[str, float]]]:
     """Per-F metrics of every run (seed, other condition fields) in a metrics table."""
     return {group: rebound_metrics(curves) for group, curves in curves_from_rows(rows).items()}
@@ -213,22 +216,52 @@ def _is_control(group: tuple) -> bool:
     return any(k == "task" and "+" in str(v) for k, v in group[1])
 
 
+def per_run_values(rows: Sequence[Mapping[str, Any]], key: str, stat: str) -> tuple[dict[Any, float], int]:
+    """One value of a reading per independent run (the mean over the run's tasks, which share its
+    model), control arms left out, and the number of censored (run, task, F) arms."""
+    by_run = {k: v for k, v in metrics_by_run(rows).items() if not _is_control(k)}
+    per_run: dict[Any, list[float]] = {}
+    censored = 0
+    for (run, _group), metrics in by_run.items():
+        per_run.setdefault(run, []).append(reading_of(stat, key, metrics))
+        censored += sum(1 for f, m in metrics.items() if f > 0 and not np.isfinite(m[key]))
+    values = {run: float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for run, v in per_run.items()}
+    return values, censored
+
+
 def rebound_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
                         unit: str = "seeds") -> list[Prediction]:
     """Every rebound reading of a metrics table, one value per independent run (the mean over the
     run's tasks, which share its pre-trained model) and a t-interval over runs. Control arms are
     left out."""
-    by_run = {k: v for k, v in metrics_by_run(rows).items() if not _is_control(k)}
     predictions = []
     for pid, key, stat, desc in PREDICTIONS:
-        per_run: dict[Any, list[float]] = {}
-        censored = 0
-        for (run, _group), metrics in by_run.items():
-            per_run.setdefault(run, []).append(reading_of(stat, key, metrics))
-            censored += sum(1 for f, m in metrics.items() if f > 0 and not np.isfinite(m[key]))
-        values = [float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for v in per_run.values()]
-        predictions.append(reading(pid, t_estimate(values, unit), desc, experiment=experiment,
+        values, censored = per_run_values(rows, key, stat)
+        predictions.append(reading(pid, t_estimate(list(values.values()), unit), desc, experiment=experiment,
                                    n_censored_arms=censored))
+    return predictions
+
+
+def control_predictions(by_init: Mapping[str, Sequence[Mapping[str, Any]]], experiment: str,
+                        unit: str = "seeds", ids: Sequence[str] = PRIMARY_IDS) -> list[Prediction]:
+    """The readings ``ids`` from each no-pre-training start (``by_init``: init -> its rows, with the
+    ``pretrained`` rows among them), exploratory: the control's own reading (``<id>.control_<init>``)
+    and the pre-trained reading minus the control's, paired by run (``<id>.beyond_control_<init>``);
+    a run of a control has the pre-trained run's label prefixed with ``<init>-``."""
+    predictions = []
+    for pid, key, stat, desc in (p for p in PREDICTIONS if p[0] in ids):
+        base, _ = per_run_values(by_init["pretrained"], key, stat)
+        for init, rows in by_init.items():
+            if init == "pretrained":
+                continue
+            control, censored = per_run_values(rows, key, stat)
+            paired = [base[run] - control[f"{init}-{run}"] for run in base if f"{init}-{run}" in control]
+            predictions += [
+                reading(f"{pid}.control_{init}", t_estimate(list(control.values()), unit),
+                        f"{desc}; from the {init} start (no pre-training)", experiment=experiment,
+                        n_censored_arms=censored),
+                reading(f"{pid}.beyond_control_{init}", t_estimate(paired, unit),
+                        f"{desc}; pre-trained minus the {init} start, paired by run", experiment=experiment)]
     return predictions
 
 

@@ -33,7 +33,9 @@ from harness.verdicts import Prediction, t_estimate
 
 PRIMARY_T = 0.05  # the sampling temperature of the pre-registered readings
 MEASURES = ("excess_mean", "loss_mean", "excess_step0")
-ARMS = {"pretrained": "", "random": ".control_no_pretraining"}  # init -> id suffix
+# init -> id suffix: the pre-trained start, and the no-pre-training controls (random init; and on
+# real checkpoints, the pre-trained weights with each tensor's entries permuted)
+ARMS = {"pretrained": "", "random": ".control_no_pretraining", "permuted": ".control_permuted"}
 Key = tuple[Any, str, str, str]  # (seed, task, size, pair)
 
 
@@ -75,13 +77,17 @@ def comparisons(rows: Sequence[Mapping[str, Any]], measure: str, init: str,
             if m == measure and i == init}
 
 
-def per_run(values: Mapping[Key, float]) -> list[float]:
-    """The mean over each run's comparisons (a NaN comparison makes its run NaN, which the interval
-    then leaves out)."""
+def per_run_by_label(values: Mapping[Key, float]) -> dict[Any, float]:
+    """The mean over each run's comparisons, by run (a NaN comparison makes its run NaN, which the
+    interval then leaves out). A control run's label is its pre-trained run's with ``<init>-`` in front."""
     runs: dict[Any, list[float]] = {}
     for key, v in values.items():
         runs.setdefault(key[0], []).append(v)
-    return [float(np.mean(runs[s])) for s in sorted(runs, key=str)]
+    return {s: float(np.mean(runs[s])) for s in sorted(runs, key=str)}
+
+
+def per_run(values: Mapping[Key, float]) -> list[float]:
+    return list(per_run_by_label(values).values())
 
 
 def _read(pid: str, values: Mapping[Key, float], measure: str, experiment: str, unit: str,
@@ -89,6 +95,19 @@ def _read(pid: str, values: Mapping[Key, float], measure: str, experiment: str, 
     d = np.array(list(values.values()))
     return reading(pid, t_estimate(per_run(values), unit), measure, experiment=experiment,
                    temperature=temperature, n_comparisons=int(d.size), inverse_lower=int(np.sum(d < 0)))
+
+
+def unpaired(key: Key, init: str) -> Key:
+    """The comparison of the ``init`` start that pairs with a pre-trained one: the same seed on the toy
+    models, the run label with ``<init>-`` in front on real checkpoints (whose labels are strings)."""
+    return (f"{init}-{key[0]}" if isinstance(key[0], str) else key[0], *key[1:])
+
+
+def beyond_control(pretrained: Mapping[Key, Mapping[str, float]], control: Mapping[Key, Mapping[str, float]],
+                   init: str) -> dict[Key, float]:
+    """Relative asymmetry from the pre-trained start minus the ``init`` start's, per paired comparison."""
+    rel_pre, rel_ctl = asymmetries(pretrained, True), asymmetries(control, True)
+    return {k: rel_pre[k] - rel_ctl[unpaired(k, init)] for k in rel_pre if unpaired(k, init) in rel_ctl}
 
 
 def resistance_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
@@ -115,13 +134,16 @@ def resistance_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
                 predictions.append(_read(f"resistance.relative_asymmetry{suffix}.{tag}", asymmetries(paths, True),
                                          f"relative asymmetry (inverse - forward) / mean of the epoch KL-excess {where}, "
                                          f"from the {init} start", experiment, unit, temp))
-        pre, ctl = (index.get(("excess_mean_nats", init, temp)) for init in ARMS)
-        if pre and ctl:
-            rel_pre, rel_ctl = asymmetries(pre, True), asymmetries(ctl, True)
-            paired = {k: rel_pre[k] - rel_ctl[k] for k in rel_pre.keys() & rel_ctl.keys()}
-            pid = "resistance.beyond_control" if at_primary else f"resistance.beyond_control.{tag}"
+        pre = index.get(("excess_mean_nats", "pretrained", temp))
+        for init in ARMS:
+            ctl = index.get(("excess_mean_nats", init, temp))
+            if init == "pretrained" or not (pre and ctl):
+                continue
+            paired = beyond_control(pre, ctl, init)
+            primary = at_primary and init == "random"
+            pid = "resistance.beyond_control" if primary else f"resistance.beyond_control{ARMS[init] if init != 'random' else ''}.{tag}"
             predictions.append(_read(pid, paired, f"relative asymmetry of the epoch KL-excess {where}, pre-trained "
-                                     "minus the no-pre-training control, paired by (seed, task, size, pair)",
+                                     f"minus the {init} start (no pre-training), paired by (run, task, size, pair)",
                                      experiment, unit, temp))
     return predictions
 

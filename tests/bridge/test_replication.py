@@ -1,0 +1,85 @@
+"""Replication on a tiny random Llama: independent runs (data draws x training seeds) as resumable
+cells, intervals over runs, and the no-pre-training controls (random init, permuted weights)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from harness.runner import execute
+from llm_bridge.models import remove_knowledge
+from llm_bridge.rebound import EXPERIMENT as REBOUND
+from llm_bridge.resistance import EXPERIMENT as RESISTANCE
+from tests.bridge.test_experiments import MICRO
+from tests.bridge.tiny import make_model
+
+
+def test_controls_remove_knowledge_but_keep_the_architecture():
+    pre = make_model("llama", 60, seed=0)
+    before = {n: p.detach().clone() for n, p in pre.named_parameters()}
+    random = remove_knowledge(make_model("llama", 60, seed=0), "random", seed=1)
+    permuted = remove_knowledge(make_model("llama", 60, seed=0), "permuted", seed=1)
+    for name, value in before.items():
+        rnd, per = dict(random.named_parameters())[name], dict(permuted.named_parameters())[name]
+        assert rnd.shape == per.shape == value.shape
+        # the same entries in another order: same statistics, no learned structure
+        assert torch.equal(per.detach().flatten().sort().values, value.flatten().sort().values)
+        if value.numel() > 1 and value.unique().numel() > 1:
+            assert not torch.equal(per, value) and not torch.equal(rnd, value)
+    assert permuted.lm_head.weight is permuted.model.embed_tokens.weight  # tied weights stay one tensor
+    again = remove_knowledge(make_model("llama", 60, seed=0), "permuted", seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(again.parameters(), permuted.parameters(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def replicated(tiny_folder, records_file, tmp_path_factory):
+    config = REBOUND.resolve("cpu-micro", sets={"model": str(tiny_folder), "data": str(records_file), **MICRO,
+                                                "seeds": 2, "data_draws": "0,1", "controls": "random"})
+    return config, execute(REBOUND, config, out=tmp_path_factory.mktemp("replicated") / "run", draw=False)
+
+
+def test_runs_are_draws_times_seeds_and_intervals_cover_them(replicated, records_file):
+    _, outcome = replicated
+    summary = outcome.summary
+    assert summary["runs"] == ["d0-s42", "d0-s43", "d1-s42", "d1-s43"] and summary["n_runs"] == 4
+    predictions = {p["id"]: p for p in summary["predictions"]}
+    primary = predictions["rebound.initial_rate_increases_with_F"]
+    assert primary["n_runs"] == 4 and primary["verdict"] != "underpowered"
+    assert primary["method"] == "t-interval over training runs"
+    assert set(summary["per_run"]["rebound.initial_rate_increases_with_F"]) == set(summary["runs"])
+    assert not [pid for pid in predictions if pid.endswith("within_run")]  # several runs: no prompt bootstrap
+    for suffix in ("control_random", "beyond_control_random"):
+        control = predictions[f"rebound.initial_rate_increases_with_F.{suffix}"]
+        assert control["n_runs"] == 4 and "verdict" not in control  # exploratory
+    rows = outcome.run.read_metrics()
+    assert {r["seed"] for r in rows} == {*summary["runs"], *(f"random-{run}" for run in summary["runs"])}
+    s0 = {r["seed"]: r["value"] for r in rows if r["measure"] == "s0_log_odds" and r["condition"]["task"] == "sentiment"}
+    assert len(set(s0.values())) == len(s0)  # every run its own model and data
+    data = outcome.run.read_json("data.json")
+    assert data["data_sha256"] == hashlib.sha256(records_file.read_bytes()).hexdigest()
+    assert summary["provenance"]["data_sha256"] == data["data_sha256"]
+
+
+def test_a_replicated_run_resumes_run_by_run(replicated):
+    config, outcome = replicated
+    cells = outcome.run.path / "cells"
+    (cells / "d1-s43-scores.json").unlink()  # as if killed during the last run's final sweep
+    (cells / "d1-s43-sweep-neutral-F4.json").unlink()
+    before = (outcome.run.path / "metrics.csv").read_text()
+    again = execute(REBOUND, config, out=outcome.run.path, draw=False)
+    assert (again.run.path / "metrics.csv").read_text() == before
+
+
+def test_resistance_reads_the_random_init_control_by_run(tiny_folder, records_file, tmp_path):
+    config = RESISTANCE.resolve("cpu-micro", sets={
+        "model": str(tiny_folder), "data": str(records_file), "task": "sentiment", "n_align": 8, "batch_size": 1,
+        "n_queries": 4, "n_eval": 4, "lr": 1e-2, "threads": 1, "seeds": 1, "data_draws": "0,1,2",
+        "controls": "random,permuted"})
+    outcome = execute(RESISTANCE, config, out=tmp_path / "run", draw=False)
+    predictions = {p["id"]: p for p in outcome.summary["predictions"]}
+    beyond = predictions["resistance.beyond_control"]  # pre-registered for llm.resistance too
+    assert beyond["primary"] and beyond["n_runs"] == 3
+    assert predictions["resistance.beyond_control.control_permuted.T0.05"]["n_runs"] == 3
+    assert set(outcome.summary["per_run"]["resistance.beyond_control"]) == {"d0-s42", "d1-s42", "d2-s42"}
