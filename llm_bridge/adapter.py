@@ -71,7 +71,7 @@ class HFCausalLM:
 
     def __init__(
         self, model: Any, tokenizer: Any, *, lora: LoraSpec | None = None, max_length: int = 2048,
-        eval_batch: int = 8, device: str = "cpu", seed: int = 42, template: Template = "raw",
+        eval_batch: int = 16, device: str = "cpu", seed: int = 42, template: Template = "raw",
         gradient_checkpointing: bool = False, share_prefix: bool = True,
     ) -> None:
         if template == "chat" and not getattr(tokenizer, "chat_template", None):

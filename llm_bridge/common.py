@@ -41,8 +41,9 @@ def config_model(run_dir: RunDir) -> str:
 
 def qualify_reference(run_dir: RunDir, config: Any, default_task: str | None = None) -> None:
     """Results of a non-default model or task are recorded under ``<experiment>.<model>.<task>``
-    (results.json key and figures/data folder; each part only where it is not the default), so that
-    SmolLM2 and Gemma 3, sentiment and safety, sit side by side."""
+    (results.json key and figures/data folder; each part only where it is not the default, and
+    ``.controls`` for a run with the no-pre-training controls), so that SmolLM2 and Gemma 3,
+    sentiment and safety, sit side by side."""
     parts, args = [run_dir.experiment], []
     if config.model != DEFAULT_MODEL:
         parts.append(model_tag(config.model))
@@ -50,6 +51,8 @@ def qualify_reference(run_dir: RunDir, config: Any, default_task: str | None = N
     if default_task is not None and config.task != default_task:
         parts.append(config.task)
         args.append(f"--task {config.task}")
+    if getattr(config, "controls", ()):  # the no-pre-training controls beside their own pre-trained runs
+        parts.append("controls")
     run_dir.reference_key, run_dir.reference_args = ".".join(parts), " ".join(args)
 
 
@@ -75,6 +78,15 @@ CPU_MICRO_OPTIMIZER = OptimizerSpec(lr=5e-4, batch_size=2)
 def llm_runtime() -> Runtime:
     """One model in one process (several GPUs go through accelerate launch), two CPU threads by default."""
     return Runtime(threads=2)
+
+
+# The replicated headline presets: 6 independent runs (3 training seeds x 2 data draws), two at once
+# with one thread each (about 15% more runs per hour on 2 cores than one run with two threads).
+REPLICATED = {"seeds": 3, "data_draws": (0, 1), "execution.threads": 1, "execution.n_jobs": 2}
+# Neither LoRA nor full fine-tuning aligns a model without its knowledge in the cpu-micro steps
+# (README, "No pre-training"); the controls and their pre-trained counterparts are fully fine-tuned,
+# at a tenth of the LoRA learning rate.
+CONTROLS = {**REPLICATED, "controls": ("random", "permuted"), "finetune": "full", "lr": 5e-5}
 
 
 def llm_execution() -> Execution:

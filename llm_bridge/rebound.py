@@ -53,7 +53,6 @@ WITHIN_RUN = (
 )
 
 
-REPLICATED = {"seeds": 3, "data_draws": (0, 1)}  # the headline presets: 6 independent runs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +137,20 @@ def statistic(curves: Any, key: str, stat: str) -> Callable[[Mapping[str, np.nda
     return of
 
 
+def aligned_prob(rows: Sequence[Mapping[str, Any]], config: LLMReboundConfig) -> dict[str, dict[str, float]]:
+    """How far alignment got from each starting point: mean P(aligned) over runs before alignment (S0)
+    and after the largest F (before any reverse step)."""
+    top = config.probe.forward_amounts[-1]
+    out: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        c = r["condition"]
+        if r["measure"] == "s0_prob" and c["task"] == config.task:
+            out.setdefault(c["init"], {}).setdefault("s0", []).append(r["value"])
+        elif r["measure"] == "score_prob" and c["task"] == config.task and c["F"] == top and r["x"] == 0:
+            out.setdefault(c["init"], {}).setdefault(f"F{top}", []).append(r["value"])
+    return {init: {k: float(np.mean(v)) for k, v in by.items()} for init, by in out.items()}
+
+
 def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
     from toymodels.measures import Scores
     from toymodels.protocols.rebound import cumulative_steps
@@ -173,7 +186,7 @@ def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
             # the primary readings' value in each run, beside their pooled interval
             "per_run": {pid: per_run_values(pretrained, key, stat)[0]
                         for pid, key, stat, _ in PREDICTIONS if pid in PRIMARY_IDS},
-            "s0_prob": s0.mean_prob, "s0_log_odds_nats": s0.mean_log_odds,
+            "s0_prob": s0.mean_prob, "s0_log_odds_nats": s0.mean_log_odds, "aligned_prob": aligned_prob(rows, config),
             "forward_steps": cumulative_steps(spec.forward_amounts, spec.optimizer),
             "reverse_steps": cumulative_steps(spec.reverse_amounts, spec.optimizer),
             "examples_per_step": spec.optimizer.examples_per_step,
@@ -211,11 +224,11 @@ EXPERIMENT = Experiment(
         "cpu-micro": Preset({}, "one run: LoRA r=8, lr 5e-4, batch 2 (1 step = 2 examples), F in {0,6,12,24}, "
                             "R every step to 32, 4-example shared warm-up, neutral control, 24 prompts, "
                             "64 KL samples every 4 steps", est_seconds=420),
-        "replicated": Preset(REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws)",
+        "replicated": Preset(common.REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws)",
                              est_seconds=2520),
-        "replicated-controls": Preset({**REPLICATED, "controls": ("random", "permuted")},
-                                      "replicated, each run also from a random init and from permuted weights "
-                                      "(the no-pre-training controls)", est_seconds=7560),
+        "replicated-controls": Preset(common.CONTROLS,
+                                      "replicated with full fine-tuning (lr 5e-5), each run also from a random "
+                                      "init and from permuted weights (the no-pre-training controls)", est_seconds=7560),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "max_length"}, "max_length": 512,
                          "batch_size": 1, "forward_amounts": (0, 1000, 2000, 5000, 10000),
                          "reverse_amounts": tuple(range(0, 2001, 8)), "kl_every": 8, "n_eval": 256,

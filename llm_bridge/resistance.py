@@ -61,7 +61,6 @@ class LLMResistanceConfig:
         common.check_replication(self)
 
 
-REPLICATED = {"seeds": 3, "data_draws": (0, 1)}  # the headline presets: 6 independent runs
 # Readings of the one run, bootstrapped over its prompts: exploratory, since prompts are not runs
 # (the primary reading comes from resistance_predictions over runs and reads underpowered with one).
 WITHIN_RUN = (
@@ -238,11 +237,11 @@ EXPERIMENT = Experiment(
         "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2, 48 SFT examples (24 steps), checkpoints at "
                             "25/50/75%, 24 shared prompts at T=0.05, 12 steps per path "
                             "(SmolLM2 ~10 min on 2 idle cores; data generation not counted)", est_seconds=600),
-        "replicated": Preset(REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws)",
+        "replicated": Preset(common.REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws)",
                              est_seconds=3600),
-        "replicated-controls": Preset({**REPLICATED, "controls": ("random", "permuted")},
-                                      "replicated, each run also from a random init and from permuted weights "
-                                      "(the no-pre-training controls)", est_seconds=10800),
+        "replicated-controls": Preset(common.CONTROLS,
+                                      "replicated with full fine-tuning (lr 5e-5), each run also from a random "
+                                      "init and from permuted weights (the no-pre-training controls)", est_seconds=10800),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "warmup_examples"}, "n_align": 10000,
                          "n_queries": 512, "n_eval": 512},
                         "the paper's SFT settings (GPU; needs that much data)", est_seconds=36000),

@@ -53,6 +53,7 @@ def test_runs_are_draws_times_seeds_and_intervals_cover_them(replicated, records
     for suffix in ("control_random", "beyond_control_random"):
         control = predictions[f"rebound.initial_rate_increases_with_F.{suffix}"]
         assert control["n_runs"] == 4 and "verdict" not in control  # exploratory
+    assert {k: set(v) for k, v in summary["aligned_prob"].items()} == {i: {"s0", "F4"} for i in ("pretrained", "random")}
     rows = outcome.run.read_metrics()
     assert {r["seed"] for r in rows} == {*summary["runs"], *(f"random-{run}" for run in summary["runs"])}
     s0 = {r["seed"]: r["value"] for r in rows if r["measure"] == "s0_log_odds" and r["condition"]["task"] == "sentiment"}
