@@ -18,9 +18,14 @@ from theory.figures import save_figure  # noqa: E402
 from toymodels.protocols.resistance import table1  # noqa: E402
 
 
+# the starting points of a resistance run, left to right, and their panel titles
+STARTS = {"pretrained": "from pre-trained theta0", "random": "control: no pre-training (random init)",
+          "permuted": "control: permuted pre-trained weights"}
+
+
 def draw_resistance(run_dir: RunDir) -> list[Path]:
-    """Inverse vs forward per comparison against y = x (mean over seeds): one row per sampling
-    temperature, pre-trained theta0 on the left, the no-pre-training control on the right."""
+    """Inverse vs forward per comparison against y = x (mean over runs): one row per sampling
+    temperature, pre-trained theta0 on the left, then each no-pre-training control present."""
     rows = run_dir.read_metrics()
     written = []
     for measure, label in (("loss_mean_nats", "training loss, mean over the epoch (nats/token)"),
@@ -29,10 +34,11 @@ def draw_resistance(run_dir: RunDir) -> list[Path]:
         if not cells:
             continue
         temps = sorted({c["T"] for c in cells})
-        fig, axes = plt.subplots(len(temps), 2, figsize=(10, 4.4 * len(temps)), squeeze=False)
+        inits = [i for i in STARTS if i == "pretrained" or any(c["init"] == i for c in cells)]
+        fig, axes = plt.subplots(len(temps), len(inits), figsize=(5 * len(inits), 4.4 * len(temps)), squeeze=False)
         for row, temp in zip(axes, temps, strict=True):
-            for ax, init, title in zip(row, ("pretrained", "random"),
-                                       ("from pre-trained theta0", "control: no pre-training"), strict=True):
+            for ax, init in zip(row, inits, strict=True):
+                title = STARTS[init]
                 pts = [(c["forward_nats"], c["inverse_nats"], c["task"]) for c in cells
                        if c["init"] == init and c["T"] == temp]
                 if not pts:
@@ -46,7 +52,7 @@ def draw_resistance(run_dir: RunDir) -> list[Path]:
                 ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
                 below = sum(p[1] < p[0] for p in pts)
                 ax.set_title(f"{title}, sampling T={temp}\ninverse < forward in {below}/{len(pts)} "
-                             "(means over seeds)", fontsize=10)
+                             "(means over runs)", fontsize=10)
                 ax.set_xlabel(f"forward path: {label}", fontsize=8)
                 ax.set_ylabel("inverse path (same measure)", fontsize=8)
                 ax.legend(fontsize=7)
@@ -80,10 +86,12 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[Path]:
 
     ``model`` names the model in the title (the bridge passes the checkpoint's name).
     """
-    rows = run_dir.read_metrics()
-    tasks = sorted({r["condition"]["task"] for r in rows if r["measure"] == "score_prob"})
+    every = run_dir.read_metrics()
+    starts = sorted({(r["condition"]["task"], str(r["condition"].get("init", "pretrained")))
+                     for r in every if r["measure"] == "score_prob"})
     written = []
-    for task in tasks:
+    for task, init in starts:  # a bridge's no-pre-training controls get figures of their own
+        rows = [r for r in every if str(r["condition"].get("init", "pretrained")) == init]
         fig, axes = plt.subplots(1, 4, figsize=(20, 4.4))
         for ax, measure, s0_name, ylabel in (
             (axes[0], "score_prob", "s0_prob", "mean P(aligned) (probability)"),
@@ -109,7 +117,9 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[Path]:
             ax.legend(fontsize=7)
         _draw_rate_against_score(axes[3], rows, task)
         seeds = sorted({r["seed"] for r in rows if r["measure"] == "score_prob" and r["condition"]["task"] == task})
-        over = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over {len(seeds)} seeds"
-        fig.suptitle(f"rebound{', ' + model if model else ''}, task {task}: {over}")
-        written.append(save_figure(fig, run_dir.figures_dir / f"rebound_{task}.png", dpi=110))
+        over = f"run {seeds[0]}" if len(seeds) == 1 else f"mean over {len(seeds)} independent runs"
+        start = "" if init == "pretrained" else f", from a {init} start (no pre-training)"
+        fig.suptitle(f"rebound{', ' + model if model else ''}, task {task}{start}: {over}")
+        name = f"rebound_{task}.png" if init == "pretrained" else f"rebound_{task}.{init}.png"
+        written.append(save_figure(fig, run_dir.figures_dir / name, dpi=110))
     return written

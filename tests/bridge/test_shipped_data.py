@@ -77,10 +77,11 @@ def test_held_out_split_is_stratified(task):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ["safety", "instruction"])
 def test_regeneration_matches_the_shipped_data_or_says_how_it_differs(task):
     """Sampling kernels differ between machines: a mismatch is reported (with how many records
-    differ), not failed; the regenerated data must still fit the presets."""
+    differ), not failed; the regenerated data must still fit the presets. (Sentiment takes about 7
+    minutes on 2 cores, so CI leaves it out: `elasticity llm make-data --task sentiment --force`.)"""
     from llm_bridge.models import sha256_file
 
     path = data.make_data(data.default_spec(task), force=True)
@@ -92,4 +93,5 @@ def test_regeneration_matches_the_shipped_data_or_says_how_it_differs(task):
     records = load_records(path)
     for experiment, name, config in _presets():
         if name == task and experiment == "resistance":
-            check_data(task, records, config.n_eval, 0, {"aligned": config.protocol.n_align})
+            for draw in DRAWS:
+                check_data(task, records, config.n_eval, draw, {"aligned": config.protocol.n_align})
