@@ -84,3 +84,18 @@ def test_resistance_reads_the_random_init_control_by_run(tiny_folder, records_fi
     assert beyond["primary"] and beyond["n_runs"] == 3
     assert predictions["resistance.beyond_control.control_permuted.T0.05"]["n_runs"] == 3
     assert set(outcome.summary["per_run"]["resistance.beyond_control"]) == {"d0-s42", "d1-s42", "d2-s42"}
+
+
+@pytest.mark.slow
+def test_runs_in_two_worker_processes_give_the_same_numbers(replicated, tmp_path):
+    config, outcome = replicated
+    parallel = REBOUND.resolve("cpu-micro", sets={**config_sets(config), "n_jobs": 2})
+    assert parallel.execution.threads == config.execution.threads == 1
+    again = execute(REBOUND, parallel, out=tmp_path / "parallel", draw=False)
+    assert (again.run.path / "metrics.csv").read_text() == (outcome.run.path / "metrics.csv").read_text()
+
+
+def config_sets(config) -> dict:
+    """The --set values that rebuild ``config`` (the tiny model, its data, the micro amounts)."""
+    return {"model": config.model, "data": config.data, **MICRO, "seeds": 2, "data_draws": "0,1",
+            "controls": "random"}
