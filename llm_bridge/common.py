@@ -1,6 +1,7 @@
-"""What every llm experiment shares: loading the checkpoint and task behind the model protocol,
-the reference key of a non-default model and the provenance a reference records (model, weight and
-data sha256), and a progress bar over phases.
+"""What every llm experiment shares: its independent runs (data draws x training seeds, and the
+no-pre-training starts) as a grid of cells, loading the checkpoint and task of one run behind the
+model protocol, the reference key of a non-default model or task, and the provenance a reference
+records (model, weight and data sha256).
 
 Template rule: a task's text becomes token ids once, with the task's template (raw for
 sentiment; chat for safety and instruction when the model has a chat template), so every
