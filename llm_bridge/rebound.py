@@ -197,14 +197,19 @@ def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
 def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "llm.rebound") -> list[Any]:
     """The toy rebound's readings over training runs (the seeds of the rows: one per data draw and
     training seed), e.g. of several GPU runs' metrics tables put together; fewer than 3 runs read
-    ``underpowered``. Rows from no-pre-training starts (condition ``init``) give the exploratory
-    control readings."""
-    from toymodels.protocols.rebound_readings import control_predictions, rebound_predictions
+    ``underpowered``. The format-matched neutral arm and rows from no-pre-training starts (condition
+    ``init``) give exploratory control readings."""
+    from toymodels.protocols.rebound_readings import (
+        control_arm_predictions,
+        control_predictions,
+        rebound_predictions,
+    )
 
     by_init: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
         by_init.setdefault(str(r["condition"].get("init", "pretrained")), []).append(r)
     predictions = rebound_predictions(by_init.get("pretrained", []), experiment, unit="training runs")
+    predictions += control_arm_predictions(by_init.get("pretrained", []), experiment, unit="training runs")
     if len(by_init) > 1:
         predictions += control_predictions(by_init, experiment, unit="training runs")
     return predictions

@@ -17,7 +17,6 @@ from harness.runs import RunDir  # noqa: E402
 from theory.figures import save_figure  # noqa: E402
 from toymodels.protocols.resistance import table1  # noqa: E402
 
-
 # the starting points of a resistance run, left to right, and their panel titles
 STARTS = {"pretrained": "from pre-trained theta0", "random": "control: no pre-training (random init)",
           "permuted": "control: permuted pre-trained weights"}

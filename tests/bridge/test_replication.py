@@ -50,6 +50,8 @@ def test_runs_are_draws_times_seeds_and_intervals_cover_them(replicated, records
     assert primary["method"] == "t-interval over training runs"
     assert set(summary["per_run"]["rebound.initial_rate_increases_with_F"]) == set(summary["runs"])
     assert not [pid for pid in predictions if pid.endswith("within_run")]  # several runs: no prompt bootstrap
+    for suffix in ("initial_rate_vs_neutral_control", "initial_rate_increases_with_F.beyond_neutral_control"):
+        assert predictions[f"rebound.{suffix}"]["n_runs"] == 4  # the format-matched arm, over runs
     for suffix in ("control_random", "beyond_control_random"):
         control = predictions[f"rebound.initial_rate_increases_with_F.{suffix}"]
         assert control["n_runs"] == 4 and "verdict" not in control  # exploratory

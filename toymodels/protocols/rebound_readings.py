@@ -265,6 +265,50 @@ def control_predictions(by_init: Mapping[str, Sequence[Mapping[str, Any]]], expe
     return predictions
 
 
+# Readings against a bridge's format-matched control arm (<task>+neutral-forward), per run, exploratory
+CONTROL_ARM_READINGS = (
+    # id, metric key, statistic, description
+    ("rebound.initial_rate_vs_neutral_control", "initial_rate_log_odds", "vs_control",
+     "initial log-odds decay rate (steps 1-9), aligned minus the format-matched neutral forward arm at the same F, "
+     "mean over F > 0"),
+    ("rebound.initial_rate_increases_with_F.neutral_arm", "initial_rate_log_odds", "control_trend",
+     "slope vs log10 F of the format-matched neutral forward arm's initial log-odds decay rate"),
+    ("rebound.initial_rate_increases_with_F.beyond_neutral_control", "initial_rate_log_odds", "trend_vs_control",
+     "slope vs log10 F of the initial log-odds decay rate, aligned arm minus the format-matched neutral forward arm"),
+)
+
+
+def _arm_reading(stat: str, key: str, aligned: Mapping[int, Mapping[str, float]],
+                 control: Mapping[int, Mapping[str, float]]) -> float:
+    if stat == "control_trend":
+        return trend_in_f(control, key)
+    if stat == "trend_vs_control":
+        return trend_in_f(aligned, key) - trend_in_f(control, key)
+    return reading_of(stat, key, aligned, control)
+
+
+def control_arm_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
+                            unit: str = "seeds") -> list[Prediction]:
+    """The readings of the aligned arm against its format-matched control arm (``<task>+...``, which
+    shares the F = 0 sweep), one value per run (mean over its tasks), a t-interval over runs."""
+    arms: dict[tuple, dict[str, Any]] = {}
+    for (run, group), metrics in metrics_by_run(rows).items():
+        fields = dict(group)
+        task = str(fields.pop("task"))
+        key = (run, task.split("+")[0], tuple(sorted(fields.items())))
+        arms.setdefault(key, {})["control" if "+" in task else "aligned"] = metrics
+    predictions = []
+    for pid, key, stat, desc in CONTROL_ARM_READINGS:
+        per_run: dict[Any, list[float]] = {}
+        for (run, _task, _fields), both in arms.items():
+            if "aligned" not in both or "control" not in both:
+                continue
+            per_run.setdefault(run, []).append(_arm_reading(stat, key, both["aligned"], both["control"]))
+        values = [float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for v in per_run.values()]
+        predictions.append(reading(pid, t_estimate(values, unit), desc, experiment=experiment))
+    return predictions
+
+
 def strengths(metrics: Mapping[int, Mapping[str, float]]) -> dict[str, float]:
     """Rebound strength at the largest F against the F = 0 control, in both score scales."""
     top, control = metrics[max(metrics)], metrics[0]
