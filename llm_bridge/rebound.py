@@ -228,12 +228,12 @@ EXPERIMENT = Experiment(
     presets={
         "cpu-micro": Preset({}, "one run: LoRA r=8, lr 5e-4, batch 2 (1 step = 2 examples), F in {0,6,12,24}, "
                             "R every step to 32, 4-example shared warm-up, neutral control, 24 prompts, "
-                            "64 KL samples every 4 steps", est_seconds=420),
-        "replicated": Preset(common.REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws)",
-                             est_seconds=2520),
+                            "64 KL samples every 4 steps", est_seconds=600),
+        "replicated": Preset(common.REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws; "
+                             "SmolLM2 sentiment took 51 min on 2 cores)", est_seconds=3050),
         "replicated-controls": Preset(common.CONTROLS,
                                       "replicated with full fine-tuning (lr 5e-5), each run also from a random "
-                                      "init and from permuted weights (the no-pre-training controls)", est_seconds=7560),
+                                      "init and from permuted weights (the no-pre-training controls)", est_seconds=11000),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "max_length"}, "max_length": 512,
                          "batch_size": 1, "forward_amounts": (0, 1000, 2000, 5000, 10000),
                          "reverse_amounts": tuple(range(0, 2001, 8)), "kl_every": 8, "n_eval": 256,

@@ -236,12 +236,12 @@ EXPERIMENT = Experiment(
     presets={
         "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2, 48 SFT examples (24 steps), checkpoints at "
                             "25/50/75%, 24 shared prompts at T=0.05, 12 steps per path "
-                            "(SmolLM2 ~10 min on 2 idle cores; data generation not counted)", est_seconds=600),
-        "replicated": Preset(common.REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws)",
-                             est_seconds=3600),
+                            "(SmolLM2 ~4 min on 2 idle cores)", est_seconds=300),
+        "replicated": Preset(common.REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws; "
+                             "SmolLM2 took 15 min on 2 cores)", est_seconds=920),
         "replicated-controls": Preset(common.CONTROLS,
                                       "replicated with full fine-tuning (lr 5e-5), each run also from a random "
-                                      "init and from permuted weights (the no-pre-training controls)", est_seconds=10800),
+                                      "init and from permuted weights (the no-pre-training controls)", est_seconds=3600),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "warmup_examples"}, "n_align": 10000,
                          "n_queries": 512, "n_eval": 512},
                         "the paper's SFT settings (GPU; needs that much data)", est_seconds=36000),
