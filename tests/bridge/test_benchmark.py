@@ -69,7 +69,8 @@ def _score(adapter: HFCausalLM, contrasts: list[Contrast], batch: int, share: bo
 def test_one_at_a_time(benchmark, scoring):
     adapter, contrasts = scoring
     got = benchmark(_score, adapter, contrasts, 1, False)
-    assert got == pytest.approx(_score(adapter, contrasts, 16, True), abs=1e-4)
+    # float32 sums over 24 tokens in another order: log-odds of about 10 nats agree to 1e-3
+    assert got == pytest.approx(_score(adapter, contrasts, 16, True), abs=1e-3)
 
 
 @pytest.mark.benchmark(group="llm contrast scoring (24 prompts x 2 continuations of 24 tokens)")
