@@ -101,3 +101,18 @@ def config_sets(config) -> dict:
     """The --set values that rebuild ``config`` (the tiny model, its data, the micro amounts)."""
     return {"model": config.model, "data": config.data, **MICRO, "seeds": 2, "data_draws": "0,1",
             "controls": "random"}
+
+
+@pytest.mark.parametrize("sets,key", [
+    ({}, "llm.rebound"),
+    ({"model": "gemma3-270m", "task": "safety"}, "llm.rebound.gemma3-270m.safety"),
+    ({"controls": "random,permuted"}, "llm.rebound.controls"),
+])
+def test_reference_keys_keep_models_tasks_and_controls_apart(tmp_path, sets, key):
+    from harness.runs import RunDir
+    from llm_bridge.common import qualify_reference
+
+    config = REBOUND.resolve("cpu-micro", sets=sets)
+    run = RunDir.open("llm.rebound", config, out=tmp_path / "run")
+    qualify_reference(run, config, "sentiment")
+    assert run.reference_key == key
