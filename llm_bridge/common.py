@@ -10,15 +10,16 @@ score and KL compares weights on identical ids.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import require, seeds_of
+from harness.config import Preset, require, seeds_of
 from harness.runs import RunDir
 from toymodels.interface import OptimizerSpec
 from toymodels.sweep import Execution, Runtime
@@ -90,6 +91,15 @@ REPLICATED = {"seeds": 3, "data_draws": (0, 1), "execution.threads": 1, "executi
 CONTROLS = {**REPLICATED, "controls": ("random", "permuted"), "finetune": "full", "lr": 5e-5}
 
 
+def replication_presets(replicated_seconds: int, controls_seconds: int, measured: str) -> dict[str, Preset]:
+    """The ``replicated`` and ``replicated-controls`` presets of an llm experiment."""
+    return {"replicated": Preset(REPLICATED, f"cpu-micro x 6 independent runs (3 training seeds x 2 data draws; "
+                                 f"{measured})", est_seconds=replicated_seconds),
+            "replicated-controls": Preset(CONTROLS, "replicated with full fine-tuning (lr 5e-5), each run also from "
+                                          "a random init and from permuted weights (the no-pre-training controls)",
+                                          est_seconds=controls_seconds)}
+
+
 def llm_execution() -> Execution:
     """The independent runs of an llm experiment one after another in one process with two CPU
     threads; ``n_jobs=2 threads=1`` runs two at once (about 15% more runs per hour on 2 cores)."""
@@ -101,12 +111,6 @@ def run_grid(config: Any) -> Any:
     from toymodels.sweep import Grid
 
     return Grid.of({"init": ("pretrained", *config.controls), "draw": config.data_draws}, seeds_of(config))
-
-
-def relabel(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of the run grid with each run's label (:func:`run_label`) as the ``seed``: one value per
-    independent run, which is what every reading groups by."""
-    return [{**r, "seed": run_label(r["condition"]["init"], r["condition"]["draw"], r["seed"])} for r in rows]
 
 
 def regime(adapter: AdapterSettings, optimizer: OptimizerSpec) -> str:
@@ -130,9 +134,9 @@ def data_record(config: Any) -> dict[str, str]:
     return {"data": config.data or f"the shipped {config.task} data", "data_sha256": sha256_path(path)}
 
 
-def runs_of(config: Any) -> list[tuple[int, int]]:
-    """The independent runs a config names: every (data draw, training seed) pair."""
-    return [(draw, seed) for draw in config.data_draws for seed in seeds_of(config)]
+def pretrained_runs(config: Any) -> dict[str, tuple[int, int]]:
+    """The independent runs a config names, by label: every (data draw, training seed) pair."""
+    return {run_label("pretrained", draw, seed): (draw, seed) for draw in config.data_draws for seed in seeds_of(config)}
 
 
 def run_label(init: str, draw: int, seed: int) -> str:
@@ -151,47 +155,54 @@ def check_replication(config: Any) -> None:
             f"controls must be distinct names among {', '.join(INITS[1:])}, got {config.controls}")
 
 
-class Session:
-    """What the runs of one llm config share: the data (read and checked once, before any model
-    loads) and the model source. Each run builds its own model (a load from the cached safetensors
-    takes seconds), so a run's weights never depend on the run before it."""
+def sweep_runs(config: Any, run_dir: RunDir, measure_run: Callable[..., list[dict[str, Any]]],
+               needs: Mapping[str, int], n_eval: int, desc: str) -> list[dict[str, Any]]:
+    """Every independent run of ``config`` as a cell of its run grid, ``measure_run(config, run_path,
+    cell, device)`` (module level: it may run in a worker process); the rows come back with each run's
+    label (:func:`run_label`) as the ``seed``, which is what every reading groups by.
 
-    def __init__(self, config: Any, run_dir: RunDir, needs: Mapping[str, int], n_eval: int) -> None:
-        from llm_bridge.models import describe_source
-        from llm_bridge.tasks import check_data, load_records
-        from toymodels.train import resolve_device
+    The data is read and checked for every draw (``needs`` training examples per label outside
+    ``n_eval`` held-out prompts) and its hash written to ``data.json`` before any model loads.
+    """
+    from llm_bridge.models import describe_source
+    from llm_bridge.tasks import check_data, load_records
+    from toymodels.sweep import run_sweep
+    from toymodels.train import resolve_device
 
-        describe_source(config.model)  # a bad model name fails before anything else
-        resolve_device(config.execution.device)
-        self.config, self.run_dir, self.n_eval = config, run_dir, n_eval
-        path = data_path(config)
-        self.records = load_records(path)
-        for draw in config.data_draws:
-            check_data(config.task, self.records, n_eval, draw, needs)
-        run_dir.write_json("data.json", {**data_record(config), "n_records": len(self.records)})
+    describe_source(config.model)  # a bad model name fails before anything else
+    resolve_device(config.execution.device)
+    records = load_records(data_path(config))
+    for draw in config.data_draws:
+        check_data(config.task, records, n_eval, draw, needs)
+    run_dir.write_json("data.json", {**data_record(config), "n_records": len(records)})
+    rows = run_sweep(run_dir, run_grid(config), functools.partial(measure_run, config, str(run_dir.path)),
+                     config.execution, desc=desc)
+    return [{**r, "seed": run_label(r["condition"]["init"], r["condition"]["draw"], r["seed"])} for r in rows]
 
-    def load(self, init: str, draw: int, seed: int):
-        """The model for one run (``init``: pretrained, or a no-pre-training control seeded by the
-        run's seed) behind the adapter, and the task of the data draw."""
-        from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
-        from llm_bridge.models import load_model, remove_knowledge
-        from llm_bridge.tasks import TEMPLATES, make_task
 
-        config, settings = self.config, self.config.adapter
-        set_threads(config.execution.threads or None)
-        t0 = time.perf_counter()
-        loaded = load_model(config.model, device=config.execution.device, trust_remote_code=config.trust_remote_code)
-        model = remove_knowledge(loaded.model, init, seed)
-        template = TEMPLATES[config.task] if loaded.record["has_chat_template"] else "raw"
-        lora = LoraSpec(r=settings.lora_r, alpha=2 * settings.lora_r) if settings.finetune == "lora" else None
-        adapter = HFCausalLM(model, loaded.tokenizer, lora=lora, max_length=settings.max_length,
-                             device=config.execution.device, seed=seed, template=template,
-                             gradient_checkpointing=settings.gradient_checkpointing)
-        task = make_task(config.task, self.records, adapter, n_eval=self.n_eval, draw=draw)
-        self.run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
-                                               "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
-                                               "load_seconds": round(time.perf_counter() - t0, 1)})
-        return adapter, task
+def load_run(config: Any, run_dir: RunDir, n_eval: int, init: str, draw: int, seed: int):
+    """The model of one run behind the adapter (``init``: pretrained, or a no-pre-training control
+    seeded by the run's seed), and the task of its data draw. Each run loads its own model (seconds
+    from the cached safetensors), so that a run's weights never depend on the run before it."""
+    from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
+    from llm_bridge.models import load_model, remove_knowledge
+    from llm_bridge.tasks import TEMPLATES, load_records, make_task
+
+    settings = config.adapter
+    set_threads(config.execution.threads or None)
+    t0 = time.perf_counter()
+    loaded = load_model(config.model, device=config.execution.device, trust_remote_code=config.trust_remote_code)
+    model = remove_knowledge(loaded.model, init, seed)
+    template = TEMPLATES[config.task] if loaded.record["has_chat_template"] else "raw"
+    lora = LoraSpec(r=settings.lora_r, alpha=2 * settings.lora_r) if settings.finetune == "lora" else None
+    adapter = HFCausalLM(model, loaded.tokenizer, lora=lora, max_length=settings.max_length,
+                         device=config.execution.device, seed=seed, template=template,
+                         gradient_checkpointing=settings.gradient_checkpointing)
+    task = make_task(config.task, load_records(data_path(config)), adapter, n_eval=n_eval, draw=draw)
+    run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
+                                      "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
+                                      "load_seconds": round(time.perf_counter() - t0, 1)})
+    return adapter, task
 
 
 def sha256_path(path: Path) -> str:

@@ -22,7 +22,6 @@ amounts.
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,7 +96,7 @@ def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, 
 
     def compute() -> dict[str, Any]:
         needs = data_needs(spec, spec.warmup_examples, config.neutral_control)
-        adapter, task = common.Session(config, run_dir, needs, spec.n_eval).load(init, draw, seed)
+        adapter, task = common.load_run(config, run_dir, spec.n_eval, init, draw, seed)
         # the neutral arm takes the neutral examples after the protocol's own warm-up ones
         controls = ({"neutral": task.neutral_data(needs["neutral"], seed=seed)[spec.warmup_examples:]}
                     if config.neutral_control else {})
@@ -160,29 +159,23 @@ def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
         derived_rows,
         per_run_values,
     )
-    from toymodels.sweep import run_sweep
-
     spec = config.probe
     common.qualify_reference(run_dir, config, "sentiment")
-    # the data is read and checked for every draw before any model loads
-    common.Session(config, run_dir, data_needs(spec, spec.warmup_examples, config.neutral_control), spec.n_eval)
-    grid = common.run_grid(config)
-    rows = common.relabel(run_sweep(run_dir, grid, functools.partial(measure_run, config, str(run_dir.path)),
-                                    config.execution, desc="llm rebound: runs"))
+    rows = common.sweep_runs(config, run_dir, measure_run, data_needs(spec, spec.warmup_examples, config.neutral_control),
+                             spec.n_eval, "llm rebound: runs")
     run_dir.write_metrics(rows + derived_rows(rows))
     predictions = readings(rows, run_dir.experiment)
-    runs = [common.run_label("pretrained", d, s) for d, s in common.runs_of(config)]
-    curves = {label: run_curves(config, run_dir, "pretrained", d, s)
-              for label, (d, s) in zip(runs, common.runs_of(config), strict=True)}
+    runs = common.pretrained_runs(config)
+    curves = {label: run_curves(config, run_dir, "pretrained", d, s) for label, (d, s) in runs.items()}
     if len(runs) == 1:  # one run: its prompts give exploratory readings (prompts are not runs)
-        one = curves[runs[0]]
+        one = next(iter(curves.values()))
         per_prompt = {"prompt": np.arange(len(one.s0_log_odds))}
         predictions += [judge(pid, paired_bootstrap(per_prompt, statistic(one, key, stat), config.n_bootstrap,
                                                     config.seed), desc, n_runs=1)
                         for pid, key, stat, desc in WITHIN_RUN if stat != "vs_control" or "neutral" in one.log_odds]
     pretrained = [r for r in rows if r["condition"]["init"] == "pretrained"]
     s0 = Scores(np.concatenate([c.s0_log_odds for c in curves.values()]))
-    return {"predictions": predictions, "n_runs": len(runs), "runs": runs, "controls": list(config.controls),
+    return {"predictions": predictions, "n_runs": len(runs), "runs": list(runs), "controls": list(config.controls),
             # the primary readings' value in each run, beside their pooled interval
             "per_run": {pid: per_run_values(pretrained, key, stat)[0]
                         for pid, key, stat, _ in PREDICTIONS if pid in PRIMARY_IDS},
@@ -229,11 +222,7 @@ EXPERIMENT = Experiment(
         "cpu-micro": Preset({}, "one run: LoRA r=8, lr 5e-4, batch 2 (1 step = 2 examples), F in {0,6,12,24}, "
                             "R every step to 32, 4-example shared warm-up, neutral control, 24 prompts, "
                             "64 KL samples every 4 steps", est_seconds=600),
-        "replicated": Preset(common.REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws; "
-                             "SmolLM2 sentiment took 51 min on 2 cores)", est_seconds=3050),
-        "replicated-controls": Preset(common.CONTROLS,
-                                      "replicated with full fine-tuning (lr 5e-5), each run also from a random "
-                                      "init and from permuted weights (the no-pre-training controls)", est_seconds=11000),
+        **common.replication_presets(3050, 11000, "SmolLM2 sentiment took 51 min on 2 cores"),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "max_length"}, "max_length": 512,
                          "batch_size": 1, "forward_amounts": (0, 1000, 2000, 5000, 10000),
                          "reverse_amounts": tuple(range(0, 2001, 8)), "kl_every": 8, "n_eval": 256,

@@ -16,7 +16,6 @@ no-pre-training controls), read by the toy's ``resistance.beyond_control``.
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +79,7 @@ def measure_paths(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw:
 
     spec = config.protocol
     label = common.run_label(init, draw, seed)
-    adapter, task = common.Session(config, run_dir, {"aligned": spec.n_align}, config.n_eval).load(init, draw, seed)
+    adapter, task = common.load_run(config, run_dir, config.n_eval, init, draw, seed)
     result = run_resistance(adapter, task, spec, seed, progress=lambda m: print(f"{label} {m}", file=sys.stderr))
     paths = {}
     for (k, m), both in result.pairs.items():
@@ -108,11 +107,9 @@ def measure_run(config: LLMResistanceConfig, run_path: str, cell: Any, device: s
                        cell.seed)
 
 
-def metric_rows(config: LLMResistanceConfig, result: Mapping[str, Any], init: str = "pretrained",
-                seed: Any = None) -> list[dict[str, Any]]:
+def metric_rows(config: LLMResistanceConfig, result: Mapping[str, Any], init: str, seed: Any) -> list[dict[str, Any]]:
     """One run in the toy's metrics layout, plus per-step training losses and per-prompt losses."""
     cond = {"init": init, "task": config.task, "size": config.model, "T": config.protocol.temperature}
-    seed = config.seed if seed is None else seed
     rows = []
     for i, (st, sc) in enumerate(zip(result["checkpoint_steps"], result["checkpoint_scores"], strict=True)):
         rows.append(metric_row("checkpoint_p_aligned", sc, "prob", seed=seed, x=i, **cond))
@@ -176,18 +173,13 @@ def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "llm.resistanc
 
 
 def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
-    from toymodels.sweep import run_sweep
-
     common.qualify_reference(run_dir, config, "instruction")
-    # the data is read and checked for every draw before any model loads
-    common.Session(config, run_dir, {"aligned": config.protocol.n_align}, config.n_eval)
-    rows = common.relabel(run_sweep(run_dir, common.run_grid(config),
-                                    functools.partial(measure_run, config, str(run_dir.path)), config.execution,
-                                    desc="llm resistance: runs"))
+    rows = common.sweep_runs(config, run_dir, measure_run, {"aligned": config.protocol.n_align}, config.n_eval,
+                             "llm resistance: runs")
     run_dir.write_metrics(rows)
     results = {common.run_label(str(c["init"]), int(c["draw"]), c.seed):
                run_result(config, run_dir, str(c["init"]), int(c["draw"]), c.seed) for c in common.run_grid(config).cells()}
-    runs = [common.run_label("pretrained", d, s) for d, s in common.runs_of(config)]
+    runs = list(common.pretrained_runs(config))
     predictions = readings(rows, run_dir.experiment)
     if len(runs) == 1:  # one run: its prompts give exploratory readings (prompts are not runs)
         predictions += within_run([r for r in rows if r["seed"] == runs[0]], config.n_bootstrap, config.seed)
@@ -237,11 +229,7 @@ EXPERIMENT = Experiment(
         "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2, 48 SFT examples (24 steps), checkpoints at "
                             "25/50/75%, 24 shared prompts at T=0.05, 12 steps per path "
                             "(SmolLM2 ~4 min on 2 idle cores)", est_seconds=300),
-        "replicated": Preset(common.REPLICATED, "cpu-micro x 6 independent runs (3 training seeds x 2 data draws; "
-                             "SmolLM2 took 15 min on 2 cores)", est_seconds=920),
-        "replicated-controls": Preset(common.CONTROLS,
-                                      "replicated with full fine-tuning (lr 5e-5), each run also from a random "
-                                      "init and from permuted weights (the no-pre-training controls)", est_seconds=3600),
+        **common.replication_presets(920, 3600, "SmolLM2 took 15 min on 2 cores"),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "warmup_examples"}, "n_align": 10000,
                          "n_queries": 512, "n_eval": 512},
                         "the paper's SFT settings (GPU; needs that much data)", est_seconds=36000),
