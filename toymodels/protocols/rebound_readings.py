@@ -225,8 +225,12 @@ def per_run_values(rows: Sequence[Mapping[str, Any]], key: str, stat: str) -> tu
     for (run, _group), metrics in by_run.items():
         per_run.setdefault(run, []).append(reading_of(stat, key, metrics))
         censored += sum(1 for f, m in metrics.items() if f > 0 and not np.isfinite(m[key]))
-    values = {run: float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for run, v in per_run.items()}
-    return values, censored
+    return run_means(per_run), censored
+
+
+def run_means(per_run: Mapping[Any, Sequence[float]]) -> dict[Any, float]:
+    """The mean of each run's values over its tasks (NaN values left out; NaN when all are)."""
+    return {run: float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for run, v in per_run.items()}
 
 
 def rebound_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
@@ -295,8 +299,8 @@ def control_arm_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
     for (run, group), metrics in metrics_by_run(rows).items():
         fields = dict(group)
         task = str(fields.pop("task"))
-        key = (run, task.split("+")[0], tuple(sorted(fields.items())))
-        arms.setdefault(key, {})["control" if "+" in task else "aligned"] = metrics
+        arm_key = (run, task.split("+")[0], tuple(sorted(fields.items())))
+        arms.setdefault(arm_key, {})["control" if "+" in task else "aligned"] = metrics
     predictions = []
     for pid, key, stat, desc in CONTROL_ARM_READINGS:
         per_run: dict[Any, list[float]] = {}
@@ -304,8 +308,8 @@ def control_arm_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
             if "aligned" not in both or "control" not in both:
                 continue
             per_run.setdefault(run, []).append(_arm_reading(stat, key, both["aligned"], both["control"]))
-        values = [float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for v in per_run.values()]
-        predictions.append(reading(pid, t_estimate(values, unit), desc, experiment=experiment))
+        predictions.append(reading(pid, t_estimate(list(run_means(per_run).values()), unit), desc,
+                                   experiment=experiment))
     return predictions
 
 
