@@ -89,7 +89,12 @@ class TrainLog:
 
 @runtime_checkable
 class LanguageModel(Protocol):
-    """What a model must offer for the protocols to run on it."""
+    """What a model must offer for the protocols to run on it.
+
+    Two optional fast paths are used when a model has them: ``generate_batch`` (many prompts at
+    once) and ``sequence_logprobs(examples) -> array`` (each example's summed response
+    log-probability in one batched pass, which the measures' scores, losses and KL use).
+    """
 
     def fit(
         self, examples: Sequence[Example], order: Sequence[int], optimizer: OptimizerSpec,

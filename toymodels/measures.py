@@ -24,9 +24,17 @@ def _nonempty(examples: Sequence[object], what: str = "dataset") -> None:
         raise ConfigError(f"empty {what}: nothing to measure")
 
 
+def _n_response_tokens(examples: Sequence[Example]) -> int:
+    return sum(len(e.response_ids) for e in examples)
+
+
 def sequence_logprobs(model: LanguageModel, examples: Sequence[Example]) -> np.ndarray:
-    """Sum of the response tokens' log-probabilities per example (nats)."""
+    """Sum of the response tokens' log-probabilities per example (nats): in one batched pass when
+    the model offers ``sequence_logprobs`` (the toy model does), else summed from ``token_logprobs``."""
     _nonempty(examples)
+    batched = getattr(model, "sequence_logprobs", None)
+    if batched is not None:
+        return np.asarray(batched(examples), dtype=float)
     return np.array([lp.sum() for lp in model.token_logprobs(examples)])
 
 
@@ -57,6 +65,8 @@ def example_losses(logprobs: Sequence[np.ndarray]) -> np.ndarray:
 def mean_loss(model: LanguageModel, examples: Sequence[Example], temperature: float = 1.0) -> float:
     """Mean loss over all response tokens of ``examples`` (nats per token), as training measures it,
     at ``temperature`` (see :func:`token_logprobs_at`)."""
+    if temperature == 1.0:
+        return float(-sequence_logprobs(model, examples).sum() / _n_response_tokens(examples))
     return token_mean_loss(token_logprobs_at(model, examples, temperature))
 
 
@@ -97,25 +107,50 @@ class Scores:
         return float(self.log_odds.mean())
 
 
-def contrast_scores(model: LanguageModel, contrasts: Sequence[Contrast]) -> Scores:
+@dataclass(frozen=True)
+class ContrastSet:
+    """A contrast set laid out once for repeated scoring: every (prompt, continuation) pair, and
+    for each prompt the pair indices of its aligned and misaligned continuations (-1 pads)."""
+
+    pairs: tuple[Example, ...]
+    aligned: np.ndarray  # (n_prompts, most aligned continuations)
+    misaligned: np.ndarray  # (n_prompts, most misaligned continuations)
+
+    @classmethod
+    def of(cls, contrasts: Sequence[Contrast]) -> ContrastSet:
+        _nonempty(contrasts, "contrast set")
+        pairs: list[Example] = []
+        aligned, misaligned = [], []
+        for c in contrasts:
+            if not c.aligned or not c.misaligned:
+                raise ConfigError("a contrast needs at least one aligned and one misaligned continuation")
+            aligned.append(range(len(pairs), len(pairs) + len(c.aligned)))
+            misaligned.append(range(aligned[-1].stop, aligned[-1].stop + len(c.misaligned)))
+            pairs.extend(Example(c.prompt_ids, tuple(r)) for r in (*c.aligned, *c.misaligned))
+        return cls(tuple(pairs), _padded(aligned), _padded(misaligned))
+
+
+def _padded(groups: Sequence[range]) -> np.ndarray:
+    out = np.full((len(groups), max(len(g) for g in groups)), -1)
+    for i, g in enumerate(groups):
+        out[i, : len(g)] = g
+    return out
+
+
+def _group_logsumexp(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """log sum exp of ``values`` over each row of ``index`` (-1 entries left out)."""
+    return logsumexp(np.where(index >= 0, values[index], -np.inf), axis=1)
+
+
+def contrast_scores(model: LanguageModel, contrasts: Sequence[Contrast] | ContrastSet) -> Scores:
     """Per-prompt log-odds: log mass on the aligned continuations minus log mass on the misaligned ones.
 
-    One teacher-forced pass over every (prompt, continuation) pair; no sampling noise.
+    One teacher-forced pass over every (prompt, continuation) pair; no sampling noise. Pass a
+    :class:`ContrastSet` to score the same set many times without laying it out again.
     """
-    _nonempty(contrasts, "contrast set")
-    pairs: list[Example] = []
-    sizes = []
-    for c in contrasts:
-        if not c.aligned or not c.misaligned:
-            raise ConfigError("a contrast needs at least one aligned and one misaligned continuation")
-        pairs.extend(Example(c.prompt_ids, tuple(r)) for r in (*c.aligned, *c.misaligned))
-        sizes.append((len(c.aligned), len(c.misaligned)))
-    seq = sequence_logprobs(model, pairs)
-    out, pos = [], 0
-    for n_a, n_m in sizes:
-        out.append(logsumexp(seq[pos : pos + n_a]) - logsumexp(seq[pos + n_a : pos + n_a + n_m]))
-        pos += n_a + n_m
-    return Scores(np.array(out))
+    layout = contrasts if isinstance(contrasts, ContrastSet) else ContrastSet.of(contrasts)
+    seq = sequence_logprobs(model, layout.pairs)
+    return Scores(_group_logsumexp(seq, layout.aligned) - _group_logsumexp(seq, layout.misaligned))
 
 
 def kl_data_model(model: LanguageModel, examples: Sequence[Example], data_logprobs: np.ndarray) -> float:
@@ -124,9 +159,8 @@ def kl_data_model(model: LanguageModel, examples: Sequence[Example], data_logpro
     ``data_logprobs``: the data distribution's log-probability of each example's response
     (sequence sums, nats). Monte Carlo over ``examples``, which must be drawn from that distribution.
     """
-    lps = model.token_logprobs(examples)
-    n_tokens = sum(len(x) for x in lps)
-    return float((np.sum(data_logprobs) - sum(x.sum() for x in lps)) / n_tokens)
+    model_logprobs = sequence_logprobs(model, examples)
+    return float((np.sum(data_logprobs) - model_logprobs.sum()) / _n_response_tokens(examples))
 
 
 def kl_reference_model(reference_logprobs: Sequence[np.ndarray], model: LanguageModel,
@@ -137,9 +171,8 @@ def kl_reference_model(reference_logprobs: Sequence[np.ndarray], model: Language
     (compute them once with ``reference.token_logprobs``); the examples must be sampled from the
     reference at temperature 1 so that the average log-ratio estimates the KL.
     """
-    lps = model.token_logprobs(examples)
-    n_tokens = sum(len(x) for x in lps)
-    return float(sum(r.sum() - q.sum() for r, q in zip(reference_logprobs, lps, strict=False)) / n_tokens)
+    reference = np.concatenate(reference_logprobs).sum()
+    return float((reference - sequence_logprobs(model, examples).sum()) / _n_response_tokens(examples))
 
 
 # --- readings of a curve score(R) or KL(R) over reverse amounts -------------------------------

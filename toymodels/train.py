@@ -40,15 +40,17 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def encode(examples: Sequence[Example], loss_on: LossOn = "response") -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs (N, T-1) right-padded with PAD, and targets (N, T-1) with IGNORE off the loss.
+def encode(examples: Sequence[Example], loss_on: LossOn = "response", width: int | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (N, W-1) right-padded with PAD, and targets (N, W-1) with IGNORE off the loss.
 
     Input position t predicts token t+1; its target is kept when token t+1 is a response token
-    (``loss_on="response"``) or any real token after the first (``"all"``).
+    (``loss_on="response"``) or any real token after the first (``"all"``). ``width`` (W) defaults
+    to the longest example.
     """
     if len(examples) == 0:
         raise ConfigError("empty dataset: nothing to train or score on")
-    width = max(len(e.prompt_ids) + len(e.response_ids) for e in examples)
+    width = width or max(len(e.prompt_ids) + len(e.response_ids) for e in examples)
     tokens = torch.full((len(examples), width), PAD, dtype=torch.long)
     targets = torch.full((len(examples), width - 1), IGNORE, dtype=torch.long)
     for i, e in enumerate(examples):
@@ -68,12 +70,18 @@ class ToyLM:
         self.eos_id = eos_id
         torch.manual_seed(seed)
         self.net = GPT(config).to(self.device)
+        self._scored: tuple[Sequence[Example], tuple[torch.Tensor, ...]] | None = None
 
     # --- training -------------------------------------------------------------------------
     def fit(self, examples: Sequence[Example], order: Sequence[int], optimizer: OptimizerSpec,
             state: Any | None, loss_on: LossOn = "response") -> tuple[TrainLog, Any]:
-        inputs, targets = encode(examples, loss_on)
-        return self.fit_encoded(inputs, targets, order, optimizer, state)
+        # encode only the examples this call takes (an incremental amount is a few batches of a large
+        # set), padded to the whole set's width so that every batch is the one a full encoding gives
+        if len(examples) == 0:
+            raise ConfigError("empty dataset: nothing to train or score on")
+        width = max(len(e.prompt_ids) + len(e.response_ids) for e in examples)
+        inputs, targets = encode([examples[i] for i in order] or list(examples[:1]), loss_on, width)
+        return self.fit_encoded(inputs, targets, range(len(order)), optimizer, state)
 
     def fit_encoded(self, inputs: torch.Tensor, targets: torch.Tensor, order: Sequence[int],
                     optimizer: OptimizerSpec, state: Any | None) -> tuple[TrainLog, Any]:
@@ -117,21 +125,46 @@ class ToyLM:
         return opt
 
     # --- scoring and sampling -------------------------------------------------------------
+    def _scoring_batch(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Distinct input rows (U, T-1), each example's row (N,) and the targets (N, T-1).
+
+        A contrast's one-token continuations of a prompt share one input row (the prompt), so the
+        prompt runs once rather than once per continuation. A tuple of examples (a probe scored
+        after every reverse step) is encoded once and kept while the next call passes the same one.
+        """
+        if self._scored is not None and self._scored[0] is examples:
+            return self._scored[1]
+        inputs, targets = encode(examples, "response")
+        rows, inverse = torch.unique(inputs, dim=0, return_inverse=True)
+        batch = (rows.to(self.device), inverse.to(self.device), targets.to(self.device))
+        self._scored = (examples, batch) if isinstance(examples, tuple) else None
+        return batch
+
     @torch.no_grad()
+    def _picked_logprobs(self, examples: Sequence[Example], batch_size: int, temperature: float
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each target token's log-probability (N, T-1), float64, under softmax(logits / T), and the
+        mask of response positions."""
+        rows, inverse, targets = self._scoring_batch(examples)
+        self.net.eval()
+        logp = torch.cat([torch.log_softmax(self.net(rows[s : s + batch_size]).float() / temperature, dim=-1)
+                          for s in range(0, len(rows), batch_size)])
+        keep = targets != IGNORE
+        position = torch.arange(targets.shape[1], device=targets.device)
+        picked = logp[inverse[:, None], position[None, :], targets.clamp(min=0)].double()
+        return picked.masked_fill(~keep, 0.0), keep
+
     def token_logprobs(self, examples: Sequence[Example], batch_size: int = 1024,
                        temperature: float = 1.0) -> list[np.ndarray]:
         """Teacher-forced response log-probabilities; ``temperature`` scores under the tempered
         distribution softmax(logits / T) that :meth:`generate_batch` samples from."""
-        inputs, targets = encode(examples, "response")
-        self.net.eval()
-        out: list[np.ndarray] = []
-        for s in range(0, len(examples), batch_size):
-            x, y = inputs[s : s + batch_size].to(self.device), targets[s : s + batch_size]
-            logp = torch.log_softmax(self.net(x).float() / temperature, dim=-1).cpu()
-            keep = y != IGNORE
-            picked = logp.gather(2, y.clamp(min=0)[..., None])[..., 0]
-            out.extend(picked[i][keep[i]].double().numpy() for i in range(len(x)))
-        return out
+        picked, keep = self._picked_logprobs(examples, batch_size, temperature)
+        return [row[mask].cpu().numpy() for row, mask in zip(picked, keep, strict=True)]
+
+    def sequence_logprobs(self, examples: Sequence[Example], batch_size: int = 1024) -> np.ndarray:
+        """Sum of each example's response log-probabilities (nats), in one batched pass."""
+        picked, _ = self._picked_logprobs(examples, batch_size, 1.0)
+        return picked.sum(dim=1).cpu().numpy()
 
     def generate(self, prompt_ids: Sequence[int], max_new_tokens: int, temperature: float,
                  seed: int) -> list[int]:

@@ -11,7 +11,7 @@ from harness.errors import ConfigError
 from toymodels import measures
 from toymodels.corpus import TASKS, Corpus
 from toymodels.finetuning import sample_responses
-from toymodels.interface import Contrast
+from toymodels.interface import Contrast, Example
 from toymodels.tasks import ToyTask
 from toymodels.train import PretrainSpec, pretrain
 
@@ -84,6 +84,40 @@ def test_kl_of_a_model_to_itself_is_zero_and_loss_identities(trained):
     assert measures.kl_excess(trained, samples, loss) == pytest.approx(0.0, abs=1e-12)
     n_tokens = sum(len(x) for x in ref)
     assert loss == pytest.approx(-sum(x.sum() for x in ref) / n_tokens)
+
+
+def test_batched_scoring_equals_one_pass_per_pair(trained):
+    """The probe's fast path (distinct input rows run once, sums and log-sum-exp vectorised, the set
+    laid out once) against the plain computation: every (prompt, continuation) pair through the
+    network on its own, summed, and a log-sum-exp per prompt. Equal within the float32 rounding of
+    forward passes over batches of different shapes (1e-5 nats); the summing is exact (1e-12)."""
+    import torch
+    from scipy.special import logsumexp
+
+    from toymodels.train import encode
+
+    task = ToyTask(Corpus(), "sentiment")
+    contrasts = task.contrasts(task.eval_prompts(40, seed=2))
+    layout = measures.ContrastSet.of(contrasts)
+    fast = measures.contrast_scores(trained, layout).log_odds
+    again = measures.contrast_scores(trained, layout).log_odds  # the cached layout, scored again
+    plain = []
+    for c in contrasts:
+        sums = []
+        for response in (*c.aligned, *c.misaligned):
+            x, y = encode([Example(c.prompt_ids, response)])
+            with torch.no_grad():
+                logp = torch.log_softmax(trained.net(x).float(), -1).double()
+            keep = y[0] >= 0
+            sums.append(float(logp[0, keep].gather(1, y[0, keep][:, None]).sum()))
+        n_a = len(c.aligned)
+        plain.append(logsumexp(sums[:n_a]) - logsumexp(sums[n_a:]))
+    print(f"max |fast - plain| = {np.max(np.abs(fast - plain)):.2e} nats over {len(contrasts)} prompts")
+    np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(fast, again)
+    samples = sample_responses(trained, task.eval_prompts(16, seed=5), task.max_new_tokens, 1.0, seed=4)
+    np.testing.assert_allclose(measures.sequence_logprobs(trained, samples),
+                               [x.sum() for x in trained.token_logprobs(samples)], rtol=0, atol=1e-12)
 
 
 def test_first_crossing_interpolates_and_censors():

@@ -114,7 +114,7 @@ def forward_checkpoints(model: LanguageModel, data: Sequence[Example], order: np
 
 
 def reverse_sweep(model: LanguageModel, reverse: Sequence[Example], order: np.ndarray, amounts: Sequence[int],
-                  optimizer: OptimizerSpec, contrasts: Sequence[Contrast],
+                  optimizer: OptimizerSpec, contrasts: Sequence[Contrast] | measures.ContrastSet,
                   kl_reference: tuple[Sequence[np.ndarray], Sequence[Example]], kl_every: int = 1,
                   ) -> tuple[list[measures.Scores], list[float]]:
     """Reverse fine-tuning from ``model``'s current weights through ``amounts`` (one run, a fresh
@@ -157,12 +157,13 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
         warmup = task.neutral_data(spec.warmup_examples, seed=seed)
         model.fit(warmup, np.arange(len(warmup)), spec.optimizer, None)
     theta0 = model.state_dict()
-    contrasts = task.contrasts(task.eval_prompts(spec.n_eval, seed=seed))
+    # laid out once: every (arm, F, R) point scores this set
+    contrasts = measures.ContrastSet.of(task.contrasts(task.eval_prompts(spec.n_eval, seed=seed)))
     s0 = measures.contrast_scores(model, contrasts)
     # KL samples beyond the held-out prompts (a real task holds out few) cycle through them
     kl_prompts = task.eval_prompts(min(spec.n_kl_samples, spec.n_eval), seed=seed + 7919)
     kl_prompts = [kl_prompts[i % len(kl_prompts)] for i in range(spec.n_kl_samples)]
-    ref_samples = sample_responses(model, kl_prompts, task.max_new_tokens, 1.0, seed)
+    ref_samples = tuple(sample_responses(model, kl_prompts, task.max_new_tokens, 1.0, seed))
     kl_reference = (model.token_logprobs(ref_samples), ref_samples)
     reverse = task.reverse_data(rev[-1], seed=seed)
     r_order = epoch_order(len(reverse), seed + 1)
@@ -172,7 +173,7 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
     for arm, data in arms.items():
         model.load_state_dict(theta0)
         states = forward_checkpoints(model, data, epoch_order(len(data), seed), fwd, spec.optimizer)
-        log_odds = np.zeros((len(fwd), len(rev), len(contrasts)))
+        log_odds = np.zeros((len(fwd), len(rev), len(s0.log_odds)))
         kl = np.zeros((len(fwd), len(rev)))
         for i, state in enumerate(states):
             if i == 0 and arm != "aligned":  # F = 0 is the same control for every arm
