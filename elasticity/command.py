@@ -60,7 +60,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experi
 def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
     if args.list_presets:
         for name, preset in experiment.presets.items():
-            print(f"{name:12s} ~{_human(preset.est_seconds):>8s}  {preset.help}")
+            print(f"{name:12s} ~{human_duration(preset.est_seconds):>8s}  {preset.help}")
         return EXIT_OK
     sets = parse_sets(args.set)
     for key, value in vars(args).items():
@@ -154,7 +154,7 @@ def group_main(
         return EXIT_INSTRUMENT
 
 
-def _human(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -1,8 +1,9 @@
 """``elasticity reproduce``: the theory checks and every toy experiment, in one run folder with a report.
 
-``--quick`` (the default) runs each experiment's quick preset; ``--full`` runs the full presets
-(hours on 2 CPU cores). Each experiment writes its own run folder inside this one, so rerunning
-with the same ``--out`` resumes: finished experiments and finished cells are skipped.
+``--preset quick`` (the default) runs each experiment's quick preset, ``reduced`` each one's reduced
+preset (its full one where it has none), ``full`` the full presets; ``--list-presets`` prints their
+runtimes. Each experiment writes its own run folder inside this one, so rerunning with the same
+``--out`` resumes: finished experiments and finished cells are skipped.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from tqdm import tqdm
+
 from elasticity import registry
-from elasticity.command import format_summary
+from elasticity.command import format_summary, human_duration
 from harness.atomic import atomic_write_text, dumps
 from harness.config import require
 from harness.errors import ConfigError
@@ -32,11 +35,21 @@ EXPERIMENTS = (
     "toy.scale", "toy.compression", "toy.lifecycle",
 )
 QUICK_EXPERIMENTS = tuple(e for e in EXPERIMENTS if e != "theory.boundary")
+PRESETS = {"quick": "each experiment's quick preset (theory.boundary left out)",
+           "reduced": "each experiment's reduced preset, its full one where it has none",
+           "full": "each experiment's full preset: the toy headlines"}
+
+
+def experiment_preset(experiment: Any, preset: str) -> str:
+    """The experiment's own preset that a reproduce preset runs."""
+    if preset == "reduced" and "reduced" not in experiment.presets:
+        return "full"
+    return preset
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReproduceConfig:
-    preset: Literal["quick", "full"] = "quick"
+    preset: Literal["quick", "reduced", "full"] = "quick"
     experiments: tuple[str, ...] = ()  # empty: the preset's default list
     seed: int | None = None
 
@@ -50,6 +63,17 @@ class ReproduceConfig:
         if self.experiments:
             return self.experiments
         return QUICK_EXPERIMENTS if self.preset == "quick" else EXPERIMENTS
+
+
+def list_presets() -> str:
+    """Each reproduce preset with its runtime on 2 CPU cores: the sum of its experiments' presets."""
+    lines = []
+    for name, help_text in PRESETS.items():
+        parts = [(e, experiment_preset(registry.load(e), name)) for e in ReproduceConfig(preset=name).selected]
+        seconds = sum(registry.load(e).presets[p].est_seconds for e, p in parts)
+        lines.append(f"{name:12s} ~{human_duration(seconds):>8s}  {help_text}")
+        lines += [f"  {e:18s} {p:8s} ~{human_duration(registry.load(e).presets[p].est_seconds):>8s}" for e, p in parts]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -82,13 +106,15 @@ def reproduce(config: ReproduceConfig, out: str | Path | None = None, update_ref
     print(f"reproduce ({config.preset}) -> {run.path}", file=sys.stderr)
     checks, check_seconds = run_theory_checks(quick=config.preset == "quick")
     sections: list[Section] = []
-    for name in config.selected:
-        print(f"[{len(sections) + 1}/{len(config.selected)}] {name} ({config.preset})", file=sys.stderr)
+    bar = tqdm(config.selected, desc=f"reproduce {config.preset}", unit="experiment", file=sys.stderr)
+    for name in bar:
+        bar.set_postfix_str(name)
         start = time.perf_counter()
         try:
             experiment = registry.load(name)
-            exp_config = experiment.resolve(config.preset, seed=config.seed)
-            outcome = execute(experiment, exp_config, out=run.path / name, preset=config.preset)
+            preset = experiment_preset(experiment, config.preset)
+            exp_config = experiment.resolve(preset, seed=config.seed)
+            outcome = execute(experiment, exp_config, out=run.path / name, preset=preset)
         except ConfigError:
             raise
         except Exception as err:  # one broken experiment must not hide the others' results
@@ -96,7 +122,7 @@ def reproduce(config: ReproduceConfig, out: str | Path | None = None, update_ref
             print(f"  {name} failed: {err}", file=sys.stderr)
             continue
         if commit:
-            merge_reference(outcome.run, outcome.summary, config.preset, commit=commit)
+            merge_reference(outcome.run, outcome.summary, preset, commit=commit)
         sections.append(Section(name, outcome.run.path, outcome.summary, time.perf_counter() - start))
     failed_checks = [c for c in checks if c.exact and not c.passed]
     code = 1 if failed_checks or any(s.error or (s.summary or {}).get("instrument_failures")
@@ -154,7 +180,8 @@ def render_report(run: RunDir, config: ReproduceConfig, sections: Sequence[Secti
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=("quick", "full"), default="quick")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="quick", help="default: quick")
+    parser.add_argument("--list-presets", action="store_true", help="list presets with their runtimes and exit")
     parser.add_argument("--quick", dest="preset", action="store_const", const="quick", help="alias of --preset quick")
     parser.add_argument("--full", dest="preset", action="store_const", const="full", help="alias of --preset full")
     parser.add_argument("--only", default="", metavar="A,B", help=f"a subset of: {', '.join(EXPERIMENTS)}")
@@ -164,6 +191,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") 
                         help="merge every experiment into figures/ and figures/results.json")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     args = parser.parse_args(argv)
+    if args.list_presets:
+        print(list_presets())
+        return 0
     try:
         config = ReproduceConfig(preset=args.preset, seed=args.seed,
                                  experiments=tuple(x.strip() for x in args.only.split(",") if x.strip()))

@@ -125,3 +125,20 @@ def test_ci_runs_the_readme_test_command():
     readme = (repo_root() / "README.md").read_text()
     ci = (repo_root() / ".ci" / "run").read_text()
     assert "make test" in readme and "make test" in ci
+
+
+def test_reproduce_lists_its_presets_and_the_experiment_presets_they_run(capsys):
+    """`reproduce --list-presets`: quick, reduced and full with their runtimes; reduced runs an
+    experiment's full preset where it has no reduced one."""
+    from elasticity import reproduce
+
+    assert main(["reproduce", "--list-presets"]) == 0
+    out = capsys.readouterr().out
+    print(out)
+    for name in reproduce.PRESETS:
+        assert out.count(f"\n{name} ") + out.startswith(f"{name} ") == 1
+    for name in reproduce.EXPERIMENTS:
+        experiment = registry.load(name)
+        expected = "full" if "reduced" not in experiment.presets else "reduced"
+        assert reproduce.experiment_preset(experiment, "reduced") == expected
+        assert reproduce.experiment_preset(experiment, "full") == "full"
