@@ -24,6 +24,7 @@ CALIBRATION_MODULES: tuple[str, ...] = (
     "theory.calibration",
     "toymodels.protocols.resistance_calibration",
     "toymodels.protocols.rebound_calibration",
+    "toymodels.protocols.scale_calibration",
 )
 
 

@@ -65,6 +65,11 @@ def readme_path() -> Path:
     return repo_root() / "README.md"
 
 
+def reference_config(experiment: str) -> dict[str, Any]:
+    """The resolved config of an experiment's committed reference run (``figures/data/<experiment>``)."""
+    return json.loads((figures_dir() / "data" / experiment / "config.json").read_text())["config"]
+
+
 def load_results(path: Path | None = None) -> dict[str, Any]:
     """results.json; a file in the earlier schema loads as it is (its headlines lack the newer keys)."""
     path = path or results_path()

@@ -1,5 +1,6 @@
 """Calibration of the rebound and scale primary readings: false-positive rate and power on synthetic
-reverse curves with the references' rate laws and noise (see toymodels.protocols.rebound_calibration)."""
+reverse curves with the references' shapes, rate laws and noise (see toymodels.protocols.rebound_calibration
+and toymodels.protocols.scale_calibration)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from harness.calibration import calibrate
 from harness.metrics import read_metrics_csv
 from harness.reference import figures_dir
 from toymodels.protocols import rebound_calibration as rc
+from toymodels.protocols import scale_calibration as sc
 from toymodels.protocols.rebound_readings import curves_from_rows, metrics_by_run, reading_of
 
-NAMES = [cal.name for cal in rc.CALIBRATIONS]
+CALIBRATIONS = rc.CALIBRATIONS + sc.CALIBRATIONS
+NAMES = [cal.name for cal in CALIBRATIONS]
+REVERSE = np.arange(0, 513, rc.STEP, dtype=float)
 
 
 def test_calibrations_cover_the_primary_readings():
-    assert {cal.reading for cal in rc.CALIBRATIONS} == {
+    assert {cal.reading for cal in CALIBRATIONS} == {
         "rebound.initial_rate_increases_with_F", "rebound.slows_near_s0",
         "scale.rebound_grows_with_size", "scale.rebound_grows_with_pretraining"}
 
@@ -32,21 +36,31 @@ def test_law_curve_solves_its_rate_law(slowdown):
     def rate(_, y):
         return [-c * expit(a * (y[0] - b)) * (1 - slowdown if y[0] <= 0 else 1)]
 
-    exact = solve_ivp(rate, (0, 512), [start], t_eval=rc.REVERSE, rtol=1e-10, atol=1e-10, max_step=1.0).y[0]
-    assert rc.law_curve(rc.REVERSE, start, c, a, b, 0.0, slowdown) == pytest.approx(exact, abs=2e-4)
+    exact = solve_ivp(rate, (0, 512), [start], t_eval=REVERSE, rtol=1e-10, atol=1e-10, max_step=1.0).y[0]
+    assert rc.law_curve(REVERSE, start, c, a, b, 0.0, slowdown) == pytest.approx(exact, abs=2e-4)
 
 
 def test_an_arm_reads_the_window_rate_it_was_built_for():
     for rate in (0.01, 0.02):
-        m = rc.multiplier_for(4.0, 0.04, 0.6, 0.5, rate)
-        assert rc.window_rate(rc.REVERSE, rc.law_curve(rc.REVERSE, 4.0, m * 0.04, 0.6, 0.5)) == pytest.approx(rate)
+        m = rc.multiplier_for(REVERSE, 4.0, 0.04, 0.6, 0.5, rate)
+        assert rc.window_rate(REVERSE, rc.law_curve(REVERSE, 4.0, m * 0.04, 0.6, 0.5)) == pytest.approx(rate)
 
 
 def test_replicates_have_the_headline_shape():
+    """The synthetic runs take the committed reference's shape: its seeds, tasks and amounts."""
+    shape = rc.headline_shape()
     curves = curves_from_rows(rc.rebound_rows(0.0, 0.0, 0))
-    assert {seed for seed, _ in curves} == set(range(rc.SEEDS)) and len(curves) == rc.SEEDS * len(rc.TASKS)
-    assert all(c.forward_amounts == rc.FORWARD and c.reverse_amounts == tuple(rc.REVERSE.astype(int))
+    print(f"toy.rebound reference: {shape.seeds} seeds, tasks {shape.tasks}, F {shape.forward}, "
+          f"R to {shape.reverse[-1]:.0f}")
+    assert {seed for seed, _ in curves} == set(range(shape.seeds)) and len(curves) == shape.seeds * len(shape.tasks)
+    assert all(c.forward_amounts == shape.forward and c.reverse_amounts == tuple(shape.reverse.astype(int))
                for c in curves.values())
+    scale_shape, scale_ref = rc.headline_shape("toy.scale"), sc.scale_reference()
+    scale_curves = curves_from_rows(sc.scale_rows(0.0, 0.0, 0))
+    assert len(scale_curves) == scale_shape.seeds * len(scale_ref.sizes) * len(scale_ref.budgets)
+    assert all(c.forward_amounts == scale_shape.forward for c in scale_curves.values())
+    print(f"toy.scale reference: {scale_ref}")
+    assert np.isfinite([scale_ref.cell_sd, scale_ref.size_slope_sd, scale_ref.budget_slope_sd]).all()
     ref = rc.rebound_reference()
     print(f"reference: {len(ref.laws)} rate laws, step noise sd {ref.step_sd:.3f} lag-1 {ref.step_lag1:.2f}, "
           f"trend sd {ref.trend_seed_sd:.4f} (seeds) {ref.trend_task_sd:.4f} (tasks), arm sd {ref.arm_sd:.4f}")
@@ -80,12 +94,12 @@ def test_calibration_smoke(cal):
     result = calibrate(cal, 2)
     assert 0 <= result.false_positive_rate <= 1 and 0 <= result.power <= 1
     prediction = cal.replicate(cal.stated, 0)
-    assert prediction.primary and prediction.n_runs == rc.SEEDS
+    assert prediction.primary and prediction.n_runs == rc.headline_shape().seeds
     assert prediction.verdict in ("holds", "contradicted", "inconclusive")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cal", rc.CALIBRATIONS, ids=NAMES)
+@pytest.mark.parametrize("cal", CALIBRATIONS, ids=NAMES)
 def test_calibration(cal):
     result = calibrate(cal, 400, scan=False)
     print(f"{result.name}: FPR {result.false_positive_rate:.4f} +- {result.false_positive_mcse:.4f}, power "

@@ -1,10 +1,10 @@
-"""Calibration of the rebound and scale primary readings on synthetic reverse curves.
+"""Calibration of the rebound primary readings on synthetic reverse curves.
 
-**Rebound.** A synthetic run has the headline preset's shape (toy.rebound reduced: 3 tasks x 5 seeds,
-F in {0, 125, 250, 500, 1000}, R every optimizer step of 16 examples to 512) and is written as the
-rows a run writes (``score_*`` and ``s0_*``), so it goes through the experiment's own code
-(:func:`~toymodels.protocols.rebound_readings.rebound_predictions`). Each (seed, task) decays by a
-smooth rate law fitted to the committed reference, ``dy/dR = -m c sigmoid(a (y - b))``: the
+A synthetic run has the headline reference's shape (``figures/data/toy.rebound/config.json``: its
+seeds, tasks, forward amounts F and reverse amounts R, every optimizer step of 16 examples) and is
+written as the rows a run writes (``score_*`` and ``s0_*``), so it goes through the experiment's own
+code (:func:`~toymodels.protocols.rebound_readings.rebound_predictions`). Each (seed, task) decays
+by a smooth rate law fitted to the committed reference, ``dy/dR = -m c sigmoid(a (y - b))``: the
 dense toy curves' rates fall smoothly from about 0.045 nats/example far above S0 to under 0.01
 far below it, with the inflection anywhere from 2 nats below S0 to 2 above. That curvature is what
 the slowdown reading must not mistake for a slowdown. Each arm starts where the reference's arm
@@ -15,15 +15,8 @@ set so that each reading spreads over synthetic seeds as it does over the refere
 (``STEP_NOISE_SCALE``). The initial rate's
 trend in F is planted with the reference's spread between seeds, tasks and arms (measured with the
 pre-registered reading); the slowdown is planted as a cut of the rate by a share once the curve
-passes S0. All noise levels are measured on the committed reference at import
-(:func:`rebound_reference`), so a new reference recalibrates.
-
-**Scale.** toy.scale reduced's shape (3 sizes x 3 budgets x 8 seeds, F in {0, 125, 250, 500}, R every
-step to 256), exponential arms reading a chosen window rate; the excess window rate (F = 500 minus
-F = 0) of a cell has sd 0.0028 around its cell mean and per-seed slopes have sd 0.0049 against log10
-parameters and 0.0020 against log10 budget, of which independent cells explain 0.0034 and 0.0018,
-the rest a per-seed slope (sd 0.0035 and 0.0009): measured on the toy.scale reference of commit
-5ea76c5 (a coarse grid: the window rate there is the slope over R in {16, 32, 64, 128}).
+passes S0. The shape and all noise levels are read from the committed reference at first use
+(:func:`headline_shape`, :func:`rebound_reference`), so a new reference recalibrates.
 """
 
 from __future__ import annotations
@@ -39,9 +32,8 @@ from scipy.special import expit, wrightomega
 
 from harness.calibration import Calibration
 from harness.metrics import metric_row, read_metrics_csv
-from harness.reference import figures_dir
+from harness.reference import figures_dir, reference_config
 from harness.verdicts import Prediction
-from toymodels.protocols import scale
 from toymodels.protocols.rebound_readings import (
     WINDOW_STEPS,
     curves_from_rows,
@@ -50,11 +42,26 @@ from toymodels.protocols.rebound_readings import (
 )
 
 STEP = 16  # examples per optimizer step of the toy presets
-SEEDS, TASKS, FORWARD = 5, ("sentiment", "safety", "format"), (0, 125, 250, 500, 1000)  # toy.rebound reduced
-REVERSE = np.arange(0, 513, STEP, dtype=float)
-SCALE_SEEDS = 8  # toy.scale reduced: 8 seeds give the size reading power 0.8 at the stated size (5 gave 0.64)
-SCALE_FORWARD, SCALE_REVERSE = (0, 125, 250, 500), np.arange(0, 257, STEP, dtype=float)
 WINDOW = (WINDOW_STEPS[0] * STEP, WINDOW_STEPS[1] * STEP)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A headline run's shape: its seeds, tasks, forward amounts and reverse amounts."""
+
+    seeds: int
+    tasks: tuple[str, ...]
+    forward: tuple[int, ...]
+    reverse: np.ndarray
+
+
+@cache
+def headline_shape(experiment: str = "toy.rebound") -> Shape:
+    """The shape of the committed reference of ``experiment`` (a rebound-probe experiment)."""
+    config = reference_config(experiment)
+    tasks = config["tasks"] if "tasks" in config else [config["task"]]
+    return Shape(int(config["seeds"]), tuple(tasks), tuple(int(f) for f in config["probe"]["forward_amounts"]),
+                 np.asarray(config["probe"]["reverse_amounts"], dtype=float))
 
 
 def law_curve(r: np.ndarray, start: float, c: float, a: float, b: float, s0: float = np.inf,
@@ -85,12 +92,13 @@ def window_rate(r: np.ndarray, y: np.ndarray) -> float:
 MULTIPLIERS = np.geomspace(1e-2, 1e2, 25)
 
 
-def multiplier_for(start: float, c: float, a: float, b: float, rate: float) -> float:
+def multiplier_for(r: np.ndarray, start: float, c: float, a: float, b: float, rate: float) -> float:
     """The multiplier of the law's rate that makes an arm from ``start`` read ``rate`` over the
-    window: the smallest such (the window rate first rises with it, then falls once the arm rushes
-    past the law's inflection before the window), or the one reading the most when none does."""
+    window of amounts ``r``: the smallest such (the window rate first rises with it, then falls once
+    the arm rushes past the law's inflection before the window), or the one reading the most when
+    none does."""
     def excess(m: float) -> float:
-        return window_rate(REVERSE, law_curve(REVERSE, start, m * c, a, b)) - rate
+        return window_rate(r, law_curve(r, start, m * c, a, b)) - rate
 
     values = np.array([excess(m) for m in MULTIPLIERS])
     above = np.nonzero(values >= 0)[0]
@@ -164,6 +172,7 @@ def fit_law(curves: Any) -> tuple[tuple[float, float, float], list[np.ndarray]]:
 def rebound_reference() -> ReboundReference:
     """The generator's laws and noise, measured on figures/data/toy.rebound (its dense reverse grid)."""
     rows = read_metrics_csv(figures_dir() / "data" / "toy.rebound" / "metrics.csv")
+    shape = headline_shape()
     curves = curves_from_rows(rows)
     metrics = metrics_by_run(rows)
     laws, shares, starts, s0s = [], [], {}, []
@@ -176,19 +185,20 @@ def rebound_reference() -> ReboundReference:
             starts.setdefault(f, []).append(c.log_odds[i, 0] - c.s0_log_odds)
     flat = np.concatenate(shares)
     lag1 = np.mean([np.corrcoef(s[:-1], s[1:])[0, 1] for s in shares if s.size > 3])
-    trends = {g: np.polyfit(np.log10(FORWARD[1:]), [m[f]["initial_rate_log_odds"] for f in FORWARD[1:]], 1)
+    forward = shape.forward[1:]
+    trends = {g: np.polyfit(np.log10(forward), [m[f]["initial_rate_log_odds"] for f in forward], 1)
               for g, m in metrics.items()}
     by_seed: dict[Any, list[float]] = {}
     for (seed, _), p in trends.items():
         by_seed.setdefault(seed, []).append(p[0])
     task_sd = float(np.sqrt(np.mean([np.var(v, ddof=1) for v in by_seed.values()])))
-    seed_var = np.var([np.mean(v) for v in by_seed.values()], ddof=1) - task_sd**2 / len(TASKS)
+    seed_var = np.var([np.mean(v) for v in by_seed.values()], ddof=1) - task_sd**2 / len(shape.tasks)
     arm = [m[f]["initial_rate_log_odds"] - np.polyval(trends[g], np.log10(f)) for g, m in metrics.items()
-           for f in FORWARD[1:]]
+           for f in forward]
     return ReboundReference(
         laws=laws, s0_mean=float(np.mean(s0s)), s0_sd=float(np.std(s0s, ddof=1)),
         start_above_s0={f: (float(np.mean(v)), float(np.std(v, ddof=1))) for f, v in starts.items()},
-        rate_f=float(np.mean([m[f]["initial_rate_log_odds"] for m in metrics.values() for f in FORWARD[1:]])),
+        rate_f=float(np.mean([m[f]["initial_rate_log_odds"] for m in metrics.values() for f in forward])),
         rate_control=float(np.mean([m[0]["initial_rate_log_odds"] for m in metrics.values()])),
         trend_seed_sd=float(np.sqrt(max(seed_var, 0.0))), trend_task_sd=task_sd,
         arm_sd=float(np.std(arm, ddof=2 * len(trends))),  # two parameters per (seed, task) line
@@ -217,103 +227,47 @@ STEP_NOISE_SCALE = {"initial_rate": 0.5, "slowdown": 2.3}
 
 
 def rebound_rows(trend: float, slowdown: float, seed: int, noise_scale: float = 1.0) -> list[dict[str, Any]]:
-    """A toy.rebound reduced run: the F > 0 window rate rises by ``trend`` (a share of its mean) per
-    decade of F; every F > 0 arm's rate is cut by the share ``slowdown`` once it passes S0; the
+    """A run of the headline's shape: the F > 0 window rate rises by ``trend`` (a share of its mean)
+    per decade of F; every F > 0 arm's rate is cut by the share ``slowdown`` once it passes S0; the
     step residuals' amplitude is scaled by ``noise_scale``."""
-    ref, rng = rebound_reference(), np.random.default_rng((29, seed))
-    log_f = np.log10(FORWARD[1:]) - np.log10(FORWARD[1:]).mean()
+    ref, shape, rng = rebound_reference(), headline_shape(), np.random.default_rng((29, seed))
+    reverse = shape.reverse
+    log_f = np.log10(shape.forward[1:]) - np.log10(shape.forward[1:]).mean()
     rows: list[dict[str, Any]] = []
-    for run in range(SEEDS):
+    for run in range(shape.seeds):
         seed_trend = rng.normal(0, ref.trend_seed_sd)
-        for task in TASKS:
+        for task in shape.tasks:
             c, a, b_rel = ref.laws[rng.integers(len(ref.laws))]
             s0 = rng.normal(ref.s0_mean, ref.s0_sd)
             slope = trend * ref.rate_f + seed_trend + rng.normal(0, ref.trend_task_sd)
             rates = [ref.rate_control, *(ref.rate_f + slope * log_f + rng.normal(0, ref.arm_sd, log_f.size))]
             curves = []
-            for f, rate in zip(FORWARD, rates, strict=True):
+            for f, rate in zip(shape.forward, rates, strict=True):
                 mean, sd = ref.start_above_s0[f]
                 start = s0 + (rng.normal(mean, sd) if f else 0.0)
-                m = multiplier_for(start, c, a, s0 + b_rel, rate)
-                shares = step_noise(REVERSE.size - 1, noise_scale * ref.step_sd, ref.step_lag1, rng)
-                curves.append(noisy_law_curve(REVERSE, start, m * c, a, s0 + b_rel, s0, slowdown if f else 0.0, shares))
-            rows += curve_table(run, task, s0, FORWARD, REVERSE, curves)
+                m = multiplier_for(reverse, start, c, a, s0 + b_rel, rate)
+                shares = step_noise(reverse.size - 1, noise_scale * ref.step_sd, ref.step_lag1, rng)
+                curves.append(noisy_law_curve(reverse, start, m * c, a, s0 + b_rel, s0, slowdown if f else 0.0, shares))
+            rows += curve_table(run, task, s0, shape.forward, reverse, curves)
     return rows
 
 
-def _pick(predictions: Sequence[Prediction], pid: str) -> Prediction:
+def pick(predictions: Sequence[Prediction], pid: str) -> Prediction:
     return next(p for p in predictions if p.id == pid)
 
 
 def initial_rate_replicate(size: float, seed: int) -> Prediction:
     rows = rebound_rows(size, 0.0, seed, STEP_NOISE_SCALE["initial_rate"])
-    return _pick(rebound_predictions(rows, "toy.rebound"), "rebound.initial_rate_increases_with_F")
+    return pick(rebound_predictions(rows, "toy.rebound"), "rebound.initial_rate_increases_with_F")
 
 
 def slowdown_replicate(size: float, seed: int) -> Prediction:
     rows = rebound_rows(0.0, size, seed, STEP_NOISE_SCALE["slowdown"])
-    return _pick(rebound_predictions(rows, "toy.rebound"), "rebound.slows_near_s0")
+    return pick(rebound_predictions(rows, "toy.rebound"), "rebound.slows_near_s0")
 
 
-# toy.scale reduced, measured on its reference (see the module docstring)
-SIZES = {"50k": 51304.0, "100k": 105344.0, "250k": 240240.0}
-BUDGETS = (1000, 5000, 20000)
-SCALE_RATE_CONTROL, SCALE_EXCESS = 0.0123, 0.0131
-SCALE_START_ABOVE_S0 = {125: 1.9, 250: 2.9, 500: 3.9}
-SCALE_S0, SCALE_S0_SD, SCALE_START_SD = -0.35, 0.4, 0.5
-CELL_SD, CONTROL_SD, SIZE_SLOPE_SD, BUDGET_SLOPE_SD = 0.0028, 0.0015, 0.0035, 0.0009
-SCALE_STEP_SD, SCALE_STEP_LAG1 = 0.04, 0.5  # a dense-grid pilot's step noise (the scale reference is coarse)
-
-
-def with_step_noise(y: np.ndarray, sd: float, lag1: float, rng: np.random.Generator) -> np.ndarray:
-    """Each step's decrement off by an AR(1) share (the scale readings do not look at S0)."""
-    return np.concatenate([[y[0]], y[0] + np.cumsum(np.diff(y) * (1 + step_noise(y.size - 1, sd, lag1, rng)))])
-
-
-def exponential_arm(start: float, floor: float, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """An arm decaying exponentially toward ``floor`` that reads ``rate`` over the window."""
-    r = SCALE_REVERSE
-    inside = r[(r >= WINDOW[0]) & (r <= WINDOW[1])]
-    weights = (inside - inside.mean()) / np.sum((inside - inside.mean()) ** 2)
-    reads = lambda lam: -(start - floor) * float(weights @ np.exp(-lam * inside)) - rate  # noqa: E731
-    top = 1.0 / inside.mean()  # the window rate rises with lam up to about here
-    lam = brentq(reads, 1e-9, top) if reads(1e-9) < 0 < reads(top) else top
-    return with_step_noise(floor + (start - floor) * np.exp(-lam * r), SCALE_STEP_SD, SCALE_STEP_LAG1, rng)
-
-
-def scale_rows(size_trend: float, budget_trend: float, seed: int) -> list[dict[str, Any]]:
-    """A toy.scale reduced run (curves and parameter counts): the excess window rate rises by
-    ``size_trend`` per decade of parameters and ``budget_trend`` per decade of budget."""
-    rng = np.random.default_rng((31, seed))
-    x_size = {z: np.log10(n) - np.mean(np.log10(list(SIZES.values()))) for z, n in SIZES.items()}
-    x_budget = {b: np.log10(b) - np.mean(np.log10(BUDGETS)) for b in BUDGETS}
-    rows = [metric_row("n_params", n, "parameters", size=z) for z, n in SIZES.items()]
-    for run in range(SCALE_SEEDS):
-        size_slope = size_trend + rng.normal(0, SIZE_SLOPE_SD)
-        budget_slope = budget_trend + rng.normal(0, BUDGET_SLOPE_SD)
-        for z, b in ((z, b) for z in SIZES for b in BUDGETS):
-            s0 = rng.normal(SCALE_S0, SCALE_S0_SD)
-            control = SCALE_RATE_CONTROL + rng.normal(0, CONTROL_SD)
-            excess = (SCALE_EXCESS + size_slope * x_size[z] + budget_slope * x_budget[b]
-                      + rng.normal(0, np.sqrt(CELL_SD**2 - CONTROL_SD**2)))
-            starts = [s0] + [s0 + SCALE_START_ABOVE_S0[f] + rng.normal(0, SCALE_START_SD) for f in SCALE_FORWARD[1:]]
-            rates = [control + excess * f / SCALE_FORWARD[-1] for f in SCALE_FORWARD]
-            curves = [exponential_arm(start, s0 - 8.0, rate, rng) for start, rate in zip(starts, rates, strict=True)]
-            rows += curve_table(run, "sentiment", s0, SCALE_FORWARD, SCALE_REVERSE, curves, size=z, n_pretrain=b)
-    return rows
-
-
-def size_replicate(size: float, seed: int) -> Prediction:
-    return _pick(scale.readings(scale_rows(size, 0.0, seed)), "scale.rebound_grows_with_size")
-
-
-def budget_replicate(size: float, seed: int) -> Prediction:
-    return _pick(scale.readings(scale_rows(0.0, size, seed)), "scale.rebound_grows_with_pretraining")
-
-
-NOISE_REBOUND = ("toy.rebound reduced reference: rate laws fitted per seed and task, seed/task/arm spread of the "
+NOISE_REBOUND = ("toy.rebound headline reference: rate laws fitted per seed and task, seed/task/arm spread of the "
                  "window rate, start and S0 spread, step residuals")
-NOISE_SCALE = "toy.scale reduced reference: cell and per-seed slope spread of the excess window rate"
 CALIBRATIONS = (
     Calibration(
         reading="rebound.initial_rate_increases_with_F", experiment="toy.rebound", replicate=initial_rate_replicate,
@@ -327,18 +281,4 @@ CALIBRATIONS = (
         unit="share of the decay rate lost on passing S0 (a smooth sigmoid rate law otherwise)",
         paper_size="'slows sharply': a large share, of order one half or more; no number given",
         noise=NOISE_REBOUND),
-    Calibration(
-        reading="scale.rebound_grows_with_size", experiment="toy.scale", replicate=size_replicate,
-        null=0.0, stated=0.0065, scan=(0.002, 0.004, 0.006, 0.008, 0.01),
-        unit="rise of the excess initial rate per decade of parameters (nats/example)",
-        paper_size="~0.004 (Fig. 5, eyeballed: IMDb score after 500 reverse examples 0.76 at 0.5B, 0.22 at 7B, "
-                   "the same start assumed, over 1.15 decades); stated 0.0065 is half the toy's mean excess per decade",
-        noise=NOISE_SCALE),
-    Calibration(
-        reading="scale.rebound_grows_with_pretraining", experiment="toy.scale", replicate=budget_replicate,
-        null=0.0, stated=0.0065, scan=(0.001, 0.002, 0.003, 0.004, 0.006),
-        unit="rise of the excess initial rate per decade of pre-training examples (nats/example)",
-        paper_size="~0.018 (Fig. 6, eyeballed: IMDb score after 1000 reverse examples 0.80 at 2.0T tokens, 0.145 "
-                   "at 3.0T, the same start assumed, over 0.18 decades); stated 0.0065 as for size",
-        noise=NOISE_SCALE),
 )

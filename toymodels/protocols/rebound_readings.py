@@ -216,10 +216,16 @@ def _is_control(group: tuple) -> bool:
     return any(k == "task" and "+" in str(v) for k, v in group[1])
 
 
-def per_run_values(rows: Sequence[Mapping[str, Any]], key: str, stat: str) -> tuple[dict[Any, float], int]:
+RunMetrics = Mapping[tuple[Any, tuple], Mapping[int, Mapping[str, float]]]
+
+
+def per_run_values(rows: Sequence[Mapping[str, Any]] | RunMetrics, key: str, stat: str
+                   ) -> tuple[dict[Any, float], int]:
     """One value of a reading per independent run (the mean over the run's tasks, which share its
-    model), control arms left out, and the number of censored (run, task, F) arms."""
-    by_run = {k: v for k, v in metrics_by_run(rows).items() if not _is_control(k)}
+    model), control arms left out, and the number of censored (run, task, F) arms. ``rows`` may be
+    a metrics table or its :func:`metrics_by_run`, computed once for many readings."""
+    metrics = rows if isinstance(rows, Mapping) else metrics_by_run(rows)
+    by_run = {k: v for k, v in metrics.items() if not _is_control(k)}
     per_run: dict[Any, list[float]] = {}
     censored = 0
     for (run, _group), metrics in by_run.items():
@@ -238,9 +244,9 @@ def rebound_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
     """Every rebound reading of a metrics table, one value per independent run (the mean over the
     run's tasks, which share its pre-trained model) and a t-interval over runs. Control arms are
     left out."""
-    predictions = []
+    predictions, metrics = [], metrics_by_run(rows)
     for pid, key, stat, desc in PREDICTIONS:
-        values, censored = per_run_values(rows, key, stat)
+        values, censored = per_run_values(metrics, key, stat)
         predictions.append(reading(pid, t_estimate(list(values.values()), unit), desc, experiment=experiment,
                                    n_censored_arms=censored))
     return predictions
@@ -252,13 +258,13 @@ def control_predictions(by_init: Mapping[str, Sequence[Mapping[str, Any]]], expe
     ``pretrained`` rows among them), exploratory: the control's own reading (``<id>.control_<init>``)
     and the pre-trained reading minus the control's, paired by run (``<id>.beyond_control_<init>``);
     a run of a control has the pre-trained run's label prefixed with ``<init>-``."""
-    predictions = []
+    predictions, metrics = [], {init: metrics_by_run(rows) for init, rows in by_init.items()}
     for pid, key, stat, desc in (p for p in PREDICTIONS if p[0] in ids):
-        base, _ = per_run_values(by_init["pretrained"], key, stat)
-        for init, rows in by_init.items():
+        base, _ = per_run_values(metrics["pretrained"], key, stat)
+        for init in by_init:
             if init == "pretrained":
                 continue
-            control, censored = per_run_values(rows, key, stat)
+            control, censored = per_run_values(metrics[init], key, stat)
             paired = [base[run] - control[f"{init}-{run}"] for run in base if f"{init}-{run}" in control]
             predictions += [
                 reading(f"{pid}.control_{init}", t_estimate(list(control.values()), unit),

@@ -1,33 +1,23 @@
 """Calibration of toy.resistance's primary readings on synthetic per-seed paired losses.
 
-Shape: the headline ``reduced`` preset (``figures/data/toy.resistance/config.json``): 5 seeds x 3
-tasks x 2 sizes x 3 pairs x 2 paths x 2 starting points (pre-trained, random init) x 2 sampling
-temperatures (0.05, 1), one ``excess_mean_nats`` row per path as ``toy.resistance`` writes it (the
-only measure the primary readings use). Each replicate is read by :func:`readings`, the function
-the experiment uses on its own rows, and the reading of interest is taken from its output.
+Shape: the committed headline reference (``figures/data/toy.resistance``): its seeds and its cells
+(starting point x sampling temperature x task x size x pair x path), one ``excess_mean_nats`` row
+per path as ``toy.resistance`` writes it (the only measure the primary readings use). Each replicate
+is read by :func:`readings`, the function the experiment uses on its own rows, and the reading of
+interest is taken from its output.
 
-Noise, measured on the committed reference ``figures/data/toy.resistance/metrics.csv``: each of
-the 144 cells (starting point x T x task x size x pair x path) has a mean over the 5 seeds (the
-baseline levels: epoch KL-excess about 0.97 nats/token pre-trained and 2.48 from a random init at
-T = 0.05) and 5 residuals from it. A synthetic seed draws its 144 residuals from a normal
-distribution with the reference's sample covariance (standard-normal weights on the 5 residual
-vectors, divided by sqrt(4)), which keeps every variance and every within-seed correlation of the
-reference: between the two paths of a comparison, between pairs, tasks, sizes, temperatures and
-the two starting points. Measured at T = 0.05:
-
-- ``resistance.inverse_lower``: per-seed SD of the reading 0.0336 nats/token; per-comparison SD
-  0.101; mean within-seed correlation between comparisons 0.06 (the per-seed variance over the
-  variance of 18 independent comparisons); forward and inverse residuals of a comparison correlate
-  0.60. Pooling the 90 comparisons as if independent would give a standard error of 0.0124 against
-  0.0150 over seeds.
-- ``resistance.beyond_control``: per-seed SD 0.0321 (relative units); per-comparison SD 0.118;
-  within-seed correlation 0.02; the per-seed relative asymmetries of the two starting points
-  correlate 0.14.
+Noise, measured on the committed reference at first use (:func:`reference`): each cell has a mean
+over the reference's seeds (the baseline levels) and one residual per seed. A synthetic seed draws
+its residuals over all cells from a normal distribution with the reference's sample covariance
+(standard-normal weights on the residual vectors, divided by sqrt(n_seeds - 1)), which keeps every
+variance and every within-seed correlation of the reference: between the two paths of a
+comparison, between pairs, tasks, sizes, temperatures and the two starting points.
 
 Planting, at T = 0.05 on the pre-trained cells only (each comparison keeps its reference level
 m = (inverse + forward) / 2): ``inverse_lower`` at size d sets inverse - forward = d in every
 comparison; ``beyond_control`` at size d sets each comparison's relative asymmetry to the paired
-control comparison's reference relative asymmetry plus d. The null is d = 0.
+control comparison's reference relative asymmetry plus d. The null is d = 0. The stated sizes were
+set once, before the references they now run on (see ``paper_size``).
 """
 
 from __future__ import annotations
@@ -48,7 +38,8 @@ MEASURE = "excess_mean_nats"
 # Table 1 of the paper (27 comparisons of raw training loss): mean inverse - forward -0.026
 # nats/token, mean relative asymmetry -0.116.
 PAPER_RELATIVE_ASYMMETRY = -0.116
-REFERENCE_PRETRAINED_EXCESS = 0.965  # mean epoch KL-excess, pre-trained, T = 0.05 (reference)
+# mean epoch KL-excess, pre-trained, T = 0.05, of the reference on which the stated size was set
+REFERENCE_PRETRAINED_EXCESS = 0.965
 SCAN = (-0.02, -0.04, -0.06, -0.08, -0.10)
 
 
@@ -103,7 +94,7 @@ def replicate(reading: str, size: float, seed: int) -> Prediction:
     """One synthetic toy.resistance run, read by the experiment's own readings."""
     ref = reference()
     rng = np.random.default_rng(seed)
-    n_seeds = ref.residuals.shape[0]  # as many synthetic seeds as the headline run has (5)
+    n_seeds = ref.residuals.shape[0]  # as many synthetic seeds as the headline run has
     values = planted_means(reading, size) + residual_draws(ref.residuals, n_seeds, rng)
     rows = [metric_row(MEASURE, float(v), "nats", seed=s, init=init, task=task, size=model_size, T=temp,
                        pair=pair, path=path)
@@ -118,19 +109,20 @@ def _calibration(reading: str, stated: float, unit: str, paper_size: str, noise:
                        scan=SCAN, unit=unit, paper_size=paper_size, noise=noise)
 
 
-NOISE = ("normal with the sample covariance of the reference's per-seed residuals over all 144 cells "
-         "(5 seeds): every within-seed correlation kept; per-seed SD of the reading {sd} at T = 0.05")
+NOISE = ("toy.resistance headline reference: normal with the sample covariance of its per-seed residuals over "
+         "all its cells, every within-seed correlation kept")
 CALIBRATIONS = (
     _calibration(
         "resistance.inverse_lower", round(PAPER_RELATIVE_ASYMMETRY * REFERENCE_PRETRAINED_EXCESS, 3), "nats/token",
         "-0.112 nats/token: the paper's mean relative asymmetry over Table 1 (-0.116 of raw loss; -0.026 "
         "nats/token at the paper's loss levels) times the toy's mean pre-trained epoch KL-excess at T = 0.05 "
-        "(0.965 nats/token); the paper reports no data entropy, so no KL-excess of its own",
-        NOISE.format(sd="0.0336 nats/token")),
+        "when this size was set (0.965 nats/token, the reduced preset's reference); the paper reports no data "
+        "entropy, so no KL-excess of its own",
+        NOISE),
     _calibration(
         "resistance.beyond_control", PAPER_RELATIVE_ASYMMETRY, "relative asymmetry",
         "-0.116: the paper attributes resistance to pre-training, so a model without it would show none and "
-        "the whole of Table 1's mean relative asymmetry (-0.116) lies beyond the control (the toy's own "
-        "control shows -0.134)",
-        NOISE.format(sd="0.0321 (relative)")),
+        "the whole of Table 1's mean relative asymmetry (-0.116) lies beyond the control (the reduced "
+        "preset's toy control showed -0.134)",
+        NOISE),
 )
