@@ -249,7 +249,7 @@ PRESETS = {
     "full": Preset({"similarity": (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0),
                     "l_max": (0.001, 0.01, 0.03, 0.1, 0.3, 1.0), "depth": (2, 3, 4, 6, 8, 10, 12),
                     "n_align": (30, 100, 300, 1000, 3000, 10000), "seeds": 10},
-                   "finer grids, 10 seeds", est_seconds=40),
+                   "finer grids, 10 seeds", est_seconds=6),
 }
 
 EXPERIMENT = Experiment(

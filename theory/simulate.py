@@ -303,7 +303,7 @@ PRESETS = {
     # with the noise their own run measured, 0.59)
     "full": Preset({"k": K_DECADES, "alpha": (0.8, 1.2, 2.0), "depth": (4, 8, 12), "seeds": 40},
                    "sampled level, alpha {0.8,1.2,2}, depth {4,8,12}, k 10..1e5, 40 seeds",
-                   est_seconds=400),
+                   est_seconds=415),
     "distribution": Preset({"k": K_DECADES, "alpha": (0.8, 1.2, 2.0), "depth": (4, 8, 12),
                             "level": "distribution", "seeds": 5},
                            "exact leaf masses, pre-training perturbation: the identity to 1e-9",

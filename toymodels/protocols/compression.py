@@ -301,11 +301,11 @@ EXPERIMENT = Experiment(
         "quick": Preset({"perturb_amounts": (0, 32, 64), "n_eval": 128, "seeds": 2,
                          "mixture_samples": 20_000},
                         "100k model, |D_p| 20000 (the toy core's cached pre-training), k 10-1000, 2 seeds",
-                        est_seconds=20),
+                        est_seconds=11),
         # 80 seeds: the calibration's power for the theorem's band at slope 1 (5 seeds gave 0.02; 40,
         # with the noise their own run measured, 0.38)
         "full": Preset({"seeds": 80}, "100k model, |D_p| 20000, k 10-1000, 5 amounts, 80 seeds",
-                       est_seconds=600),
+                       est_seconds=903),
     },
     run=run,
     readings=readings,

@@ -280,14 +280,14 @@ PRESETS = {
     "micro": Preset({"seeds": 2, "n_pretrain": 2000, "probe.forward_amounts": (0, 32, 64),
                      "probe.reverse_amounts": tuple(range(0, 161, 16)), "probe.n_eval": 64,
                      "probe.n_kl_samples": 64, "probe.kl_every": 5},
-                    "tests: 2 seeds, tiny amounts", est_seconds=15),
-    "quick": Preset({"seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=80),
+                    "tests: 2 seeds, tiny amounts", est_seconds=8),
+    "quick": Preset({"seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=44),
     "reduced": Preset({"tasks": ("sentiment", "safety", "format"), "seeds": 5},
                       "3 tasks, F in {0,125..1000}, 5 seeds", est_seconds=300),
     "full": Preset({"tasks": ("sentiment", "safety", "format"), "seeds": 8, "n_pretrain": 50_000,
                     "probe.forward_amounts": (0, 125, 250, 500, 1000, 2000),
                     "probe.reverse_amounts": tuple(range(0, 1025, 16))},
-                   "3 tasks, F over 1.2 decades plus the control, 8 seeds", est_seconds=1500),
+                   "3 tasks, F over 1.2 decades plus the control, 8 seeds", est_seconds=192),
 }
 
 EXPERIMENT = Experiment(

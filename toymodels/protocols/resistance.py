@@ -264,17 +264,17 @@ def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
 PRESETS = {
     "micro": Preset({"tasks": ("sentiment",), "seeds": 2, "n_pretrain": 2000, "protocol.n_align": 128,
                      "protocol.n_queries": 32},
-                    "tests: one task, 2 seeds, tiny data", est_seconds=20),
+                    "tests: one task, 2 seeds, tiny data", est_seconds=6),
     "quick": Preset({"seeds": 3, "protocol.n_align": 512, "protocol.n_queries": 128},
                     "3 tasks x 3 pairs, T=0.05, 100k params, 3 seeds, with the no-pre-training control",
-                    est_seconds=60),
+                    est_seconds=23),
     "reduced": Preset({"sizes": ("50k", "100k"), "temperatures": (0.05, 1.0), "seeds": 5,
                        "protocol.n_align": 512, "protocol.n_queries": 128},
                       "3 tasks x 2 sizes x 3 pairs x 2 temperatures x 5 seeds, with the control",
                       est_seconds=500),
     "full": Preset({"sizes": ("50k", "250k", "600k"), "temperatures": (0.05, 1.0), "seeds": 5,
                     "n_pretrain": 50_000, "protocol.n_align": 2000, "protocol.n_queries": 512},
-                   "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=3 * 3600),
+                   "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=757),
 }
 
 EXPERIMENT = Experiment(

@@ -151,16 +151,16 @@ EXPERIMENT = Experiment(
     config_cls=ScaleConfig,
     presets={
         "micro": Preset({"sizes": ("50k",), "n_pretrain": (500, 1500, 4500), **PROBE_PRESETS["tiny"], "seeds": 5},
-                        "tests: one size, 3 budgets, tiny amounts, 5 seeds", est_seconds=40),
+                        "tests: one size, 3 budgets, tiny amounts, 5 seeds", est_seconds=18),
         "quick": Preset({"sizes": ("50k", "100k"), "n_pretrain": (1000, 3000), **PROBE_PRESETS["tiny"], "seeds": 2},
-                        "2 sizes x 2 budgets, tiny amounts, 2 seeds", est_seconds=25),
+                        "2 sizes x 2 budgets, tiny amounts, 2 seeds", est_seconds=13),
         # 8 seeds: the calibration's power for the size reading at its stated effect (5 gave 0.64)
         "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), "seeds": 8, **PROBE_PRESETS["reduced"]},
                           "3 sizes (50k-250k) x 3 budgets (1k-20k examples), F to 500, R every step to 256, "
                           "8 seeds", est_seconds=1800),
         "full": Preset({"seeds": 8}, "3 sizes (50k-250k) x 3 budgets (5k-20k examples), F to 1000, R every step "
                        "to 512, 8 seeds",
-                       est_seconds=3600),
+                       est_seconds=268),
     },
     run=run,
     readings=readings,
