@@ -161,7 +161,7 @@ EXPERIMENT = Experiment(
                         "50k model, checkpoints 0/1000/3000, 2 learning rates, 2 seeds", est_seconds=12),
         "reduced": Preset({"checkpoints": (0, 1000, 5000, 20_000), "lrs": (1e-3, 3e-3), **PROBE_PRESETS["reduced"]},
                           "100k model, random init and 3 checkpoints to 20k examples (shared with toy.scale "
-                          "reduced), 2 learning rates, F to 500, R to 256, 5 seeds", est_seconds=360),
+                          "reduced), 2 learning rates, F to 500, R to 256, 5 seeds", est_seconds=33),
         "full": Preset({}, "100k model, 7 checkpoints (random init to 20k examples), 3 learning rates, "
                        "F to 1000, R to 512, 5 seeds", est_seconds=269),
     },

@@ -283,7 +283,7 @@ PRESETS = {
                     "tests: 2 seeds, tiny amounts", est_seconds=8),
     "quick": Preset({"seeds": 3}, "one task, 100k params, F in {0,125..1000}, 3 seeds", est_seconds=44),
     "reduced": Preset({"tasks": ("sentiment", "safety", "format"), "seeds": 5},
-                      "3 tasks, F in {0,125..1000}, 5 seeds", est_seconds=300),
+                      "3 tasks, F in {0,125..1000}, 5 seeds", est_seconds=50),
     "full": Preset({"tasks": ("sentiment", "safety", "format"), "seeds": 8, "n_pretrain": 50_000,
                     "probe.forward_amounts": (0, 125, 250, 500, 1000, 2000),
                     "probe.reverse_amounts": tuple(range(0, 1025, 16))},

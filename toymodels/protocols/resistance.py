@@ -271,7 +271,7 @@ PRESETS = {
     "reduced": Preset({"sizes": ("50k", "100k"), "temperatures": (0.05, 1.0), "seeds": 5,
                        "protocol.n_align": 512, "protocol.n_queries": 128},
                       "3 tasks x 2 sizes x 3 pairs x 2 temperatures x 5 seeds, with the control",
-                      est_seconds=500),
+                      est_seconds=77),
     "full": Preset({"sizes": ("50k", "250k", "600k"), "temperatures": (0.05, 1.0), "seeds": 5,
                     "n_pretrain": 50_000, "protocol.n_align": 2000, "protocol.n_queries": 512},
                    "27-grid x 2 temperatures x 5 seeds, with the control", est_seconds=757),

@@ -157,7 +157,7 @@ EXPERIMENT = Experiment(
         # 8 seeds: the calibration's power for the size reading at its stated effect (5 gave 0.64)
         "reduced": Preset({"n_pretrain": (1000, 5000, 20_000), "seeds": 8, **PROBE_PRESETS["reduced"]},
                           "3 sizes (50k-250k) x 3 budgets (1k-20k examples), F to 500, R every step to 256, "
-                          "8 seeds", est_seconds=1800),
+                          "8 seeds", est_seconds=136),
         "full": Preset({"seeds": 8}, "3 sizes (50k-250k) x 3 budgets (5k-20k examples), F to 1000, R every step "
                        "to 512, 8 seeds",
                        est_seconds=268),
