@@ -37,7 +37,7 @@ EXPERIMENTS = (
 QUICK_EXPERIMENTS = tuple(e for e in EXPERIMENTS if e != "theory.boundary")
 PRESETS = {"quick": "each experiment's quick preset (theory.boundary left out)",
            "reduced": "each experiment's reduced preset, its full one where it has none",
-           "full": "each experiment's full preset: the toy headlines"}
+           "full": "each experiment's full preset"}
 
 
 def experiment_preset(experiment: Any, preset: str) -> str:
