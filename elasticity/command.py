@@ -17,13 +17,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.atomic import dumps
-from harness.config import leaf_types, parse_sets
+from harness.config import leaf_types, load_toml, parse_sets
 from harness.errors import ConfigError, InstrumentError
 from harness.experiment import Experiment, load_object
 from harness.reference import require_clean_tree, update_reference
 from harness.runner import EXIT_BAD_INPUT, EXIT_INSTRUMENT, EXIT_OK, execute
 
 CommandFn = Callable[[Sequence[str], str], int]
+# runs a model folder's own Python (transformers' trust_remote_code): only the command line turns it on
+REMOTE_CODE = "trust_remote_code"
 # flags that every config with an execution block gets
 EXECUTION_FLAGS = {"--device": "execution.device", "--threads": "execution.threads",
                    "--n-jobs": "execution.n_jobs", "--backend": "execution.backend"}
@@ -49,6 +51,10 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experi
                              help=f"alias of --set {key}=...")
     presets.add_argument("--list-presets", action="store_true", help="list presets with estimated runtimes")
     presets.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    if REMOTE_CODE in keys:
+        presets.add_argument("--trust-remote-code", action="store_true",
+                             help="run the model folder's own Python code (only this flag turns it on; "
+                             "a config file or --set cannot)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="DIR", default=None,
                         help="run folder; an existing one resumes if its config hash matches")
@@ -66,6 +72,9 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
     for key, value in vars(args).items():
         if key.startswith("flag:") and value is not None:
             sets[key.removeprefix("flag:")] = value
+    _refuse_remote_code(sets, load_toml(args.config) if args.config else {})
+    if getattr(args, REMOTE_CODE, False):
+        sets[REMOTE_CODE] = True
     preset = args.preset or experiment.default_preset
     config = experiment.resolve(preset, args.config, sets, args.seed)
     if args.print_config:
@@ -83,6 +92,14 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
     for failure in outcome.summary.get("instrument_failures", []):
         print(f"INSTRUMENT CHECK FAILED: {failure}", file=sys.stderr)
     return outcome.exit_code
+
+
+def _refuse_remote_code(*layers: Mapping[str, Any]) -> None:
+    """A shared config file or a --set must not run a model folder's code: only the flag may."""
+    for layer in layers:
+        if any(key.strip().replace("-", "_") == REMOTE_CODE for key in layer):
+            raise ConfigError(f"{REMOTE_CODE} cannot be set in a config file or with --set: it runs the model "
+                              "folder's own Python code, so it takes --trust-remote-code on the command line")
 
 
 def _number(x: object) -> str:

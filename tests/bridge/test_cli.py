@@ -46,3 +46,19 @@ def test_paper_preset_is_the_papers_sft(capsys):
     c = json.loads(capsys.readouterr().out)["config"]
     opt = c["probe"]["optimizer"]
     assert (c["adapter"]["max_length"], opt["batch_size"], opt["grad_accum"]) == (512, 1, 8)
+
+
+def test_remote_code_only_from_the_command_line(capsys, tmp_path):
+    """trust_remote_code runs a model folder's own Python: a shared config file or a --set is refused
+    with one line and exit 2; only --trust-remote-code turns it on."""
+    shared = tmp_path / "shared.toml"
+    shared.write_text("trust_remote_code = true\n")
+    for command in ("rebound", "resistance", "pareto"):
+        for bad in (["--config", str(shared)], ["--set", "trust_remote_code=true"], ["--set", "trust-remote-code=1"]):
+            assert main([command, *bad, "--print-config"]) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and "--trust-remote-code" in err, err
+        assert main([command, "--print-config"]) == 0
+        assert json.loads(capsys.readouterr().out)["config"]["trust_remote_code"] is False
+        assert main([command, "--trust-remote-code", "--print-config"]) == 0
+        assert json.loads(capsys.readouterr().out)["config"]["trust_remote_code"] is True
