@@ -37,14 +37,17 @@ def execute(
     start = time.perf_counter()
     run = RunDir.open(experiment.name, config, out=out, root=root, extra={"preset": preset})
     try:
-        result = dict(experiment.run(config, run))
-    except InstrumentError as err:
-        result = {"predictions": [], "instrument_failures": [str(err)]}
-    summary = make_summary(experiment.name, run.config_hash, result.pop("predictions", []),
-                           result.pop("units", experiment.units), **result)
-    run.finish(summary)
-    if draw:
-        draw_figures(experiment, run)
+        try:
+            result = dict(experiment.run(config, run))
+        except InstrumentError as err:
+            result = {"predictions": [], "instrument_failures": [str(err)]}
+        summary = make_summary(experiment.name, run.config_hash, result.pop("predictions", []),
+                               result.pop("units", experiment.units), **result)
+        run.finish(summary)
+        if draw:
+            draw_figures(experiment, run)
+    finally:
+        run.close()
     return Outcome(run, summary, time.perf_counter() - start)
 
 

@@ -20,6 +20,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+try:  # POSIX; elsewhere run folders are not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
 from harness.atomic import atomic_write_json, to_jsonable
 from harness.errors import ConfigError
 from harness.markdown import CALIBRATION_END, CALIBRATION_START, TABLE_END, TABLE_START, with_block
@@ -106,8 +111,40 @@ def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+# run folders this process holds the lock of -> the locked descriptor
+_HELD: dict[str, int] = {}
+
+
+def lock_folder(path: Path) -> None:
+    """Lock ``path`` for this process, or a ConfigError when another process holds it.
+
+    An flock on the folder itself: the operating system drops it when its holder exits or is
+    killed, so an interrupted run needs no clean-up before it resumes. Re-entrant within a process.
+    """
+    key = str(path.resolve())
+    if fcntl is None or key in _HELD:
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(f"{path} is in use by another run; wait for it to end (the same command then resumes "
+                          "it, skipping finished work) or choose another --out") from None
+    _HELD[key] = fd
+
+
+def unlock_folder(path: Path) -> None:
+    fd = _HELD.pop(str(path.resolve()), None)
+    if fd is not None:
+        os.close(fd)
+
+
 class RunDir:
-    """One run's folder. Create it with :meth:`open`; it resumes when the config hash matches."""
+    """One run's folder. Create it with :meth:`open`; it resumes when the config hash matches.
+
+    An opened folder is locked against other processes until :meth:`close` (or the process's end).
+    """
 
     def __init__(self, path: Path, experiment: str, config: Any, chash: str, resumed: bool):
         self.path = path
@@ -136,6 +173,17 @@ class RunDir:
         """
         chash = config_hash(experiment, config)
         path = Path(out) if out is not None else Path(root, f"{utc_stamp()}-{experiment}-{chash}")
+        path.mkdir(parents=True, exist_ok=True)
+        lock_folder(path)  # before anything is read or written: two runs never share a folder
+        try:
+            return cls._open_locked(path, experiment, config, chash, extra)
+        except BaseException:
+            unlock_folder(path)
+            raise
+
+    @classmethod
+    def _open_locked(cls, path: Path, experiment: str, config: Any, chash: str,
+                     extra: Mapping[str, Any] | None) -> RunDir:
         config_file = path / "config.json"
         if config_file.exists():
             previous = json.loads(config_file.read_text())
@@ -146,9 +194,8 @@ class RunDir:
                     "Use a new --out folder."
                 )
             return cls(path, experiment, config, chash, resumed=True)
-        if path.exists() and any(path.iterdir()):
+        if any(path.iterdir()):
             raise ConfigError(f"{path} exists, is not empty and holds no config.json; refusing to write there")
-        path.mkdir(parents=True, exist_ok=True)
         record = {
             "experiment": experiment,
             "config_hash": chash,
@@ -213,6 +260,10 @@ class RunDir:
 
     def finish(self, summary: Mapping[str, Any]) -> Path:
         return self.write_json("summary.json", summary)
+
+    def close(self) -> None:
+        """Release the folder's lock (a finished run's folder can then be resumed or redrawn elsewhere)."""
+        unlock_folder(self.path)
 
 
 def _safe_name(key: str) -> str:

@@ -177,3 +177,46 @@ def test_metrics_in_the_earlier_packed_layout_are_still_read(tmp_path):
                     "42,synthetic,,alpha_true,1.2,exponent\n")
     assert [r["condition"] for r in read_metrics_csv(path)] == [
         {"task": "sentiment", "F": 0}, {"grid": "dist", "s": 0.5, "l_max": 0.1}, {"sample": "synthetic"}]
+
+
+_HOLDER = """
+import sys, time
+from tests.foundation.test_runs import Micro
+from harness.runs import RunDir
+RunDir.open("demo.micro", Micro(n={n}), out=sys.argv[1])
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def _hold(folder, n):
+    """A process that opens ``folder`` as a run of Micro(n=n) and keeps it open."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER.format(n=n), str(folder)], stdout=subprocess.PIPE,
+                            text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_busy_run_folder_is_refused_and_freed_when_its_holder_is_killed(tmp_path):
+    """A second run into a folder another process holds stops with one clear error before writing
+    anything, whatever its config; once the holder is killed (kill -9), the folder opens and resumes
+    with no clean-up."""
+    import signal
+
+    folder = tmp_path / "run"
+    holder = _hold(folder, 3)
+    try:
+        before = sorted(p.name for p in folder.iterdir())
+        for n in (3, 5):  # the same config, and a different one racing for the folder
+            with pytest.raises(ConfigError, match="in use by another run"):
+                RunDir.open("demo.micro", Micro(n=n), out=folder)
+        assert sorted(p.name for p in folder.iterdir()) == before
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    run = RunDir.open("demo.micro", Micro(n=3), out=folder)
+    assert run.resumed
+    run.close()
