@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import shlex
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.config import Preset, require, seeds_of
+from harness.errors import ConfigError
 from harness.runs import RunDir
 from toymodels.interface import OptimizerSpec
 from toymodels.sweep import Execution, Runtime
@@ -174,7 +176,9 @@ def sweep_runs(config: Any, run_dir: RunDir, measure_run: Callable[..., list[dic
     records = load_records(data_path(config))
     for draw in config.data_draws:
         check_data(config.task, records, n_eval, draw, needs)
-    run_dir.write_json("data.json", {**data_record(config), "n_records": len(records)})
+    data = {**data_record(config), "n_records": len(records)}
+    refuse_changed_input(run_dir, "data.json", "data_sha256", data["data_sha256"])
+    run_dir.write_json("data.json", data)
     rows = run_sweep(run_dir, run_grid(config), functools.partial(measure_run, config, str(run_dir.path)),
                      config.execution, desc=desc)
     return [{**r, "seed": run_label(r["condition"]["init"], r["condition"]["draw"], r["seed"])} for r in rows]
@@ -199,10 +203,25 @@ def load_run(config: Any, run_dir: RunDir, n_eval: int, init: str, draw: int, se
                          device=config.execution.device, seed=seed, template=template,
                          gradient_checkpointing=settings.gradient_checkpointing)
     task = make_task(config.task, load_records(data_path(config)), adapter, n_eval=n_eval, draw=draw)
+    refuse_changed_input(run_dir, "model.json", "weights_sha256", loaded.record["weights_sha256"])
     run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
                                       "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
                                       "load_seconds": round(time.perf_counter() - t0, 1)})
     return adapter, task
+
+
+def refuse_changed_input(run_dir: RunDir, name: str, key: str, value: Any) -> None:
+    """A run folder resumes only with the inputs its finished cells came from: the data and the
+    weights are part of its identity (their sha256, recorded in ``name``), beside the config hash."""
+    path = run_dir.path / name
+    before = json.loads(path.read_text()).get(key) if path.exists() else None
+    if before is not None and before != value:
+        raise ConfigError(f"{run_dir.path} was run with other {key.split('_')[0]} ({key} was {_short(before)}, "
+                          f"is now {_short(value)}); its cells cannot resume with these: use a new --out")
+
+
+def _short(value: Any) -> str:
+    return value[:12] if isinstance(value, str) else json.dumps(value, sort_keys=True)[:60]
 
 
 def sha256_path(path: Path) -> str:

@@ -116,3 +116,31 @@ def test_reference_keys_keep_models_tasks_and_controls_apart(tmp_path, sets, key
     run = RunDir.open("llm.rebound", config, out=tmp_path / "run")
     qualify_reference(run, config, "sentiment")
     assert run.reference_key == key
+
+
+def test_a_run_folder_refuses_to_resume_with_other_data_or_weights(records_file, tmp_path):
+    """The data's and the weights' sha256 are part of a run's identity: a resume with a changed data
+    file or changed weights at the same paths is refused with exit-2 ConfigError, before any cell runs."""
+    import shutil
+
+    from harness.errors import ConfigError
+    from tests.bridge.tiny import make_tokenizer
+
+    model, data = tmp_path / "model", tmp_path / "data.jsonl"
+    tok = make_tokenizer(chat=False)
+    make_model("llama", len(tok), seed=0).save_pretrained(model)
+    tok.save_pretrained(model)
+    shutil.copyfile(records_file, data)
+    config = REBOUND.resolve("cpu-micro", sets={"model": str(model), "data": str(data), **MICRO, "seeds": 1,
+                                                "data_draws": "0"})
+    execute(REBOUND, config, out=tmp_path / "run", draw=False)
+    (tmp_path / "run" / "summary.json").unlink()
+    (tmp_path / "run" / "cells" / "d0-s42-scores.json").unlink()  # an unfinished run, resumed below
+    original = data.read_text()
+    data.write_text(original.replace("great plot", "great story", 1))
+    with pytest.raises(ConfigError, match="other data"):
+        execute(REBOUND, config, out=tmp_path / "run", draw=False)
+    data.write_text(original)
+    make_model("llama", len(tok), seed=1).save_pretrained(model)
+    with pytest.raises(ConfigError, match="other weights"):
+        execute(REBOUND, config, out=tmp_path / "run", draw=False)
