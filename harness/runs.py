@@ -111,6 +111,14 @@ def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def read_record(path: Path, fix: str = "move the folder away or use another --out") -> Any:
+    """A JSON file of a run folder, or a one-line ConfigError saying what to do when it is damaged."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path} cannot be read ({type(err).__name__}: {err}); {fix}") from None
+
+
 # run folders this process holds the lock of -> the locked descriptor
 _HELD: dict[str, int] = {}
 
@@ -173,8 +181,12 @@ class RunDir:
         """
         chash = config_hash(experiment, config)
         path = Path(out) if out is not None else Path(root, f"{utc_stamp()}-{experiment}-{chash}")
-        path.mkdir(parents=True, exist_ok=True)
-        lock_folder(path)  # before anything is read or written: two runs never share a folder
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            lock_folder(path)  # before anything is read or written: two runs never share a folder
+        except OSError as err:
+            raise ConfigError(f"cannot use {path} as a run folder ({err.strerror or err}); choose another --out"
+                              ) from None
         try:
             return cls._open_locked(path, experiment, config, chash, extra)
         except BaseException:
@@ -186,7 +198,7 @@ class RunDir:
                      extra: Mapping[str, Any] | None) -> RunDir:
         config_file = path / "config.json"
         if config_file.exists():
-            previous = json.loads(config_file.read_text())
+            previous = read_record(config_file)
             if previous.get("config_hash") != chash:
                 raise ConfigError(
                     f"{path} holds a run with config hash {previous.get('config_hash')} "
@@ -212,10 +224,9 @@ class RunDir:
     def load(cls, path: str | os.PathLike) -> RunDir:
         """Open an existing run folder read-only (for redrawing figures)."""
         path = Path(path)
-        try:
-            record = json.loads((path / "config.json").read_text())
-        except FileNotFoundError as err:
-            raise ConfigError(f"{path} is not a run folder (no config.json)") from err
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{path} is not a run folder (no config.json)")
+        record = read_record(path / "config.json")
         return cls(path, record["experiment"], record["config"], record["config_hash"], resumed=True)
 
     @property
@@ -230,7 +241,7 @@ class RunDir:
         return target
 
     def read_json(self, name: str) -> Any:
-        return json.loads((self.path / name).read_text())
+        return read_record(self.path / name)
 
     def cell(self, key: str, compute: Callable[[], Any]) -> Any:
         """Return the cached result of ``key`` or compute it and cache it atomically.
@@ -239,7 +250,7 @@ class RunDir:
         """
         target = self.path / "cells" / f"{_safe_name(key)}.json"
         if target.exists():
-            return json.loads(target.read_text())
+            return read_record(target, "delete it and rerun to recompute it")
         value = to_jsonable(compute())
         atomic_write_json(target, value)
         return value

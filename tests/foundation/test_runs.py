@@ -220,3 +220,37 @@ def test_a_busy_run_folder_is_refused_and_freed_when_its_holder_is_killed(tmp_pa
     run = RunDir.open("demo.micro", Micro(n=3), out=folder)
     assert run.resumed
     run.close()
+
+
+def _out_at_a_file(tmp):
+    (tmp / "file").write_text("x")
+    return tmp / "file"
+
+
+def _out_below_a_file(tmp):
+    (tmp / "file").write_text("x")
+    return tmp / "file" / "run"
+
+
+def _damaged(name):
+    def make(tmp):
+        execute(MICRO, Micro(n=2), out=tmp / "run")
+        target = tmp / "run" / name
+        target.write_bytes(b"\x00\xff{not json")
+        return tmp / "run"
+    return make
+
+
+@pytest.mark.parametrize("make_out", [_out_at_a_file, _out_below_a_file, lambda tmp: tmp / ("x" * 300),
+                                      _damaged("config.json"), _damaged("cells/cell-1.json")],
+                         ids=["out-is-a-file", "out-below-a-file", "name-too-long", "damaged-config",
+                              "damaged-cell"])
+def test_bad_run_folders_are_one_line_errors(tmp_path, make_out, capsys):
+    """OS errors on --out and damaged files inside a run folder are one-line errors (exit 2 from the
+    command line) that say what to do, not tracebacks."""
+    out = make_out(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        execute(MICRO, Micro(n=2), out=out)
+    message = str(err.value)
+    print(message)
+    assert "\n" not in message and ("--out" in message or "rerun" in message)
