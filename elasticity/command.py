@@ -35,9 +35,9 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experi
     presets = parser.add_argument_group("presets and config")
     presets.add_argument("--preset", default=None, help=f"one of: {', '.join(experiment.presets)} "
                          f"(default {experiment.default_preset})")
-    presets.add_argument("--quick", dest="preset", action="store_const", const="quick",
+    presets.add_argument("--quick", dest="preset_alias", action="store_const", const="quick",
                          help="alias of --preset quick")
-    presets.add_argument("--full", dest="preset", action="store_const", const="full",
+    presets.add_argument("--full", dest="preset_alias", action="store_const", const="full",
                          help="alias of --preset full")
     presets.add_argument("--config", metavar="FILE.toml", help="config file (keys at the top or under [config]; "
                          "tables are blocks)")
@@ -75,7 +75,7 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
     _refuse_remote_code(sets, load_toml(args.config) if args.config else {})
     if getattr(args, REMOTE_CODE, False):
         sets[REMOTE_CODE] = True
-    preset = args.preset or experiment.default_preset
+    preset = chosen_preset(args.preset, args.preset_alias) or experiment.default_preset
     config = experiment.resolve(preset, args.config, sets, args.seed)
     if args.print_config:
         print(dumps({"experiment": experiment.name, "preset": preset, "config": dataclasses.asdict(config)}), end="")
@@ -92,6 +92,13 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
     for failure in outcome.summary.get("instrument_failures", []):
         print(f"INSTRUMENT CHECK FAILED: {failure}", file=sys.stderr)
     return outcome.exit_code
+
+
+def chosen_preset(preset: str | None, alias: str | None) -> str | None:
+    """``--preset`` or its alias (``--quick``, ``--full``); a ConfigError when they disagree."""
+    if preset and alias and preset != alias:
+        raise ConfigError(f"--preset {preset} and --{alias} ask for different presets; give one")
+    return preset or alias
 
 
 def _refuse_remote_code(*layers: Mapping[str, Any]) -> None:

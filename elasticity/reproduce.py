@@ -19,7 +19,7 @@ from typing import Any, Literal
 from tqdm import tqdm
 
 from elasticity import registry
-from elasticity.command import format_summary, human_duration
+from elasticity.command import chosen_preset, format_summary, human_duration
 from harness.atomic import atomic_write_text, dumps
 from harness.config import require
 from harness.errors import ConfigError
@@ -57,6 +57,7 @@ class ReproduceConfig:
         for name in self.experiments:
             require(name in EXPERIMENTS, f"unknown experiment '{name}'; known: {', '.join(EXPERIMENTS)}")
         require(len(set(self.experiments)) == len(self.experiments), "experiments are listed twice")
+        require(self.seed is None or self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
 
     @property
     def selected(self) -> tuple[str, ...]:
@@ -180,10 +181,12 @@ def render_report(run: RunDir, config: ReproduceConfig, sections: Sequence[Secti
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=tuple(PRESETS), default="quick", help="default: quick")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None, help="default: quick")
     parser.add_argument("--list-presets", action="store_true", help="list presets with their runtimes and exit")
-    parser.add_argument("--quick", dest="preset", action="store_const", const="quick", help="alias of --preset quick")
-    parser.add_argument("--full", dest="preset", action="store_const", const="full", help="alias of --preset full")
+    parser.add_argument("--quick", dest="preset_alias", action="store_const", const="quick",
+                        help="alias of --preset quick")
+    parser.add_argument("--full", dest="preset_alias", action="store_const", const="full",
+                        help="alias of --preset full")
     parser.add_argument("--only", default="", metavar="A,B", help=f"a subset of: {', '.join(EXPERIMENTS)}")
     parser.add_argument("--seed", type=int, default=None, help="base seed passed to every experiment")
     parser.add_argument("--out", default=None, metavar="DIR", help="run folder; an existing one resumes")
@@ -195,7 +198,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") 
         print(list_presets())
         return 0
     try:
-        config = ReproduceConfig(preset=args.preset, seed=args.seed,
+        config = ReproduceConfig(preset=chosen_preset(args.preset, args.preset_alias) or "quick", seed=args.seed,
                                  experiments=tuple(x.strip() for x in args.only.split(",") if x.strip()))
         run, sections, checks, code = reproduce(config, args.out, args.update_reference)
     except ConfigError as err:

@@ -57,6 +57,8 @@ class Experiment:
             layers.append(load_toml(config_file))
         layers.append(dict(sets or {}))
         if seed is not None:
+            if seed < 0:
+                raise ConfigError(f"--seed must be >= 0, got {seed}")
             if "seed" not in leaf_types(self.config_cls):
                 raise ConfigError(f"{self.name} has no seed")
             layers.append({"seed": seed})

@@ -142,3 +142,16 @@ def test_reproduce_lists_its_presets_and_the_experiment_presets_they_run(capsys)
         expected = "full" if "reduced" not in experiment.presets else "reduced"
         assert reproduce.experiment_preset(experiment, "reduced") == expected
         assert reproduce.experiment_preset(experiment, "full") == "full"
+
+
+@pytest.mark.parametrize("argv", [["toy", "rebound", "--quick", "--preset", "full", "--print-config"],
+                                  ["toy", "rebound", "--full", "--preset", "micro", "--print-config"],
+                                  ["toy", "rebound", "--seed", "-1", "--print-config"],
+                                  ["reproduce", "--quick", "--preset", "full"],
+                                  ["reproduce", "--seed", "-1"]])
+def test_conflicting_presets_and_negative_seeds_are_one_line_errors(argv, capsys):
+    """`--quick --preset full` used to run full silently (for reproduce, hours); `--seed -1` exited 1."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    print(err)
+    assert len(err.splitlines()) == 1 and ("presets" in err or "seed" in err)
