@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from elasticity.command import experiment_command, group_main
+from harness.errors import ConfigError
 from harness.runner import EXIT_INSTRUMENT, EXIT_OK
 
 
@@ -20,7 +21,12 @@ def derive(argv: Sequence[str], prog: str) -> int:
     args = parser.parse_args(argv)
     from theory.derivation import render
 
-    verify = tuple(None if v.strip() == "M" else int(v) for v in args.verify.split(",") if v.strip())
+    try:
+        verify = tuple(None if v.strip() == "M" else int(v) for v in args.verify.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--verify takes M and leaf counts, e.g. M,2,3; got {args.verify!r}") from None
+    if any(v is not None and v < 1 for v in verify):
+        raise ConfigError(f"--verify leaf counts must be >= 1, got {args.verify!r}")
     print(render(latex=args.latex, verify=verify))
     return EXIT_OK
 
@@ -57,7 +63,6 @@ def pareto_fit(argv: Sequence[str], prog: str) -> int:
     args = parser.parse_args(argv)
     import numpy as np
 
-    from harness.errors import ConfigError
     from theory.pareto import fit_pareto
     from theory.token_tree import as_sequences, load_token_file, prune
 

@@ -214,8 +214,13 @@ def load_token_file(path: str | Path) -> Sequences:
         if data.ndim != 2:
             raise ConfigError(f"{path}: expected a 2-D token matrix, got shape {data.shape}")
         return as_sequences(data)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read {path} as text token ids ({type(err).__name__}); give a text file "
+                          "(one sequence per line) or an .npy matrix") from None
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         parts = line.replace(",", " ").split()
         if not parts:
             continue

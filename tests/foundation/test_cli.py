@@ -155,3 +155,15 @@ def test_conflicting_presets_and_negative_seeds_are_one_line_errors(argv, capsys
     err = capsys.readouterr().err.strip()
     print(err)
     assert len(err.splitlines()) == 1 and ("presets" in err or "seed" in err)
+
+
+@pytest.mark.parametrize("argv", [["theory", "derive", "--verify", "abc"], ["theory", "derive", "--verify=0"],
+                                  ["theory", "pareto-fit", "BINARY"], ["theory", "pareto-fit", "FOLDER"]])
+def test_theory_inputs_are_one_line_errors(argv, capsys, tmp_path):
+    """A non-number to --verify, a binary file or a folder to pareto-fit: exit 2 and one line, not a traceback."""
+    (tmp_path / "binary").write_bytes(b"\x00\xff\xfe")
+    argv = [{"BINARY": str(tmp_path / "binary"), "FOLDER": str(tmp_path)}.get(a, a) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    print(err)
+    assert len(err.splitlines()) == 1
