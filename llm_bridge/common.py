@@ -210,6 +210,10 @@ def load_run(config: Any, run_dir: RunDir, n_eval: int, init: str, draw: int, se
     return adapter, task
 
 
+# a paired bootstrap holds resamples x prompts of floats: a million is far past what an interval needs
+MAX_BOOTSTRAP = 1_000_000
+
+
 def refuse_changed_input(run_dir: RunDir, name: str, key: str, value: Any) -> None:
     """A run folder resumes only with the inputs its finished cells came from: the data and the
     weights are part of its identity (their sha256, recorded in ``name``), beside the config hash."""

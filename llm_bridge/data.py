@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from harness.atomic import atomic_write_json, atomic_write_text
+from harness.config import require
 from harness.errors import ConfigError
 from harness.runs import cache_dir, config_hash
 from llm_bridge.data_prompts import SAFETY_OPENINGS, Job, jobs
@@ -52,6 +53,9 @@ class DataSpec:
     batch: int = 36
     attempts: int = 3  # generation passes; each retries the outputs the filter rejected
     seed: int = 42
+
+    def __post_init__(self) -> None:
+        require(self.n_prompts >= 1, f"--n-prompts must be >= 1, got {self.n_prompts}")
 
 
 def keep(spec: DataSpec, label: str, text: str, vader: Any, refusal: Any) -> bool:

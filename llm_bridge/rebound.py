@@ -73,7 +73,9 @@ class LLMReboundConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        require(self.n_bootstrap >= 99, "n_bootstrap must be >= 99")
+        require(99 <= self.n_bootstrap <= common.MAX_BOOTSTRAP,
+                f"n_bootstrap must be in [99, {common.MAX_BOOTSTRAP}] (resamples x prompts are held in memory), "
+                f"got {self.n_bootstrap}")
         common.check_replication(self)
 
 

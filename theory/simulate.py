@@ -76,6 +76,14 @@ class SimulateConfig:
         require(self.l_max > 0, "l_max must be > 0")
         require(self.seeds >= 1, "seeds must be >= 1")
         require(self.n_align >= 1, "n_align must be >= 1")
+        if self.level == "sampled":
+            require(max(self.depth) <= self.world.seq_len, f"depth {max(self.depth)} exceeds the sampled "
+                    f"sequences' length (world.seq_len = {self.world.seq_len}); pruning deeper than that is the same tree")
+        unused = ("n_leaves",) if self.level == "sampled" else ("vocab", "n_types", "seq_len", "max_pretrain_samples")
+        for key in unused:
+            require(getattr(self.world, key) == getattr(WorldSpec(), key),
+                    f"world.{key} = {getattr(self.world, key)} is not used at the {self.level} level; "
+                    f"leave it out or set level")
         require(not (self.level == "sampled" and self.perturbation == "unseen"),
                 "perturbation 'unseen' is a distribution-level construction; at the sampled level "
                 "unseen leaves come from sampling")

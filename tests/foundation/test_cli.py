@@ -167,3 +167,19 @@ def test_theory_inputs_are_one_line_errors(argv, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     print(err)
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["llm", "rebound", "--set", "n_bootstrap=1e12", "--print-config"],
+                                  ["llm", "resistance", "--set", "n_bootstrap=1e12", "--print-config"],
+                                  ["llm", "make-data", "--n-prompts", "0"], ["llm", "make-data", "--n-prompts", "-5"],
+                                  ["theory", "simulate", "--set", "depth=200", "--print-config"],
+                                  ["theory", "simulate", "--set", "world.n_leaves=1e12", "--print-config"],
+                                  ["theory", "simulate", "--set", "level=distribution", "--set", "world.vocab=8",
+                                   "--print-config"]])
+def test_nonsense_sizes_and_unused_keys_are_one_line_errors(argv, capsys):
+    """Values the run would take and label its results with, though they mean nothing at that level
+    or could not fit in memory: exit 2 and one line naming the key, the value and what is allowed."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    print(err)
+    assert len(err.splitlines()) == 1
