@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InstrumentError
+from harness.errors import ConfigError, InstrumentError
 from harness.experiment import Experiment, load_object
 from harness.runs import RunDir
 from harness.verdicts import make_summary
@@ -41,6 +41,9 @@ def execute(
             result = dict(experiment.run(config, run))
         except InstrumentError as err:
             result = {"predictions": [], "instrument_failures": [str(err)]}
+        except ConfigError:
+            run.discard_unused()  # bad input found before any work: the folder is as it was
+            raise
         summary = make_summary(experiment.name, run.config_hash, result.pop("predictions", []),
                                result.pop("units", experiment.units), **result)
         run.finish(summary)

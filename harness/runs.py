@@ -272,6 +272,15 @@ class RunDir:
     def finish(self, summary: Mapping[str, Any]) -> Path:
         return self.write_json("summary.json", summary)
 
+    def discard_unused(self) -> None:
+        """Undo a new run folder that holds nothing but its config (its input was refused before any
+        work), so that the corrected command can use the same --out."""
+        if self.resumed or {p.name for p in self.path.iterdir()} != {"config.json"}:
+            return
+        (self.path / "config.json").unlink()
+        self.close()
+        self.path.rmdir()
+
     def close(self) -> None:
         """Release the folder's lock (a finished run's folder can then be resumed or redrawn elsewhere)."""
         unlock_folder(self.path)

@@ -79,8 +79,13 @@ def load_records(path: str | Path, default_label: str | None = None) -> list[Rec
         except (FileNotFoundError, ValueError) as err:
             raise ConfigError(f"{path} is not a saved datasets folder: {err}") from None
     elif path.is_file():
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read {path} as JSONL text ({type(err).__name__}); give a .jsonl file of "
+                              "{prompt, response, label} objects or a saved datasets folder") from None
         rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
@@ -90,6 +95,9 @@ def load_records(path: str | Path, default_label: str | None = None) -> list[Rec
         raise ConfigError(f"data path {path} does not exist")
     records = []
     for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}: record {n} is a {type(row).__name__}, not an object with prompt, response "
+                              "and label")
         prompt = row.get("prompt", row.get("question"))
         response = row.get("response", row.get("answer"))
         if not isinstance(prompt, str) or not isinstance(response, str) or not response.strip():

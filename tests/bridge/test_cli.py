@@ -62,3 +62,19 @@ def test_remote_code_only_from_the_command_line(capsys, tmp_path):
         assert json.loads(capsys.readouterr().out)["config"]["trust_remote_code"] is False
         assert main([command, "--trust-remote-code", "--print-config"]) == 0
         assert json.loads(capsys.readouterr().out)["config"]["trust_remote_code"] is True
+
+
+def test_bad_data_files_are_one_line_errors_and_leave_the_folder_free(capsys, tmp_path, tiny_folder):
+    """A binary data file or a JSONL line that is not an object: exit 2, one line, and nothing left in
+    --out, so the corrected command can use the same folder (it used to find a config.json there and
+    refuse it as another run's)."""
+    (tmp_path / "binary.jsonl").write_bytes(b"\x00\xff\xfe")
+    (tmp_path / "list.jsonl").write_text("[1, 2, 3]\n")
+    out = tmp_path / "run"
+    for name in ("binary.jsonl", "list.jsonl"):
+        assert main(["rebound", "--model", str(tiny_folder), "--set", f"data={tmp_path / name}",
+                     "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        print(err)
+        assert len(err.splitlines()) == 1 and "config hash" not in err
+        assert not out.exists()
