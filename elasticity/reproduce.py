@@ -70,10 +70,10 @@ def list_presets() -> str:
     """Each reproduce preset with its runtime on 2 CPU cores: the sum of its experiments' presets."""
     lines = []
     for name, help_text in PRESETS.items():
-        parts = [(e, experiment_preset(registry.load(e), name)) for e in ReproduceConfig(preset=name).selected]
-        seconds = sum(registry.load(e).presets[p].est_seconds for e, p in parts)
-        lines.append(f"{name:12s} ~{human_duration(seconds):>8s}  {help_text}")
-        lines += [f"  {e:18s} {p:8s} ~{human_duration(registry.load(e).presets[p].est_seconds):>8s}" for e, p in parts]
+        parts = [(e, experiment_preset(x, name), x) for e, x in
+                 ((e, registry.load(e)) for e in ReproduceConfig(preset=name).selected)]
+        lines.append(f"{name:12s} ~{human_duration(sum(x.presets[p].est_seconds for _, p, x in parts)):>8s}  {help_text}")
+        lines += [f"  {e:18s} {p:8s} ~{human_duration(x.presets[p].est_seconds):>8s}" for e, p, x in parts]
     return "\n".join(lines)
 
 

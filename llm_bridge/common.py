@@ -146,6 +146,15 @@ def run_label(init: str, draw: int, seed: int) -> str:
     return f"d{draw}-s{seed}" if init == "pretrained" else f"{init}-d{draw}-s{seed}"
 
 
+# a paired bootstrap holds resamples x prompts of floats: a million is far past what an interval needs
+MAX_BOOTSTRAP = 1_000_000
+
+
+def check_bootstrap(n_bootstrap: int) -> None:
+    require(99 <= n_bootstrap <= MAX_BOOTSTRAP, f"n_bootstrap must be in [99, {MAX_BOOTSTRAP}] (resamples x "
+            f"prompts are held in memory), got {n_bootstrap}")
+
+
 def check_replication(config: Any) -> None:
     """The replication fields every llm config shares: ``seeds``, ``data_draws`` and ``controls``."""
     from llm_bridge.models import INITS
@@ -210,15 +219,10 @@ def load_run(config: Any, run_dir: RunDir, n_eval: int, init: str, draw: int, se
     return adapter, task
 
 
-# a paired bootstrap holds resamples x prompts of floats: a million is far past what an interval needs
-MAX_BOOTSTRAP = 1_000_000
-
-
 def refuse_changed_input(run_dir: RunDir, name: str, key: str, value: Any) -> None:
     """A run folder resumes only with the inputs its finished cells came from: the data and the
     weights are part of its identity (their sha256, recorded in ``name``), beside the config hash."""
-    path = run_dir.path / name
-    before = json.loads(path.read_text()).get(key) if path.exists() else None
+    before = run_dir.read_json(name).get(key) if (run_dir.path / name).exists() else None
     if before is not None and before != value:
         raise ConfigError(f"{run_dir.path} was run with other {key.split('_')[0]} ({key} was {_short(before)}, "
                           f"is now {_short(value)}); its cells cannot resume with these: use a new --out")

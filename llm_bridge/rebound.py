@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.config import Preset, require
+from harness.config import Preset
 from harness.experiment import Experiment
 from harness.runs import RunDir
 from harness.verdicts import judge, paired_bootstrap
@@ -73,9 +73,7 @@ class LLMReboundConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        require(99 <= self.n_bootstrap <= common.MAX_BOOTSTRAP,
-                f"n_bootstrap must be in [99, {common.MAX_BOOTSTRAP}] (resamples x prompts are held in memory), "
-                f"got {self.n_bootstrap}")
+        common.check_bootstrap(self.n_bootstrap)
         common.check_replication(self)
 
 

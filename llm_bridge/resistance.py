@@ -56,9 +56,7 @@ class LLMResistanceConfig:
     def __post_init__(self) -> None:
         require(self.protocol.n_queries <= self.n_eval,
                 "n_queries must be <= n_eval (Q is drawn from held-out prompts)")
-        require(99 <= self.n_bootstrap <= common.MAX_BOOTSTRAP,
-                f"n_bootstrap must be in [99, {common.MAX_BOOTSTRAP}] (resamples x prompts are held in memory), "
-                f"got {self.n_bootstrap}")
+        common.check_bootstrap(self.n_bootstrap)
         common.check_replication(self)
 
 

@@ -178,19 +178,22 @@ def budget_replicate(size: float, seed: int) -> Prediction:
 
 
 NOISE_SCALE = "toy.scale headline reference: cell and per-seed slope spread of the excess window rate"
+
+
+def _calibration(reading: str, replicate: Any, scan: tuple[float, ...], per_decade_of: str,
+                 paper_size: str) -> Calibration:
+    """A scale reading's calibration: the null 0, the stated size 0.0065 nats/example per decade."""
+    return Calibration(reading=reading, experiment=EXPERIMENT, replicate=replicate, null=0.0, stated=0.0065,
+                       scan=scan, unit=f"rise of the excess initial rate per decade of {per_decade_of} (nats/example)",
+                       paper_size=paper_size, noise=NOISE_SCALE)
+
+
 CALIBRATIONS = (
-    Calibration(
-        reading="scale.rebound_grows_with_size", experiment=EXPERIMENT, replicate=size_replicate,
-        null=0.0, stated=0.0065, scan=(0.002, 0.004, 0.006, 0.008, 0.01),
-        unit="rise of the excess initial rate per decade of parameters (nats/example)",
-        paper_size="~0.004 (Fig. 5, eyeballed: IMDb score after 500 reverse examples 0.76 at 0.5B, 0.22 at 7B, "
-                   "the same start assumed, over 1.15 decades); stated 0.0065 is half the toy's mean excess per decade",
-        noise=NOISE_SCALE),
-    Calibration(
-        reading="scale.rebound_grows_with_pretraining", experiment=EXPERIMENT, replicate=budget_replicate,
-        null=0.0, stated=0.0065, scan=(0.001, 0.002, 0.003, 0.004, 0.006),
-        unit="rise of the excess initial rate per decade of pre-training examples (nats/example)",
-        paper_size="~0.018 (Fig. 6, eyeballed: IMDb score after 1000 reverse examples 0.80 at 2.0T tokens, 0.145 "
-                   "at 3.0T, the same start assumed, over 0.18 decades); stated 0.0065 as for size",
-        noise=NOISE_SCALE),
+    _calibration("scale.rebound_grows_with_size", size_replicate, (0.002, 0.004, 0.006, 0.008, 0.01), "parameters",
+                 "~0.004 (Fig. 5, eyeballed: IMDb score after 500 reverse examples 0.76 at 0.5B, 0.22 at 7B, the same "
+                 "start assumed, over 1.15 decades); stated 0.0065 is half the toy's mean excess per decade"),
+    _calibration("scale.rebound_grows_with_pretraining", budget_replicate, (0.001, 0.002, 0.003, 0.004, 0.006),
+                 "pre-training examples",
+                 "~0.018 (Fig. 6, eyeballed: IMDb score after 1000 reverse examples 0.80 at 2.0T tokens, 0.145 at "
+                 "3.0T, the same start assumed, over 0.18 decades); stated 0.0065 as for size"),
 )
