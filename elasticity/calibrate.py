@@ -22,7 +22,6 @@ the README calibration table.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections import defaultdict
@@ -34,6 +33,7 @@ from typing import Any
 from tqdm import tqdm
 
 from elasticity import registry
+from elasticity.command import Parser
 from harness import reference
 from harness.atomic import dumps
 from harness.calibration import POWER_TARGET, Calibration, calibrate
@@ -150,7 +150,7 @@ def format_results(results: Sequence[Mapping[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity calibrate") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = Parser(prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--reps", type=int, default=400, help="replicates per planted size (default 400)")
     parser.add_argument("--only", default="", metavar="SUBSTRING", help="only calibrations whose "
                         "experiment:reading name contains this")

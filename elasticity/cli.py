@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     try:
         return int(module.main(argv[1:], f"elasticity {argv[0]}") or 0)
+    except SystemExit as stop:  # argparse's --help (0) and its one-line usage errors (2)
+        return stop.code if isinstance(stop.code, int) else 0
     except BrokenPipeError:
         # The reader went away (`elasticity theory derive | head`): stop quietly, as `cat` does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.atomic import dumps
 from harness.config import leaf_types, load_toml, parse_sets
-from harness.errors import ConfigError, InstrumentError
+from harness.errors import ConfigError, InstrumentError, one_line
 from harness.experiment import Experiment, load_object
 from harness.reference import require_clean_tree, update_reference
 from harness.runner import EXIT_BAD_INPUT, EXIT_INSTRUMENT, EXIT_OK, execute
@@ -29,6 +30,13 @@ REMOTE_CODE = "trust_remote_code"
 # flags that every config with an execution block gets
 EXECUTION_FLAGS = {"--device": "execution.device", "--threads": "execution.threads",
                    "--n-jobs": "execution.n_jobs", "--backend": "execution.backend"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit 2, as every other bad input is."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experiment) -> None:
@@ -141,7 +149,7 @@ def experiment_command(path: str) -> CommandFn:
 
     def command(argv: Sequence[str], prog: str) -> int:
         experiment: Experiment = load_object(path)
-        parser = argparse.ArgumentParser(prog=prog, description=experiment.help)
+        parser = Parser(prog=prog, description=experiment.help)
         add_experiment_arguments(parser, experiment)
         return run_from_args(experiment, parser.parse_args(argv))
 
@@ -157,7 +165,7 @@ def group_main(
     Maps ConfigError to exit 2 and InstrumentError to exit 1, each as one line on stderr.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = Parser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for short, (help_text, _) in commands.items():
         sub.add_parser(short, help=help_text, add_help=False)

@@ -6,7 +6,6 @@ figures from ``figures/data/<experiment>/`` and refreshes the README results tab
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from elasticity import registry
+from elasticity.command import Parser
 from harness.errors import ConfigError
 from harness.reference import figures_dir, render_readme_table
 from harness.runner import draw_figures
@@ -44,7 +44,7 @@ def redraw_reference() -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity figures") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = Parser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", metavar="RUN_DIR",
                         help="run folders to redraw (default: the reference figures in figures/)")
     args = parser.parse_args(argv)

@@ -16,7 +16,6 @@ From Python::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from elasticity import registry
-from elasticity.command import format_summary
+from elasticity.command import Parser, format_summary
 from harness.atomic import dumps
 from harness.config import flatten
 from harness.errors import ConfigError
@@ -140,7 +139,7 @@ def judge_runs(paths: Sequence[str | os.PathLike], experiment: str | None = None
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity judge") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = Parser(prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, or metrics.csv files with "
                         "--experiment; several runs of one experiment at different seeds are merged")
     parser.add_argument("--experiment", default=None, metavar="NAME",

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 
-from elasticity.command import experiment_command, group_main
+from elasticity.command import Parser, experiment_command, group_main
 
 
 def make_data_command(argv: Sequence[str], prog: str) -> int:
@@ -15,7 +14,7 @@ def make_data_command(argv: Sequence[str], prog: str) -> int:
     from llm_bridge.models import sha256_file
     from llm_bridge.tasks import TASKS
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog, description="Regenerate the default {prompt, response, label} data with a real chat model "
         "(seeded, cached; generation time is reported here, separately from any experiment) and say whether "
         "it matches the shipped data.")

@@ -8,7 +8,6 @@ runtimes. Each experiment writes its own run folder inside this one, so rerunnin
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any, Literal
 from tqdm import tqdm
 
 from elasticity import registry
-from elasticity.command import chosen_preset, format_summary, human_duration
+from elasticity.command import Parser, chosen_preset, format_summary, human_duration
 from harness.atomic import atomic_write_text, dumps
 from harness.config import require
 from harness.errors import ConfigError
@@ -180,7 +179,7 @@ def render_report(run: RunDir, config: ReproduceConfig, sections: Sequence[Secti
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = Parser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None, help="default: quick")
     parser.add_argument("--list-presets", action="store_true", help="list presets with their runtimes and exit")
     parser.add_argument("--quick", dest="preset_alias", action="store_const", const="quick",

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from elasticity.command import experiment_command, group_main
+from elasticity.command import Parser, experiment_command, group_main
 from harness.errors import ConfigError
 from harness.runner import EXIT_INSTRUMENT, EXIT_OK
 
 
 def derive(argv: Sequence[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="print the sympy derivation, each step verified")
+    parser = Parser(prog=prog, description="print the sympy derivation, each step verified")
     parser.add_argument("--latex", action="store_true", help="LaTeX instead of pretty-printed text")
     parser.add_argument("--verify", default="M", help="leaf counts to verify each step for, e.g. M,2,3,4 "
                         "(M = symbolic; '' prints without verifying)")
@@ -32,7 +31,7 @@ def derive(argv: Sequence[str], prog: str) -> int:
 
 
 def check(argv: Sequence[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="run every theory check; exit 1 only if an exact one fails")
+    parser = Parser(prog=prog, description="run every theory check; exit 1 only if an exact one fails")
     parser.add_argument("--full", action="store_true", help="verify every sympy identity at M = 2, 3, 4 too")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     args = parser.parse_args(argv)
@@ -51,7 +50,7 @@ def check(argv: Sequence[str], prog: str) -> int:
 
 
 def pareto_fit(argv: Sequence[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog, description="fit the pruned-tree leaf-mass distribution of a token-id dataset "
         "(one sequence per line, or an .npy matrix) with a Pareto tail, tested against lognormal "
         "and exponential")

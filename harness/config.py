@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 import types
 import typing
@@ -177,6 +178,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot parse {path}: {err}") from None
     return flatten(dict(data.get("config", data)))
@@ -212,7 +215,10 @@ def build_config(cls: type, *layers: Mapping[str, Any]) -> Any:
             dotted, value = parse_value(cls, key, raw)
             values[dotted] = value
     try:
-        return _with_overrides(cls(), values)
+        config = _with_overrides(cls(), values)
+        if hasattr(config, "seeds") and hasattr(config, "seed"):
+            seeds_of(config)  # a grid's seeds are checked before anything is written
+        return config
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
@@ -231,9 +237,39 @@ def _with_overrides(base: Any, values: Mapping[str, Any]) -> Any:
     return dataclasses.replace(base, **changes) if changes else base
 
 
+# The most independent runs one config may ask for: each seed is a cell of the run's grid.
+MAX_SEEDS = 10_000
+# Sizes are checked against this much memory before anything runs; the environment variable
+# raises or lowers it for a machine.
+MEMORY_CAP_ENV = "ELASTICITY_MEMORY_CAP_GIB"
+DEFAULT_MEMORY_CAP_GIB = 16.0
+
+
 def seeds_of(config: Any) -> list[int]:
     """The seeds a config's ``seeds`` and ``seed`` name: ``seed, seed + 1, ...``."""
+    require(config.seeds <= MAX_SEEDS, f"seeds = {config.seeds} is more than the {MAX_SEEDS} independent runs "
+            "one config may hold")
     return [config.seed + i for i in range(config.seeds)]
+
+
+def memory_cap_gib() -> float:
+    """The memory cap sizes are checked against, in GiB (``ELASTICITY_MEMORY_CAP_GIB``, default 16)."""
+    raw = os.environ.get(MEMORY_CAP_ENV, "")
+    try:
+        cap = float(raw) if raw.strip() else DEFAULT_MEMORY_CAP_GIB
+    except ValueError:
+        cap = float("nan")
+    require(math.isfinite(cap) and cap > 0, f"{MEMORY_CAP_ENV} = {raw!r} must be a positive number of GiB")
+    return cap
+
+
+def require_fits(key: str, count: int | Sequence[int], bytes_each: float, what: str) -> None:
+    """``count`` (the largest, for a tuple) items of ``bytes_each`` must fit in the memory cap."""
+    largest = max(count, default=0) if isinstance(count, Sequence) else count
+    need = largest * bytes_each / 2**30
+    cap = memory_cap_gib()
+    require(need <= cap, f"{key} = {largest} would hold about {need:.3g} GiB of {what}, over the memory cap of "
+            f"{cap:g} GiB (set {MEMORY_CAP_ENV} to change it)")
 
 
 def require(condition: bool, message: str) -> None:

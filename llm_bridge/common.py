@@ -60,17 +60,22 @@ def qualify_reference(run_dir: RunDir, config: Any, default_task: str | None = N
     run_dir.reference_key, run_dir.reference_args = ".".join(parts), " ".join(args)
 
 
+LORA_RANK = 8  # the default rank of the LoRA adapters
+
+
 @dataclass(frozen=True, kw_only=True)
 class AdapterSettings:
     """How the checkpoint is fine-tuned: the ``adapter`` block of the llm configs."""
 
     finetune: Literal["lora", "full"] = "lora"
-    lora_r: int = 8
+    lora_r: int = LORA_RANK
     max_length: int = 512
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         require(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
+        require(self.finetune == "lora" or self.lora_r == LORA_RANK,
+                f"adapter.lora_r = {self.lora_r} is not used with finetune = {self.finetune}; leave it out")
         require(self.max_length >= 16, f"max_length must be >= 16, got {self.max_length}")
 
 

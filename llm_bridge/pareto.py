@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from harness.config import Preset, require
+from harness.config import Preset, require, require_fits
 from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
@@ -51,6 +51,9 @@ class LLMParetoConfig:
         require(self.synthetic_alpha > 0, "synthetic_alpha must be > 0")
         require(self.synthetic_samples >= 1000 and self.synthetic_leaves >= 100, "synthetic sizes too small")
         require(self.batch >= 1, "batch must be >= 1")
+        require_fits("synthetic_leaves", self.synthetic_leaves, 1024, "leaf masses")
+        require_fits("synthetic_samples", self.synthetic_samples, 1024, "sampled leaves")
+        require_fits("n_samples", self.n_samples, 1024, "sampled leaves")
 
 
 def sample_leaf_masses(adapter: Any, context: tuple[int, ...], depth: int, n: int, batch: int,

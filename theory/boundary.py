@@ -63,6 +63,9 @@ class BoundaryConfig:
         require(len(self.l_max) >= 1 and all(x > 0 for x in self.l_max), "every l_max must be > 0")
         require(len(self.depth) >= 1 and all(x >= 1 for x in self.depth), "every depth must be >= 1")
         require(len(self.n_align) >= 1 and all(x >= 1 for x in self.n_align), "every n_align must be >= 1")
+        require(max(self.n_align) <= self.world.max_pretrain_samples,
+                f"n_align = {max(self.n_align)} is more than world.max_pretrain_samples = "
+                f"{self.world.max_pretrain_samples}: D_p (k times larger) would be sampled more coarsely than D_a")
         require(self.sampled_l_max > 0, "sampled_l_max must be > 0")
         require(self.seeds >= 1, "seeds must be >= 1")
 

@@ -77,6 +77,9 @@ class SimulateConfig:
         require(self.seeds >= 1, "seeds must be >= 1")
         require(self.n_align >= 1, "n_align must be >= 1")
         if self.level == "sampled":
+            require(self.n_align <= self.world.max_pretrain_samples,
+                    f"n_align = {self.n_align} is more than world.max_pretrain_samples = "
+                    f"{self.world.max_pretrain_samples}: D_p (k times larger) would be sampled more coarsely than D_a")
             require(max(self.depth) <= self.world.seq_len, f"depth {max(self.depth)} exceeds the sampled "
                     f"sequences' length (world.seq_len = {self.world.seq_len}); pruning deeper than that is the same tree")
         unused = ("n_leaves",) if self.level == "sampled" else ("vocab", "n_types", "seq_len", "max_pretrain_samples")

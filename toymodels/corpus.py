@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.config import require
+from harness.config import require, require_fits
 from harness.errors import ConfigError
 from toymodels.interface import Contrast, Example
 
@@ -73,6 +73,17 @@ def check_tasks(names: Sequence[str]) -> None:
         raise ConfigError(f"at least one task is needed; tasks: {', '.join(TASKS)}")
     for name in names:
         check_task(name)
+
+
+# Bytes one example holds at its peak, while it is generated as Python tuples and encoded as int64
+# tensors (measured: 465 B for a 16-token example); example counts are checked against the memory
+# cap with this before anything runs.
+EXAMPLE_BYTES = 512
+
+
+def check_examples(key: str, count: int | Sequence[int]) -> None:
+    """An example count (or the largest of a tuple of them) that fits in the memory cap."""
+    require_fits(key, count, EXAMPLE_BYTES, "examples")
 
 
 def zipf_probs(n: int, alpha: float) -> np.ndarray:

@@ -20,6 +20,7 @@ import torch
 
 from harness.atomic import atomic_write_bytes
 from harness.errors import ConfigError
+from toymodels.corpus import check_examples
 from toymodels.interface import Example, LanguageModel, OptimizerSpec, TrainLog
 
 
@@ -50,6 +51,7 @@ def check_amounts(amounts: Sequence[int], name: str, allow_zero: bool = True) ->
         raise ConfigError(f"{name} must be >= {low}, got {tuple(amounts)}")
     if any(b <= a for a, b in zip(amounts, amounts[1:], strict=False)):
         raise ConfigError(f"{name} must be strictly increasing, got {tuple(amounts)}")
+    check_examples(name, amounts)
 
 
 def steps_for(n_examples: int, optimizer: OptimizerSpec) -> int:

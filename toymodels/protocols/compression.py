@@ -45,7 +45,7 @@ from theory.readings import (
     theorem_reading,
 )
 from toymodels import measures
-from toymodels.corpus import Corpus, CorpusConfig, check_task
+from toymodels.corpus import Corpus, CorpusConfig, check_examples, check_task
 from toymodels.finetuning import check_amounts, epoch_order, steps_for
 from toymodels.interface import Example, OptimizerSpec
 from toymodels.model import check_size
@@ -55,6 +55,7 @@ from toymodels.train import PretrainSettings, PretrainSpec, pretrain
 
 NAME = "toy.compression"
 PERTURBATIONS = ("like", "unlike")
+UNLIKE_ALPHA = 2.0  # the Zipf exponent of the unlike language's chains
 LN2 = math.log(2.0)
 # seed offsets of the held-out and perturbation streams (disjoint from training seeds)
 HELDOUT, PERTURB = 10_000_000, 20_000_000
@@ -68,7 +69,7 @@ class CompressionConfig:
     k: tuple[float, ...] = (10.0, 100.0, 1000.0)
     perturb_amounts: tuple[int, ...] = (0, 16, 32, 64, 128)  # |D_t| in examples
     perturbations: tuple[str, ...] = PERTURBATIONS
-    unlike_alpha: float = 2.0
+    unlike_alpha: float = UNLIKE_ALPHA
     n_eval: int = 1024
     mixture_depth: int = 2
     mixture_samples: int = 50_000
@@ -93,9 +94,13 @@ class CompressionConfig:
         require(len(self.perturbations) >= 1 and set(self.perturbations) <= set(PERTURBATIONS),
                 f"perturbations must be among {', '.join(PERTURBATIONS)}, got {self.perturbations}")
         require(self.n_eval >= 1 and self.mixture_samples >= 1, "n_eval and mixture_samples must be >= 1")
+        for key in ("n_pretrain", "n_eval", "mixture_samples"):
+            check_examples(key, getattr(self, key))
         require(self.mixture_depth >= 1, f"mixture_depth must be >= 1, got {self.mixture_depth}")
         require(self.seeds >= 2, f"seeds must be >= 2 for a confidence interval, got {self.seeds}")
         require(self.unlike_alpha > 0, f"unlike_alpha must be > 0, got {self.unlike_alpha}")
+        require("unlike" in self.perturbations or self.unlike_alpha == UNLIKE_ALPHA,
+                f"unlike_alpha = {self.unlike_alpha} is not used without the 'unlike' perturbation; leave it out")
 
     def grid(self) -> Grid:
         return Grid.of({"k": self.k, "perturbation": self.perturbations}, seeds_of(self), positive=["k"])

@@ -26,7 +26,7 @@ from harness.experiment import Experiment
 from harness.preregistration import reading
 from harness.runs import RunDir
 from harness.verdicts import Prediction, log_slope, t_estimate
-from toymodels.corpus import Corpus, check_task
+from toymodels.corpus import Corpus, check_examples, check_task
 from toymodels.model import check_size
 from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, curve_rows, rebound_curves
 from toymodels.protocols.rebound_readings import SCORES, STRENGTHS, derived_rows, strengths_by_run
@@ -56,6 +56,7 @@ class LifecycleConfig:
         require(list(self.checkpoints) == sorted(set(self.checkpoints)),
                 f"checkpoints must be strictly increasing, got {self.checkpoints}")
         require(sum(c > 0 for c in self.checkpoints) >= 2, "checkpoints need at least two positive amounts")
+        check_examples("checkpoints", self.checkpoints)
         require(all(lr > 0 for lr in self.lrs), "learning rates must be > 0")
         require(self.probe.optimizer.lr == ReboundSpec().optimizer.lr,
                 "lifecycle sets the probe's learning rate from lrs: set lrs, not probe.optimizer.lr")

@@ -27,7 +27,7 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from toymodels import measures
-from toymodels.corpus import Corpus, CorpusConfig, check_tasks
+from toymodels.corpus import Corpus, CorpusConfig, check_examples, check_tasks
 from toymodels.finetuning import check_amounts, epoch_order, sample_responses, steps_for
 from toymodels.interface import Contrast, Example, LanguageModel, OptimizerSpec
 from toymodels.model import check_size
@@ -64,6 +64,8 @@ class ReboundSpec:
         require(self.reverse_amounts[0] == 0, "reverse_amounts must start at 0")
         require(len(self.reverse_amounts) >= 3, "reverse_amounts needs at least three amounts")
         require(self.n_eval >= 1 and self.n_kl_samples >= 1, "n_eval and n_kl_samples must be >= 1")
+        for key in ("n_eval", "n_kl_samples", "warmup_examples"):
+            check_examples(f"probe.{key}", getattr(self, key))
         require(self.warmup_examples >= 0, f"warmup_examples must be >= 0, got {self.warmup_examples}")
         require(self.kl_every >= 1, f"kl_every must be >= 1, got {self.kl_every}")
         step = self.optimizer.examples_per_step
@@ -242,6 +244,8 @@ class ReboundConfig:
         check_tasks(self.tasks)
         check_size(self.size)
         require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
+        check_examples("n_pretrain", self.n_pretrain)
+        CorpusConfig(pi0=self.pi0)  # the corpus's own check of pi0, before anything runs
 
     def grid(self) -> Grid:
         return Grid.of({}, seeds_of(self))

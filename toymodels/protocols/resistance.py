@@ -31,7 +31,7 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from toymodels import measures
-from toymodels.corpus import Corpus, CorpusConfig, check_tasks
+from toymodels.corpus import Corpus, CorpusConfig, check_examples, check_tasks
 from toymodels.finetuning import (
     check_fractions,
     epoch_order,
@@ -69,6 +69,8 @@ class ResistanceSpec:
         require(len({max(1, round(f * total)) for f in self.checkpoint_fractions}) == 3,
                 f"n_align={self.n_align} gives {total} optimizer steps: too few for three distinct checkpoints")
         require(self.n_queries >= 1, f"n_queries must be >= 1, got {self.n_queries}")
+        check_examples("protocol.n_align", self.n_align)
+        check_examples("protocol.n_queries", self.n_queries)
         require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         for k, m in self.pairs:
             require(1 <= k < m <= 3, f"pair ({k}, {m}) must satisfy 1 <= k < m <= 3")
@@ -180,6 +182,8 @@ class ResistanceConfig:
         require(self.protocol.temperature == ResistanceSpec().temperature,
                 "toy resistance samples at each of temperatures: set temperatures, not protocol.temperature")
         require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
+        check_examples("n_pretrain", self.n_pretrain)
+        CorpusConfig(pi0=self.pi0)  # the corpus's own check of pi0, before anything runs
 
     @property
     def inits(self) -> list[str]:

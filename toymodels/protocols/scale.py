@@ -28,7 +28,7 @@ from harness.metrics import condition_label, metric_row
 from harness.preregistration import reading
 from harness.runs import RunDir
 from harness.verdicts import Prediction, log_slope, t_estimate
-from toymodels.corpus import Corpus, CorpusConfig, check_task
+from toymodels.corpus import Corpus, CorpusConfig, check_examples, check_task
 from toymodels.model import GPT, check_size, model_config, n_params
 from toymodels.protocols.rebound import PROBE_PRESETS, ReboundSpec, curve_rows, rebound_curves
 from toymodels.protocols.rebound_readings import SCORES, STRENGTHS, derived_rows, strengths_by_run
@@ -53,6 +53,7 @@ class ScaleConfig:
         for size in self.sizes:
             check_size(size)
         require(self.seeds >= 2, f"seeds must be >= 2 for a confidence interval, got {self.seeds}")
+        check_examples("n_pretrain", self.n_pretrain)
         self.grid()
 
     def grid(self) -> Grid:
