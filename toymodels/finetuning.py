@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,16 @@ def check_fractions(fractions: Sequence[float], name: str = "checkpoint_fraction
             raise ConfigError(f"{name}: each fraction must be in (0, 1], got {f}")
     if any(b <= a for a, b in zip(fractions, fractions[1:], strict=False)):
         raise ConfigError(f"{name} must be strictly increasing, got {tuple(fractions)}")
+
+
+def load_weights(path: Path) -> Any:
+    """A saved checkpoint or cache file: tensors and plain containers only (``weights_only``), so a
+    file that would run code when unpickled is refused, as a one-line error, and never runs."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError):
+        raise ConfigError(f"{path} is damaged or holds more than tensors, so a weights-only load refused it; "
+                          "delete it and rerun to recompute it") from None
 
 
 def check_amounts(amounts: Sequence[int], name: str, allow_zero: bool = True) -> None:
@@ -105,7 +116,7 @@ def fit_slices(
     log, states, steps_at, done = TrainLog(), [], [], 0
     path = Path(checkpoint_path) if checkpoint_path else None
     if path is not None and path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = load_weights(path)
         model.load_state_dict(blob["model"])
         state, done, states, steps_at = blob["optimizer"], blob["done"], blob["states"], blob["steps_at"]
         log = TrainLog(list(blob["losses"]), blob["done"], blob["tokens"])

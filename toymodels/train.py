@@ -24,7 +24,7 @@ from harness.config import require
 from harness.errors import ConfigError
 from harness.runs import cache_dir, config_hash
 from toymodels.corpus import PAD, TASKS, Corpus, CorpusConfig
-from toymodels.finetuning import check_fractions, epoch_order, fit_slices
+from toymodels.finetuning import check_fractions, epoch_order, fit_slices, load_weights
 from toymodels.interface import Example, OptimizerSpec, TrainLog
 from toymodels.model import GPT, ModelConfig, model_config
 
@@ -291,7 +291,7 @@ def pretrain(spec: PretrainSpec, device: str = "cpu", use_cache: bool = True,
     cfg = model_config(spec.size, corpus.vocab_size, block_size=corpus.seq_len)
     target = cache_dir("toy", "pretrain") / f"{spec.cache_key()}.pt"
     if use_cache and target.exists():
-        blob = torch.load(target, map_location="cpu", weights_only=True)
+        blob = load_weights(target)
         return Pretrained(spec, cfg, blob["states"], blob["losses"], blob["steps"], from_cache=True)
     lm = ToyLM(cfg, seed=spec.seed, device=device, eos_id=corpus.eos_id)
     if spec.random_init:
