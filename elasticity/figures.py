@@ -21,7 +21,12 @@ from harness.runs import RunDir
 
 
 def redraw(run: RunDir) -> list[Path]:
-    """Draw one run's figures from its metrics.csv and summary.json."""
+    """Draw one run's figures from its metrics.csv and summary.json (a finished run's; nothing is
+    written into a folder that lacks them)."""
+    for name in ("metrics.csv", "summary.json"):
+        if not (run.path / name).is_file():
+            raise ConfigError(f"{run.path} is not a finished run (no {name}); rerun its command with "
+                              f"--out {run.path} to finish it")
     return draw_figures(registry.load(run.experiment), run)
 
 

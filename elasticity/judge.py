@@ -29,6 +29,7 @@ from harness.atomic import dumps
 from harness.config import flatten
 from harness.errors import ConfigError
 from harness.metrics import condition_label, read_metrics_csv
+from harness.runs import read_record
 from harness.verdicts import make_summary
 
 HOLM_SCOPE = "the primary readings of the judged runs, by family"
@@ -40,10 +41,9 @@ def load_run(path: str | os.PathLike, experiment: str | None = None) -> tuple[st
     """(experiment name, config.json record or {}, metric rows) of a run folder or a bare metrics.csv."""
     path = Path(path)
     if path.is_dir():
-        try:
-            record = json.loads((path / "config.json").read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path} is not a run folder (no config.json)") from None
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{path} is not a run folder (no config.json)")
+        record = read_record(path / "config.json", "it is not a readable run folder")
         if experiment and record["experiment"] != experiment:
             raise ConfigError(f"{path} is a run of {record['experiment']}, not {experiment}")
         metrics = path / "metrics.csv"

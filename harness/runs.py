@@ -226,7 +226,7 @@ class RunDir:
         path = Path(path)
         if not (path / "config.json").is_file():
             raise ConfigError(f"{path} is not a run folder (no config.json)")
-        record = read_record(path / "config.json")
+        record = read_record(path / "config.json", "it is not a readable run folder")
         return cls(path, record["experiment"], record["config"], record["config_hash"], resumed=True)
 
     @property

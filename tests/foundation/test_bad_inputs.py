@@ -21,6 +21,9 @@ SUBPROCESS = ["toy rebound --set lr=inf --print-config", "reproduce --seed -1", 
               "llm rebound --set trust_remote_code=true --print-config"]
 
 
+_UNFINISHED = '{"experiment": "theory.boundary", "config_hash": "0", "config": {}}'
+
+
 def placeholders(folder: Path) -> dict[str, str]:
     """The files the table's capitalised words stand for, made in ``folder``."""
     (folder / "dir").mkdir()
@@ -29,10 +32,14 @@ def placeholders(folder: Path) -> dict[str, str]:
     (folder / "bad.toml").write_text("[config\nn_pretrain = \n")
     (folder / "list.jsonl").write_text('["a", "b"]\n')
     (folder / "remote.toml").write_text("trust_remote_code = true\n")
+    for name, config in (("damaged-run", "{not json"), ("unfinished-run", _UNFINISHED)):
+        (folder / name).mkdir()
+        (folder / name / "config.json").write_text(config)
     return {"BINARY": folder / "binary", "FOLDER": folder / "dir", "MISSING": folder / "missing.toml",
             "FILE": folder / "file", "BADTOML": folder / "bad.toml", "BADJSONL": folder / "list.jsonl",
             "REMOTECODE": folder / "remote.toml", "LONGNAME": folder / ("x" * 300),
-            "UNWRITABLE": folder / "file" / "run"}
+            "UNWRITABLE": folder / "file" / "run", "DAMAGEDRUN": folder / "damaged-run",
+            "UNFINISHEDRUN": folder / "unfinished-run"}
 
 
 def argv_of(line: str, files: dict[str, str]) -> list[str]:
