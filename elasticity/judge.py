@@ -28,8 +28,8 @@ from elasticity.command import Parser, format_summary
 from harness.atomic import dumps
 from harness.config import flatten
 from harness.errors import ConfigError
-from harness.metrics import condition_label, read_metrics_csv
-from harness.runs import read_record
+from harness.metrics import METRIC_COLUMNS, condition_label, read_metrics_csv
+from harness.runs import read_run_record
 from harness.verdicts import make_summary
 
 HOLM_SCOPE = "the primary readings of the judged runs, by family"
@@ -41,20 +41,31 @@ def load_run(path: str | os.PathLike, experiment: str | None = None) -> tuple[st
     """(experiment name, config.json record or {}, metric rows) of a run folder or a bare metrics.csv."""
     path = Path(path)
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"{path} is not a run folder (no config.json)")
-        record = read_record(path / "config.json", "it is not a readable run folder")
+        record = read_run_record(path)
         if experiment and record["experiment"] != experiment:
             raise ConfigError(f"{path} is a run of {record['experiment']}, not {experiment}")
         metrics = path / "metrics.csv"
         if not metrics.exists():
             raise ConfigError(f"{path} has no metrics.csv (an unfinished run?)")
-        return record["experiment"], record, read_metrics_csv(metrics)
+        return record["experiment"], record, _metric_rows(metrics)
     if not path.is_file():
         raise ConfigError(f"{path} does not exist")
     if not experiment:
         raise ConfigError(f"{path} is a bare metrics file: name its experiment with --experiment")
-    return experiment, {}, read_metrics_csv(path)
+    return experiment, {}, _metric_rows(path)
+
+
+def _metric_rows(path: Path) -> list[dict]:
+    """A metrics table with its columns and at least one row: nothing to judge is bad input."""
+    try:
+        rows = read_metrics_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ConfigError(f"{path} cannot be read as a metrics table ({err})") from None
+    missing = [c for c in METRIC_COLUMNS if not rows or c not in rows[0]]
+    if not rows or missing:
+        raise ConfigError(f"{path} holds no metric rows" if not rows else
+                          f"{path} lacks the metrics columns {', '.join(missing)}")
+    return rows
 
 
 def _key(row: Mapping[str, Any]) -> tuple:

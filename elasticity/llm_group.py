@@ -11,6 +11,7 @@ from elasticity.command import Parser, experiment_command, group_main
 
 def make_data_command(argv: Sequence[str], prog: str) -> int:
     from llm_bridge.data import default_spec, make_data, ship, shipped_paths, shipped_sha256
+    from llm_bridge.data_prompts import jobs
     from llm_bridge.models import sha256_file
     from llm_bridge.tasks import TASKS
 
@@ -26,8 +27,12 @@ def make_data_command(argv: Sequence[str], prog: str) -> int:
     parser.add_argument("--ship", action="store_true",
                         help="replace the package's shipped data with the result (maintainers)")
     args = parser.parse_args(argv)
-    for task in args.task or TASKS:
-        spec = default_spec(task, seed=args.seed, generator=args.generator, n_prompts=args.n_prompts)
+    specs = [default_spec(task, seed=args.seed, generator=args.generator, n_prompts=args.n_prompts)
+             for task in args.task or TASKS]
+    for spec in specs:  # every task's prompts are drawn, and their limits checked, before a model loads
+        jobs(spec.task, spec.n_prompts, spec.seed)
+    for spec in specs:
+        task = spec.task
         path = make_data(spec, force=args.force)
         digest = sha256_file(path)
         shipped = shipped_sha256(task) if shipped_paths(task)[1].exists() else None

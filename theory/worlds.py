@@ -71,6 +71,12 @@ def distribution_components(alpha: float, n_leaves: int, kind: str, seed: int,
     return Components(p, a, t / t.sum())
 
 
+# Peaks measured with tracemalloc, rounded up for headroom: a distribution-level leaf holds about
+# 960 B (LEAF_BYTES), a token of a sampled type about 22 B (TOKEN_BYTES).
+LEAF_BYTES = 1024
+TOKEN_BYTES = 32
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorldSpec:
     """Where the theory experiments draw their datasets from: the ``world`` block of their configs.
@@ -90,9 +96,15 @@ class WorldSpec:
         require(self.n_leaves >= 2 and self.vocab >= 2 and self.n_types >= 2 and self.seq_len >= 1,
                 "n_leaves, vocab and n_types must be >= 2 and seq_len >= 1")
         require(self.max_pretrain_samples >= 1, "max_pretrain_samples must be >= 1")
-        # peaks measured with tracemalloc: about 1 KB per leaf, 22 B per token of a sampled type
-        require_fits("world.n_leaves", self.n_leaves, 1024, "leaf masses")
-        require_fits("world.n_types", self.n_types, 32 * self.seq_len, "sampled sequences")
+        require_fits("world.n_leaves", self.n_leaves, LEAF_BYTES, "leaf masses")
+        require_fits("world.n_types", self.n_types, TOKEN_BYTES * self.seq_len, "sampled sequences")
+
+    def check_alignment_sample(self, n_align: int) -> None:
+        """At the sampled level, D_a may not be sampled more finely than D_p, which stands in for k
+        times as many sequences with at most ``max_pretrain_samples`` draws."""
+        require(n_align <= self.max_pretrain_samples,
+                f"n_align = {n_align} is more than world.max_pretrain_samples = {self.max_pretrain_samples}: "
+                "D_p (k times larger) would be sampled more coarsely than D_a")
 
     def make(self, seed: int, alpha: float) -> World:
         """The sampled-level world of ``seed`` with Zipf(``alpha``) popularities."""

@@ -68,11 +68,12 @@ def check_task(name: str) -> str:
 
 
 def check_tasks(names: Sequence[str]) -> None:
-    """At least one task, each a known one."""
+    """At least one task, each a known one, each once."""
     if not names:
         raise ConfigError(f"at least one task is needed; tasks: {', '.join(TASKS)}")
     for name in names:
         check_task(name)
+    require(len(set(names)) == len(names), f"tasks must name each task once, got {', '.join(names)}")
 
 
 # Bytes one example holds at its peak, while it is generated as Python tuples and encoded as int64
@@ -84,6 +85,13 @@ EXAMPLE_BYTES = 512
 def check_examples(key: str, count: int | Sequence[int]) -> None:
     """An example count (or the largest of a tuple of them) that fits in the memory cap."""
     require_fits(key, count, EXAMPLE_BYTES, "examples")
+
+
+def check_pretraining_set(n_pretrain: int, pi0: float) -> None:
+    """A toy config's pre-training set: a size that fits the memory cap, and a pi0 the corpus takes."""
+    require(n_pretrain >= 1, f"n_pretrain must be >= 1, got {n_pretrain}")
+    check_examples("n_pretrain", n_pretrain)
+    CorpusConfig(pi0=pi0)
 
 
 def zipf_probs(n: int, alpha: float) -> np.ndarray:

@@ -27,7 +27,13 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from toymodels import measures
-from toymodels.corpus import Corpus, CorpusConfig, check_examples, check_tasks
+from toymodels.corpus import (
+    Corpus,
+    CorpusConfig,
+    check_examples,
+    check_pretraining_set,
+    check_tasks,
+)
 from toymodels.finetuning import check_amounts, epoch_order, sample_responses, steps_for
 from toymodels.interface import Contrast, Example, LanguageModel, OptimizerSpec
 from toymodels.model import check_size
@@ -243,9 +249,7 @@ class ReboundConfig:
         require(self.seeds >= 1, f"seeds must be >= 1, got {self.seeds}")
         check_tasks(self.tasks)
         check_size(self.size)
-        require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
-        check_examples("n_pretrain", self.n_pretrain)
-        CorpusConfig(pi0=self.pi0)  # the corpus's own check of pi0, before anything runs
+        check_pretraining_set(self.n_pretrain, self.pi0)
 
     def grid(self) -> Grid:
         return Grid.of({}, seeds_of(self))

@@ -31,7 +31,13 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from toymodels import measures
-from toymodels.corpus import Corpus, CorpusConfig, check_examples, check_tasks
+from toymodels.corpus import (
+    Corpus,
+    CorpusConfig,
+    check_examples,
+    check_pretraining_set,
+    check_tasks,
+)
 from toymodels.finetuning import (
     check_fractions,
     epoch_order,
@@ -74,6 +80,7 @@ class ResistanceSpec:
         require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         for k, m in self.pairs:
             require(1 <= k < m <= 3, f"pair ({k}, {m}) must satisfy 1 <= k < m <= 3")
+        require(len(set(self.pairs)) == len(self.pairs), f"pairs must name each pair once, got {self.pairs}")
 
 
 @dataclass
@@ -181,9 +188,7 @@ class ResistanceConfig:
                 "temperatures must not be empty and each must be > 0")
         require(self.protocol.temperature == ResistanceSpec().temperature,
                 "toy resistance samples at each of temperatures: set temperatures, not protocol.temperature")
-        require(self.n_pretrain >= 1, f"n_pretrain must be >= 1, got {self.n_pretrain}")
-        check_examples("n_pretrain", self.n_pretrain)
-        CorpusConfig(pi0=self.pi0)  # the corpus's own check of pi0, before anything runs
+        check_pretraining_set(self.n_pretrain, self.pi0)
 
     @property
     def inits(self) -> list[str]:
