@@ -33,12 +33,13 @@ from typing import Any
 from tqdm import tqdm
 
 from elasticity import registry
-from elasticity.command import Parser
+from elasticity.command import Parser, add_verbosity_arguments
 from harness import reference
 from harness.atomic import dumps
 from harness.calibration import POWER_TARGET, Calibration, calibrate
 from harness.config import require
 from harness.errors import ConfigError
+from harness.logs import LOGGER, configure, run_log
 from harness.metrics import metric_row, read_metrics_csv
 from harness.runs import RunDir
 from harness.verdicts import ALPHA, SCHEMA_VERSION
@@ -160,7 +161,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity calibrate") 
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.add_argument("--update-reference", action="store_true",
                         help="merge into figures/calibration.json and rewrite the README calibration table")
+    add_verbosity_arguments(parser)
     args = parser.parse_args(argv)
+    configure(args.verbosity)
     try:
         config = CalibrateConfig(reps=args.reps, only=args.only, seed=args.seed)
         cals = load_calibrations(config.only)
@@ -174,10 +177,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity calibrate") 
     except ConfigError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    results = run_calibrations(config, run, cals)
-    summary = summary_of(config, run, results)
-    run.finish(summary)
-    draw_power_curves(read_metrics_csv(run.path / "metrics.csv"), run.figures_dir / FIGURE)
+    with run_log(run.path):
+        LOGGER.info("calibrating %d readings at %d replicates per planted size", len(cals), config.reps)
+        results = run_calibrations(config, run, cals)
+        summary = summary_of(config, run, results)
+        run.finish(summary)
+        draw_power_curves(read_metrics_csv(run.path / "metrics.csv"), run.figures_dir / FIGURE)
     if commit:
         command = " ".join(filter(None, ("elasticity calibrate", f"--reps {config.reps}",
                                          f"--only {config.only}" if config.only else "", "--update-reference")))
@@ -185,7 +190,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity calibrate") 
         draw_power_curves([row for r in merged["calibrations"].values() for row in result_rows(r)],
                           reference.figures_dir() / reference.CALIBRATION_FIGURE)
     print(dumps(summary) if args.json else format_results(results), end="" if args.json else "\n")
-    print(f"run folder: {run.path}", file=sys.stderr)
+    LOGGER.info("run folder: %s", run.path)
     for name in summary["failed"]:
-        print(f"CALIBRATION FAILED: {name}", file=sys.stderr)
+        LOGGER.error("CALIBRATION FAILED: %s", name)
     return 1 if summary["failed"] else 0

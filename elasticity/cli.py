@@ -26,7 +26,9 @@ Tests of "Language Models Resist Alignment: Evidence From Data Compression" (Ji 
 commands:
 {commands}
 
-Run `elasticity COMMAND --help` for each command's options.
+Run `elasticity COMMAND --help` for each command's options, with their defaults.
+Progress and run messages go to stderr (-q: warnings and errors only, -v: debug too) and into each
+run folder's run.log; stdout holds results (--json keeps it to JSON).
 Exit codes: 0 ran (a prediction that is not confirmed is a finding, not an error),
 1 an identity or instrument check failed, 2 bad input."""
 
@@ -50,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.main(argv[1:], f"elasticity {argv[0]}") or 0)
     except SystemExit as stop:  # argparse's --help (0) and its one-line usage errors (2)
-        return stop.code if isinstance(stop.code, int) else 0
+        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
     except BrokenPipeError:
         # The reader went away (`elasticity theory derive | head`): stop quietly, as `cat` does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -2,10 +2,11 @@
 
 :func:`experiment_command` turns an :class:`~harness.experiment.Experiment` (imported only when
 its command runs) into ``elasticity <group> <name> ...`` with the shared flags:
-``--preset/--quick/--full``, ``--config FILE.toml``, ``--set key=value``, the experiment's own
-flags such as ``--k``, ``--seed``, ``--list-presets``, ``--print-config``, ``--json``, ``--out``,
-``--update-reference``. :func:`group_main` dispatches a group and maps the two error kinds to
-their exit codes (bad input 2, a failed instrument check 1), each as one line on stderr.
+``--preset`` (and ``--quick``/``--full`` where the experiment has those presets), ``--config FILE``,
+``--set key=value``, the experiment's own flags such as ``--k``, ``--seed``, ``--list-presets``,
+``--print-config`` (TOML that ``--config`` reads back; JSON with ``--json``), ``--json``, ``--out``,
+``--update-reference`` and ``-v``/``-q``. :func:`group_main` dispatches a group and maps the two
+error kinds to their exit codes (bad input 2, a failed instrument check 1), each as one line on stderr.
 """
 
 from __future__ import annotations
@@ -17,23 +18,44 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import tomli_w
+
+from harness import logs
 from harness.atomic import dumps
-from harness.config import leaf_types, load_toml, parse_sets
+from harness.config import flatten, leaf_types, load_config_file, parse_sets, resolve_key
 from harness.errors import ConfigError, InstrumentError, one_line
 from harness.experiment import Experiment, load_object
 from harness.reference import require_clean_tree, update_reference
 from harness.runner import EXIT_BAD_INPUT, EXIT_INSTRUMENT, EXIT_OK, execute
+from harness.runs import config_hash
 
 CommandFn = Callable[[Sequence[str], str], int]
 # runs a model folder's own Python (transformers' trust_remote_code): only the command line turns it on
 REMOTE_CODE = "trust_remote_code"
+# how a config file or --set may say false (saying it is harmless: the flag alone turns it on)
+FALSE_WORDS = ("false", "0", "no", "off")
 # flags that every config with an execution block gets
 EXECUTION_FLAGS = {"--device": "execution.device", "--threads": "execution.threads",
                    "--n-jobs": "execution.n_jobs", "--backend": "execution.backend"}
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that ends each option with its default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text  # a help that already says it
+                or action.default in (None, False, "", [], argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line on stderr and exit 2, as every other bad input is."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {one_line(message)} (see --help)\n")
@@ -41,25 +63,23 @@ class Parser(argparse.ArgumentParser):
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experiment) -> None:
     presets = parser.add_argument_group("presets and config")
-    presets.add_argument("--preset", default=None, help=f"one of: {', '.join(experiment.presets)} "
-                         f"(default {experiment.default_preset})")
-    presets.add_argument("--quick", dest="preset_alias", action="store_const", const="quick",
-                         help="alias of --preset quick")
-    presets.add_argument("--full", dest="preset_alias", action="store_const", const="full",
-                         help="alias of --preset full")
-    presets.add_argument("--config", metavar="FILE.toml", help="config file (keys at the top or under [config]; "
-                         "tables are blocks)")
+    presets.add_argument("--preset", default=None, metavar="NAME", choices=tuple(experiment.presets),
+                         help=_preset_help(experiment))
+    for alias in ("quick", "full"):
+        if alias in experiment.presets:  # only a preset the experiment has gets a shortcut
+            presets.add_argument(f"--{alias}", dest="preset_alias", action="store_const", const=alias,
+                                 help=f"alias of --preset {alias}")
+    presets.add_argument("--config", metavar="FILE", help="config file, TOML or (.json) JSON: keys at the top or "
+                         "under [config], tables are blocks; --print-config writes one")
     presets.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                          help=f"override a config key; keys: {', '.join(leaf_types(experiment.config_cls))}")
     presets.add_argument("--seed", type=int, default=None, help="base seed")
-    keys = leaf_types(experiment.config_cls)
-    flags = {**{flag: key for flag, key in EXECUTION_FLAGS.items() if key in keys}, **experiment.flags}
-    for flag, key in flags.items():
-        presets.add_argument(flag, dest=f"flag:{key}", metavar=key.rsplit(".", 1)[-1].upper(), default=None,
-                             help=f"alias of --set {key}=...")
+    _add_key_flags(presets, experiment)
     presets.add_argument("--list-presets", action="store_true", help="list presets with estimated runtimes")
-    presets.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    if REMOTE_CODE in keys:
+    presets.add_argument("--print-config", action="store_true",
+                         help="print the resolved config as TOML that --config reads back (JSON with --json) "
+                         "and exit")
+    if REMOTE_CODE in leaf_types(experiment.config_cls):
         presets.add_argument("--trust-remote-code", action="store_true",
                              help="run the model folder's own Python code (only this flag turns it on; "
                              "a config file or --set cannot)")
@@ -69,6 +89,48 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, experiment: Experi
     output.add_argument("--json", action="store_true", help="print summary.json to stdout (logs go to stderr)")
     output.add_argument("--update-reference", action="store_true",
                         help="merge this run into figures/results.json and figures/")
+    add_verbosity_arguments(output)
+
+
+def add_verbosity_arguments(group: argparse._ActionsContainer) -> None:
+    """``-v`` and ``-q``: how much goes to stderr (every run folder's run.log keeps progress lines)."""
+    verbosity = group.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,
+                           help="debug messages too")
+    verbosity.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                           help="only warnings and errors on stderr, no progress bars")
+
+
+def _preset_help(experiment: Experiment) -> str:
+    listed = ", ".join(f"{name} (~{human_duration(preset.est_seconds)})"
+                       for name, preset in experiment.presets.items())
+    return f"one of: {listed}; default {experiment.default_preset}; runtimes are estimates on 2 CPU cores"
+
+
+def _add_key_flags(group: argparse._ActionsContainer, experiment: Experiment) -> None:
+    """The experiment's flags (and the execution block's), each an alias of a --set with its default
+    under the default preset and, for a key with fixed choices, those choices."""
+    keys = leaf_types(experiment.config_cls)
+    flags = {**{flag: key for flag, key in EXECUTION_FLAGS.items() if key in keys}, **experiment.flags}
+    defaults = flatten(dataclasses.asdict(experiment.resolve()))
+    for flag, key in flags.items():
+        dotted = resolve_key(experiment.config_cls, key)
+        choices = typing.get_args(keys[dotted]) if typing.get_origin(keys[dotted]) is typing.Literal else ()
+        default = _shown(defaults[dotted]).replace("%", "%%")
+        switch = {"nargs": "?", "const": "true"} if keys[dotted] is bool else {}  # a bare flag turns it on
+        group.add_argument(flag, dest=f"flag:{key}", default=None, choices=choices or None, **switch,
+                           metavar=None if choices else dotted.rsplit(".", 1)[-1].upper(),
+                           help=f"alias of --set {key}=... "
+                           f"(default: {default} in preset {experiment.default_preset})")
+
+
+def _shown(value: Any) -> str:
+    """A config value as --set takes it: tuples comma-separated, pairs dash-joined."""
+    if isinstance(value, tuple):
+        return ",".join("-".join(map(_shown, v)) if isinstance(v, tuple) else _shown(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value is None else '""' if value == "" else str(value)
 
 
 def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
@@ -80,13 +142,14 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
     for key, value in vars(args).items():
         if key.startswith("flag:") and value is not None:
             sets[key.removeprefix("flag:")] = value
-    _refuse_remote_code(sets, load_toml(args.config) if args.config else {})
+    logs.configure(args.verbosity)
+    _refuse_remote_code(sets, load_config_file(args.config) if args.config else {})
     if getattr(args, REMOTE_CODE, False):
         sets[REMOTE_CODE] = True
-    preset = chosen_preset(args.preset, args.preset_alias) or experiment.default_preset
+    preset = chosen_preset(args.preset, getattr(args, "preset_alias", None)) or experiment.default_preset
     config = experiment.resolve(preset, args.config, sets, args.seed)
     if args.print_config:
-        print(dumps({"experiment": experiment.name, "preset": preset, "config": dataclasses.asdict(config)}), end="")
+        print(config_text(experiment, preset, config, as_json=args.json), end="")
         return EXIT_OK
     commit = require_clean_tree() if args.update_reference else None  # checked before anything runs
     outcome = execute(experiment, config, out=args.out, preset=preset)
@@ -96,10 +159,21 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
         print(dumps(outcome.summary), end="")
     else:
         print(format_summary(outcome.summary))
-    print(f"run folder: {outcome.run.path} ({outcome.seconds:.1f} s)", file=sys.stderr)
-    for failure in outcome.summary.get("instrument_failures", []):
-        print(f"INSTRUMENT CHECK FAILED: {failure}", file=sys.stderr)
     return outcome.exit_code
+
+
+def config_text(experiment: Experiment, preset: str, config: Any, as_json: bool = False) -> str:
+    """The resolved config as ``--print-config`` shows it: TOML that ``--config`` reads back to the
+    same config hash, or JSON (``{"experiment", "preset", "config"}``), which ``--config`` reads too."""
+    if as_json:
+        return dumps({"experiment": experiment.name, "preset": preset, "config": dataclasses.asdict(config)})
+    tree = experiment.file_tree(config)
+    header = [f"# {experiment.name}, preset {preset}, config hash {config_hash(experiment.name, config)}.",
+              "# Run it with --config FILE; a key left out keeps its default."]
+    if tree.get(REMOTE_CODE):  # a file cannot turn it on: the flag has to say it again
+        del tree[REMOTE_CODE]
+        header.append("# It runs the model folder's own code: add --trust-remote-code.")
+    return "\n".join(header) + "\n" + tomli_w.dumps({"config": tree})
 
 
 def chosen_preset(preset: str | None, alias: str | None) -> str | None:
@@ -112,7 +186,8 @@ def chosen_preset(preset: str | None, alias: str | None) -> str | None:
 def _refuse_remote_code(*layers: Mapping[str, Any]) -> None:
     """A shared config file or a --set must not run a model folder's code: only the flag may."""
     for layer in layers:
-        if any(key.strip().replace("-", "_") == REMOTE_CODE for key in layer):
+        if any(key.strip().replace("-", "_") == REMOTE_CODE and str(value).strip().lower() not in FALSE_WORDS
+               for key, value in layer.items()):
             raise ConfigError(f"{REMOTE_CODE} cannot be set in a config file or with --set: it runs the model "
                               "folder's own Python code, so it takes --trust-remote-code on the command line")
 

@@ -15,15 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tqdm import tqdm
-
 from elasticity import registry
-from elasticity.command import Parser, chosen_preset, format_summary, human_duration
+from elasticity.command import (
+    Parser,
+    add_verbosity_arguments,
+    chosen_preset,
+    format_summary,
+    human_duration,
+)
 from harness.atomic import atomic_write_text, dumps
 from harness.config import require
 from harness.errors import ConfigError
+from harness.logs import LOGGER, configure, progress, run_log
 from harness.markdown import exact_table, md_cell, readings_tables
-from harness.reference import require_clean_tree
+from harness.reference import require_clean_tree, write_run_report
 from harness.reference import update_reference as merge_reference
 from harness.runner import execute
 from harness.runs import RunDir
@@ -103,27 +108,12 @@ def reproduce(config: ReproduceConfig, out: str | Path | None = None, update_ref
     """
     commit = require_clean_tree() if update_reference else None
     run = RunDir.open("reproduce", config, out=out)
-    print(f"reproduce ({config.preset}) -> {run.path}", file=sys.stderr)
-    checks, check_seconds = run_theory_checks(quick=config.preset == "quick")
-    sections: list[Section] = []
-    bar = tqdm(config.selected, desc=f"reproduce {config.preset}", unit="experiment", file=sys.stderr)
-    for name in bar:
-        bar.set_postfix_str(name)
-        start = time.perf_counter()
-        try:
-            experiment = registry.load(name)
-            preset = experiment_preset(experiment, config.preset)
-            exp_config = experiment.resolve(preset, seed=config.seed)
-            outcome = execute(experiment, exp_config, out=run.path / name, preset=preset)
-        except ConfigError:
-            raise
-        except Exception as err:  # one broken experiment must not hide the others' results
-            sections.append(Section(name, None, None, time.perf_counter() - start, f"{type(err).__name__}: {err}"))
-            print(f"  {name} failed: {err}", file=sys.stderr)
-            continue
-        if commit:
-            merge_reference(outcome.run, outcome.summary, preset, commit=commit)
-        sections.append(Section(name, outcome.run.path, outcome.summary, time.perf_counter() - start))
+    with run_log(run.path):
+        LOGGER.info("reproduce (%s) -> %s", config.preset, run.path)
+        checks, check_seconds = run_theory_checks(quick=config.preset == "quick")
+        LOGGER.info("theory checks: %d of %d pass (%.0f s)", sum(c.passed for c in checks), len(checks),
+                    check_seconds)
+        sections = run_experiments(config, run, commit)
     failed_checks = [c for c in checks if c.exact and not c.passed]
     code = 1 if failed_checks or any(s.error or (s.summary or {}).get("instrument_failures")
                                       for s in sections) else 0
@@ -137,7 +127,32 @@ def reproduce(config: ReproduceConfig, out: str | Path | None = None, update_ref
                                  "predictions": (s.summary or {}).get("predictions", [])}
                         for s in sections},
     })
+    write_run_report(run.path)  # dashboard.png and report.html beside report.md, the dashboard on top of it
     return run, sections, checks, code
+
+
+def run_experiments(config: ReproduceConfig, run: RunDir, commit: str | None) -> list[Section]:
+    """Each selected experiment into its own folder inside ``run``; one that breaks is a failed section."""
+    sections: list[Section] = []
+    bar = progress(config.selected, desc=f"reproduce {config.preset}", unit="experiment", leave=True)
+    for name in bar:
+        bar.set_postfix_str(name)
+        start = time.perf_counter()
+        try:
+            experiment = registry.load(name)
+            preset = experiment_preset(experiment, config.preset)
+            exp_config = experiment.resolve(preset, seed=config.seed)
+            outcome = execute(experiment, exp_config, out=run.path / name, preset=preset)
+        except ConfigError:
+            raise
+        except Exception as err:  # one broken experiment must not hide the others' results
+            sections.append(Section(name, None, None, time.perf_counter() - start, f"{type(err).__name__}: {err}"))
+            LOGGER.error("%s failed: %s", name, err)
+            continue
+        if commit:
+            merge_reference(outcome.run, outcome.summary, preset, commit=commit)
+        sections.append(Section(name, outcome.run.path, outcome.summary, time.perf_counter() - start))
+    return sections
 
 
 def render_report(run: RunDir, config: ReproduceConfig, sections: Sequence[Section], checks: Sequence[Any],
@@ -192,13 +207,18 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") 
     parser.add_argument("--update-reference", action="store_true",
                         help="merge every experiment into figures/ and figures/results.json")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_verbosity_arguments(parser)
     args = parser.parse_args(argv)
+    configure(args.verbosity)
     if args.list_presets:
         print(list_presets())
         return 0
     try:
+        only = tuple(x.strip() for x in args.only.split(",") if x.strip())
+        if args.only and not only:
+            raise ConfigError(f"--only {args.only!r} names no experiment; known: {', '.join(EXPERIMENTS)}")
         config = ReproduceConfig(preset=chosen_preset(args.preset, args.preset_alias) or "quick", seed=args.seed,
-                                 experiments=tuple(x.strip() for x in args.only.split(",") if x.strip()))
+                                 experiments=only)
         run, sections, checks, code = reproduce(config, args.out, args.update_reference)
     except ConfigError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)

@@ -9,7 +9,7 @@ A leaf is also reachable by its own name when no other leaf of the config shares
 A block's aliases are lifted to every config that nests it, and a declared alias wins over a
 leaf's name. A name that still reaches two leaves is refused as ambiguous.
 
-Resolution order: dataclass defaults < preset < ``--config FILE.toml`` < ``--set`` (and flags
+Resolution order: dataclass defaults < preset < ``--config FILE`` (TOML or JSON) < ``--set`` (and flags
 such as ``--k``) < ``--seed``. Every override is type-checked against its field, and the
 ``__post_init__`` of each block checks ranges; both raise :class:`ConfigError`.
 """
@@ -17,6 +17,7 @@ such as ``--k``) < ``--seed``. Every override is type-checked against its field,
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tomllib
@@ -172,17 +173,27 @@ def _coerce(tp: Any, raw: Any, sep: str = ",") -> Any:
     raise TypeError(f"unsupported config field type {tp}")
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file: keys at the top or under a ``[config]`` table; tables are blocks."""
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a config file, TOML or (by its ``.json`` suffix) JSON, as dotted keys.
+
+    Keys sit at the top or under ``config`` (so ``--print-config`` output reads back); tables are
+    blocks. A key left out keeps its default; files have no null, so an unset (None) value is left
+    out or written as ``"none"``.
+    """
+    path = Path(path)
     try:
-        data = tomllib.loads(Path(path).read_text())
+        text = path.read_text()
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot parse {path}: {err}") from None
-    return flatten(dict(data.get("config", data)))
+    tree = data.get("config", data) if isinstance(data, Mapping) else data
+    if not isinstance(tree, Mapping):
+        raise ConfigError(f"{path} must hold a table of config keys (a JSON object), not {type(tree).__name__}")
+    return flatten(tree)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -217,7 +228,7 @@ def build_config(cls: type, *layers: Mapping[str, Any]) -> Any:
     try:
         config = _with_overrides(cls(), values)
         if hasattr(config, "seeds") and hasattr(config, "seed"):
-            seeds_of(config)  # a grid's seeds are checked before anything is written
+            check_seeds(config)  # before anything is written
         return config
     except ConfigError:
         raise
@@ -239,6 +250,8 @@ def _with_overrides(base: Any, values: Mapping[str, Any]) -> Any:
 
 # The most independent runs one config may ask for: each seed is a cell of the run's grid.
 MAX_SEEDS = 10_000
+# Seeds go to torch.manual_seed (a signed 64-bit integer) and into derived seeds: keep them small.
+MAX_SEED = 2**31 - 1
 # Sizes are checked against this much memory before anything runs; the environment variable
 # raises or lowers it for a machine.
 MEMORY_CAP_ENV = "ELASTICITY_MEMORY_CAP_GIB"
@@ -247,9 +260,22 @@ DEFAULT_MEMORY_CAP_GIB = 16.0
 
 def seeds_of(config: Any) -> list[int]:
     """The seeds a config's ``seeds`` and ``seed`` name: ``seed, seed + 1, ...``."""
+    check_seeds(config)
+    return [config.seed + i for i in range(config.seeds)]
+
+
+def check_seeds(config: Any) -> None:
+    """A config's seeds fit what the grids and the random generators take."""
     require(config.seeds <= MAX_SEEDS, f"seeds = {config.seeds} is more than the {MAX_SEEDS} independent runs "
             "one config may hold")
-    return [config.seed + i for i in range(config.seeds)]
+    require(0 <= config.seed and config.seed + config.seeds - 1 <= MAX_SEED,
+            f"seed = {config.seed} with {config.seeds} seeds must stay within 0..{MAX_SEED}")
+
+
+def require_distinct(key: str, values: Sequence[Any]) -> None:
+    """A grid axis names each value once: a repeat would count its cells twice."""
+    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+    require(not repeated, f"{key} repeats {', '.join(repeated)}; give each value once")
 
 
 def memory_cap_gib() -> float:

@@ -8,12 +8,13 @@ figures from the saved metrics only. :mod:`harness.runner` executes one; the com
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.config import Preset, build_config, leaf_types, load_toml
+from harness.config import Preset, build_config, flatten, leaf_types, load_config_file, resolve_key
 from harness.errors import ConfigError
 from harness.runs import RunDir
 
@@ -54,7 +55,7 @@ class Experiment:
             raise ConfigError(f"unknown preset '{preset}' for {self.name}; presets: {', '.join(self.presets)}")
         layers: list[Mapping[str, Any]] = [self.presets[preset].overrides]
         if config_file:
-            layers.append(load_toml(config_file))
+            layers.append(load_config_file(config_file))
         layers.append(dict(sets or {}))
         if seed is not None:
             if seed < 0:
@@ -63,6 +64,25 @@ class Experiment:
                 raise ConfigError(f"{self.name} has no seed")
             layers.append({"seed": seed})
         return build_config(self.config_cls, *layers)
+
+    def file_tree(self, config: Any) -> dict[str, Any]:
+        """``config`` as nested tables for a config file that reads back to the same config.
+
+        Config files have no null: a None leaf is left out where leaving it out means None (neither
+        the defaults nor a preset set it), and written as ``"none"`` where it does not.
+        """
+        defaults = flatten(dataclasses.asdict(self.config_cls()))
+        preset_keys = {resolve_key(self.config_cls, key) for p in self.presets.values() for key in p.overrides}
+        tree: dict[str, Any] = {}
+        for key, value in flatten(dataclasses.asdict(config)).items():
+            if value is None and defaults.get(key) is None and key not in preset_keys:
+                continue
+            *blocks, leaf = key.split(".")
+            node = tree
+            for block in blocks:
+                node = node.setdefault(block, {})
+            node[leaf] = "none" if value is None else value
+        return tree
 
 
 def load_object(path: str) -> Any:

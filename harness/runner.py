@@ -9,6 +9,8 @@ from typing import Any
 
 from harness.errors import ConfigError, InstrumentError
 from harness.experiment import Experiment, load_object
+from harness.logs import FILE_ONLY, LOGGER, RUN_LOG, run_log
+from harness.reference import write_run_report
 from harness.runs import RunDir
 from harness.verdicts import make_summary
 
@@ -37,21 +39,38 @@ def execute(
     start = time.perf_counter()
     run = RunDir.open(experiment.name, config, out=out, root=root, extra={"preset": preset})
     try:
-        try:
-            result = dict(experiment.run(config, run))
-        except InstrumentError as err:
-            result = {"predictions": [], "instrument_failures": [str(err)]}
-        except ConfigError:
-            run.discard_unused()  # bad input found before any work: the folder is as it was
-            raise
-        summary = make_summary(experiment.name, run.config_hash, result.pop("predictions", []),
-                               result.pop("units", experiment.units), **result)
-        run.finish(summary)
-        if draw:
-            draw_figures(experiment, run)
+        with run_log(run.path):
+            # file only: on stderr a line here would make a bad-input error two lines
+            LOGGER.info("%s %s, config hash %s", "resuming" if run.resumed else "starting", experiment.name,
+                        run.config_hash, extra=FILE_ONLY)
+            LOGGER.debug("run folder %s", run.path)
+            try:
+                result = dict(experiment.run(config, run))
+            except InstrumentError as err:
+                result = {"predictions": [], "instrument_failures": [str(err)]}
+            summary = make_summary(experiment.name, run.config_hash, result.pop("predictions", []),
+                                   result.pop("units", experiment.units), **result)
+            run.finish(summary)
+            if draw:
+                draw_figures(experiment, run)
+                write_run_report(run.path)
+            LOGGER.info("run folder: %s (%s%.1f s)", run.path, "resumed, " if run.resumed else "",
+                        time.perf_counter() - start)
+            for failure in summary.get("instrument_failures", []):
+                LOGGER.error("INSTRUMENT CHECK FAILED: %s", failure)
+    except ConfigError:
+        discard_unused(run)  # bad input found before any work: the folder is as it was
+        raise
     finally:
         run.close()
     return Outcome(run, summary, time.perf_counter() - start)
+
+
+def discard_unused(run: RunDir) -> None:
+    """Remove a new run folder that holds only its config and log, so the corrected command can use it."""
+    if not run.resumed and {p.name for p in run.path.iterdir()} <= {"config.json", RUN_LOG}:
+        (run.path / RUN_LOG).unlink(missing_ok=True)
+        run.discard_unused()
 
 
 def draw_figures(experiment: Experiment, run: RunDir) -> list[Path]:

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from harness.config import Preset, require, seeds_of
+from harness.config import Preset, require, require_distinct, seeds_of
 from harness.experiment import Experiment
+from harness.logs import progress
 from harness.metrics import metric_row
 from harness.preregistration import reading
 from harness.runs import RunDir
@@ -63,9 +64,9 @@ class BoundaryConfig:
         require(len(self.l_max) >= 1 and all(x > 0 for x in self.l_max), "every l_max must be > 0")
         require(len(self.depth) >= 1 and all(x >= 1 for x in self.depth), "every depth must be >= 1")
         require(len(self.n_align) >= 1 and all(x >= 1 for x in self.n_align), "every n_align must be >= 1")
-        require(max(self.n_align) <= self.world.max_pretrain_samples,
-                f"n_align = {max(self.n_align)} is more than world.max_pretrain_samples = "
-                f"{self.world.max_pretrain_samples}: D_p (k times larger) would be sampled more coarsely than D_a")
+        self.world.check_alignment_sample(max(self.n_align))
+        for key in ("similarity", "l_max", "depth", "n_align"):
+            require_distinct(key, getattr(self, key))
         require(self.sampled_l_max > 0, "sampled_l_max must be > 0")
         require(self.seeds >= 1, "seeds must be >= 1")
 
@@ -113,7 +114,7 @@ def seed_rows(config: BoundaryConfig, seed: int) -> list[dict[str, Any]]:
 
 def run(config: BoundaryConfig, run_dir: RunDir) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    for seed in seeds_of(config):
+    for seed in progress(seeds_of(config), desc="theory.boundary", unit="seed"):
         # a ratio with Delta gamma_p = 0 is NaN
         rows.extend(run_dir.metric_cell(f"seed={seed}", lambda s=seed: seed_rows(config, s)))
     run_dir.write_metrics(rows)

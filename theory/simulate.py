@@ -21,14 +21,16 @@ coefficient in the band are reported beside it (exploratory, an interval over se
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from harness.config import Preset, require, seeds_of
+from harness.config import Preset, require, require_distinct, seeds_of
 from harness.experiment import Experiment
+from harness.logs import progress
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import Prediction, mean_ci
@@ -72,14 +74,14 @@ class SimulateConfig:
         require(len(self.k) >= 1 and all(k > 0 for k in self.k), f"every k must be > 0, got {self.k}")
         require(len(self.alpha) >= 1 and all(a > 0 for a in self.alpha), "every alpha must be > 0")
         require(len(self.depth) >= 1 and all(d >= 1 for d in self.depth), "every depth must be >= 1")
+        for key in ("k", "alpha", "depth"):
+            require_distinct(key, getattr(self, key))
         require(0.0 <= self.similarity <= 1.0, "similarity must be in [0, 1]")
         require(self.l_max > 0, "l_max must be > 0")
         require(self.seeds >= 1, "seeds must be >= 1")
         require(self.n_align >= 1, "n_align must be >= 1")
         if self.level == "sampled":
-            require(self.n_align <= self.world.max_pretrain_samples,
-                    f"n_align = {self.n_align} is more than world.max_pretrain_samples = "
-                    f"{self.world.max_pretrain_samples}: D_p (k times larger) would be sampled more coarsely than D_a")
+            self.world.check_alignment_sample(self.n_align)
             require(max(self.depth) <= self.world.seq_len, f"depth {max(self.depth)} exceeds the sampled "
                     f"sequences' length (world.seq_len = {self.world.seq_len}); pruning deeper than that is the same tree")
         unused = ("n_leaves",) if self.level == "sampled" else ("vocab", "n_types", "seq_len", "max_pretrain_samples")
@@ -160,12 +162,11 @@ def cell_rows(config: SimulateConfig, alpha: float, depth: int, seed: int) -> li
 
 def run(config: SimulateConfig, run_dir: RunDir) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    for alpha in config.alpha:
-        for depth in config.depth:
-            for seed in seeds_of(config):
-                key = f"alpha={alpha:g}-depth={depth}-seed={seed}"
-                # a Huffman step that did not resolve is NaN
-                rows.extend(run_dir.metric_cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s)))
+    cells = list(itertools.product(config.alpha, config.depth, seeds_of(config)))
+    for alpha, depth, seed in progress(cells, desc="theory.simulate", unit="cell"):
+        key = f"alpha={alpha:g}-depth={depth}-seed={seed}"
+        # a Huffman step that did not resolve is NaN
+        rows.extend(run_dir.metric_cell(key, lambda a=alpha, d=depth, s=seed: cell_rows(config, a, d, s)))
     fits = pareto_fits(config, run_dir) if config.level == "sampled" else []
     for fit in fits:
         rows.append(metric_row("pareto_alpha_fit", fit["alpha_fit"], "1", seed=config.seed, x=max(config.k),

@@ -19,18 +19,17 @@ import contextlib
 import functools
 import itertools
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from joblib import Parallel, delayed, parallel_config
-from tqdm import tqdm
 
 from harness.atomic import atomic_write_text
 from harness.config import require
 from harness.errors import ConfigError
+from harness.logs import progress as progress_bar
 from harness.metrics import AGGREGATE_COLUMNS, condition_label, table_text
 from harness.runs import RunDir
 from harness.verdicts import mean_ci
@@ -137,6 +136,9 @@ class Execution(Runtime):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.n_jobs >= 0, f"n_jobs must be >= 0 (0: as many as the cores allow), got {self.n_jobs}")
+        require(self.backend == "dask" or self.dask_scheduler is None,
+                f"dask_scheduler = {self.dask_scheduler!r} is not used with backend = {self.backend}; "
+                "set backend=dask or leave it out")
         require(self.backend == "dask" or self.workers * self.cell_threads <= self.available_cores,
                 f"{self.workers} workers x {self.cell_threads} threads oversubscribe "
                 f"{self.available_cores} cores; lower n_jobs or threads")
@@ -223,8 +225,7 @@ def run_sweep(run_dir: RunDir, grid: Grid, cell_fn: CellFn, execution: Execution
     todo = [cell for cell in grid.cells() if not run_dir.has_cell(cell.key)]
     if todo:
         jobs = (delayed(_run_cell)(cell_fn, cell, execution.device, execution.cell_threads) for cell in todo)
-        bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc=desc, file=sys.stderr,
-                   disable=not progress, leave=False)
+        bar = progress_bar(total=len(grid), initial=len(grid) - len(todo), desc=desc, disable=not progress)
         with bar, _backend(execution):
             results = Parallel(return_as="generator_unordered")(jobs)
             for key, rows in results:

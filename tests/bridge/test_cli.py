@@ -23,7 +23,7 @@ def test_theory_help_works_without_transformers():
 
 def test_llm_config_resolves_without_transformers():
     out = _run(BLOCKED + "from elasticity.cli import main; "
-               "sys.exit(main(['llm', 'rebound', '--model', 'gemma3-270m', '--print-config']))")
+               "sys.exit(main(['llm', 'rebound', '--model', 'gemma3-270m', '--print-config', '--json']))")
     assert out.returncode == 0, out.stderr
     config = json.loads(out.stdout)["config"]
     assert config["model"] == "gemma3-270m" and config["adapter"]["finetune"] == "lora"
@@ -37,12 +37,12 @@ def test_list_presets(capsys):
 
 
 def test_paper_preset_is_the_papers_sft(capsys):
-    assert main(["resistance", "--preset", "paper", "--print-config"]) == 0
+    assert main(["resistance", "--preset", "paper", "--print-config", "--json"]) == 0
     c = json.loads(capsys.readouterr().out)["config"]
     opt = c["protocol"]["optimizer"]
     assert (opt["lr"], opt["batch_size"], opt["grad_accum"], c["adapter"]["finetune"], c["seed"],
             c["adapter"]["max_length"]) == (1e-5, 4, 8, "full", 42, 2048)
-    assert main(["rebound", "--preset", "paper", "--print-config"]) == 0
+    assert main(["rebound", "--preset", "paper", "--print-config", "--json"]) == 0
     c = json.loads(capsys.readouterr().out)["config"]
     opt = c["probe"]["optimizer"]
     assert (c["adapter"]["max_length"], opt["batch_size"], opt["grad_accum"]) == (512, 1, 8)
@@ -58,10 +58,14 @@ def test_remote_code_only_from_the_command_line(capsys, tmp_path):
             assert main([command, *bad, "--print-config"]) == 2
             err = capsys.readouterr().err.strip()
             assert len(err.splitlines()) == 1 and "--trust-remote-code" in err, err
-        assert main([command, "--print-config"]) == 0
+        assert main([command, "--print-config", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["config"]["trust_remote_code"] is False
-        assert main([command, "--trust-remote-code", "--print-config"]) == 0
+        assert main([command, "--trust-remote-code", "--print-config", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["config"]["trust_remote_code"] is True
+        # the printed TOML leaves it out (a file cannot turn it on) and says to give the flag
+        assert main([command, "--trust-remote-code", "--print-config"]) == 0
+        printed = capsys.readouterr().out
+        assert "add --trust-remote-code" in printed and "trust_remote_code = true" not in printed
 
 
 def test_bad_data_files_are_one_line_errors_and_leave_the_folder_free(capsys, tmp_path, tiny_folder):

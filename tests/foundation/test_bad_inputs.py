@@ -7,6 +7,7 @@ a subprocess, as a user would run them.
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,18 @@ def placeholders(folder: Path) -> dict[str, str]:
     (folder / "bad.toml").write_text("[config\nn_pretrain = \n")
     (folder / "list.jsonl").write_text('["a", "b"]\n')
     (folder / "remote.toml").write_text("trust_remote_code = true\n")
-    for name, config in (("damaged-run", "{not json"), ("unfinished-run", _UNFINISHED)):
+    for name, config in (("damaged-run", "{not json"), ("unfinished-run", _UNFINISHED), ("not-a-run", "{}")):
         (folder / name).mkdir()
         (folder / name / "config.json").write_text(config)
+    (folder / "not-a-run" / "metrics.csv").write_text("seed,x,measure,value,unit\n")
+    (folder / "empty.csv").write_text("x,y\n")
+    (folder / "config.json").write_text('{"config": 3}')
     return {"BINARY": folder / "binary", "FOLDER": folder / "dir", "MISSING": folder / "missing.toml",
             "FILE": folder / "file", "BADTOML": folder / "bad.toml", "BADJSONL": folder / "list.jsonl",
             "REMOTECODE": folder / "remote.toml", "LONGNAME": folder / ("x" * 300),
             "UNWRITABLE": folder / "file" / "run", "DAMAGEDRUN": folder / "damaged-run",
-            "UNFINISHEDRUN": folder / "unfinished-run"}
+            "UNFINISHEDRUN": folder / "unfinished-run", "NOTARUN": folder / "not-a-run",
+            "EMPTYCSV": folder / "empty.csv", "NOTATABLE": folder / "config.json"}
 
 
 def argv_of(line: str, files: dict[str, str]) -> list[str]:
@@ -97,12 +102,20 @@ VALUES = st.one_of(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(target=st.sampled_from(_experiment_keys()), value=VALUES)
 def test_any_set_value_is_a_config_or_a_one_line_error(target, value, capsys):
-    """Random ``--set key=value`` on every experiment's keys: a printed config (exit 0) or one line and
-    exit 2; never a traceback."""
+    """Random ``--set key=value`` on every experiment's keys: a printed config (exit 0) that reads back
+    from its printed TOML to the same config, or one line and exit 2; never a traceback."""
     name, key = target
-    code = main([*name.split("."), "--set", f"{key}={value}", "--print-config"])
+    argv = [*name.split("."), "--set", f"{key}={value}", "--print-config"]
+    code = main([*argv, "--json"])
     captured = capsys.readouterr()
     if code == 0:
-        assert json.loads(captured.out)["experiment"] == name
+        printed = json.loads(captured.out)
+        assert printed["experiment"] == name
+        assert main(argv) == 0
+        with tempfile.TemporaryDirectory() as folder:
+            toml = Path(folder, "printed.toml")
+            toml.write_text(capsys.readouterr().out)
+            assert main([*name.split("."), "--config", str(toml), "--print-config", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["config"] == printed["config"], (key, value)
     else:
         assert code == 2 and len(captured.err.strip().splitlines()) == 1, (key, value, captured.err)

@@ -1,9 +1,11 @@
 """The `elasticity` dispatcher: help at every level, lazy imports, exit codes, clean --json."""
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -72,8 +74,12 @@ def test_presets_listed_and_config_printed(name, capsys):
     for preset in experiment.presets:
         assert preset in listing
     assert main([group, short, "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"# {name}, preset {experiment.default_preset}, config hash ")
+    assert set(tomllib.loads(printed)) == {"config"}
+    assert main([group, short, "--print-config", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["experiment"] == name
+    assert printed["experiment"] == name and printed["preset"] == experiment.default_preset
 
 
 def test_json_is_clean_stdout_and_resume_rules(tmp_path, capsys):
@@ -86,6 +92,67 @@ def test_json_is_clean_stdout_and_resume_rules(tmp_path, capsys):
     assert group_main("demo", "", ["micro", "--out", str(out)], commands) == 0
     assert group_main("demo", "", ["micro", "--out", str(out), "--set", "n=7"], commands) == 2
     assert "config hash" in capsys.readouterr().err
+
+
+def test_run_log_and_verbosity(tmp_path, capsys):
+    """Every run folder keeps its messages in run.log, appended on resume; -q leaves stderr to warnings
+    (run.log still gets the progress lines), -v adds debug lines; stdout stays the summary."""
+    out = tmp_path / "run"
+    commands = {"micro": ("micro", _micro_command)}
+    assert group_main("demo", "", ["micro", "--out", str(out), "-q", "--json"], commands) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["experiment"] == "demo.micro"
+    assert "INFO run folder: " in (out / "run.log").read_text()
+    assert group_main("demo", "", ["micro", "--out", str(out), "-v"], commands) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"run folder {out}", f"run folder: {out} (resumed, {err[-1].split(', ')[-1]}"], err
+    log = [line.split(" ", 3)[2:] for line in (out / "run.log").read_text().splitlines()]
+    assert [level for level, _ in log] == ["INFO", "INFO", "INFO", "DEBUG", "INFO"], log
+    assert log[0][1].startswith("starting demo.micro, config hash") and log[2][1].startswith("resuming")
+    assert main(["theory", "simulate", "-q", "-v"]) == 2  # one or the other
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_quiet_turns_progress_bars_off():
+    from harness import logs
+
+    try:
+        logs.configure(-1)
+        assert logs.progress(range(3)).disable
+        logs.configure(0)
+        assert not logs.progress(range(3)).disable and logs.progress(range(3), disable=True).disable
+    finally:
+        logs.configure(0)
+
+
+def test_a_refused_config_leaves_no_run_log(tmp_path):
+    """Bad input found inside a new run, before any work, leaves no folder and no run.log behind."""
+    from harness.errors import ConfigError
+    from harness.runner import execute
+    from tests.foundation.test_runs import Micro
+
+    def refuse(config, run):
+        raise ConfigError("refused")
+
+    with pytest.raises(ConfigError):
+        execute(dataclasses.replace(MICRO, run=refuse), Micro(), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    execute(MICRO, Micro(), out=tmp_path / "run")
+    with pytest.raises(ConfigError):  # a resumed folder keeps its log, which says why the run stopped
+        execute(dataclasses.replace(MICRO, run=refuse), Micro(), out=tmp_path / "run")
+    assert "ERROR stopped by ConfigError: refused" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_help_shows_presets_defaults_and_only_the_flags_an_experiment_has(capsys):
+    assert main(["toy", "rebound", "--help"]) == 0
+    toy = capsys.readouterr().out
+    assert "quick (~" in toy and "--quick" in toy and "--full" in toy and "(default: " in toy
+    assert main(["llm", "rebound", "--help"]) == 0
+    llm = " ".join(capsys.readouterr().out.split())  # help wraps lines
+    assert "cpu-micro (~" in llm and "--quick" not in llm and "--full" not in llm
+    assert "{sentiment,safety,instruction}" in llm and "(default: sentiment in preset cpu-micro)" in llm
+    assert main(["llm", "rebound", "--quick"]) == 2
+    assert "unrecognized arguments: --quick" in capsys.readouterr().err
 
 
 def test_ci_runs_the_readme_test_command():

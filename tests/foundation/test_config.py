@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 import pytest
 
-from harness.config import Preset, build_config, load_toml, parse_sets, require
+from harness.config import Preset, build_config, load_config_file, parse_sets, require
 from harness.errors import ConfigError
 from harness.experiment import Experiment
 
@@ -59,7 +59,7 @@ def test_resolution_order(tmp_path):
 
 def test_bad_files_and_sets():
     with pytest.raises(ConfigError, match="not found"):
-        load_toml("/nonexistent/c.toml")
+        load_config_file("/nonexistent/c.toml")
     with pytest.raises(ConfigError, match="key=value"):
         parse_sets(["novalue"])
     with pytest.raises(ConfigError, match="unknown preset"):
@@ -103,7 +103,7 @@ def test_blocks_are_reached_by_dotted_keys_unique_names_and_aliases(tmp_path):
     assert build_config(Nested, {"lr": "0.2"}).probe.optimizer.lr == 0.2  # a declared alias beats a leaf name
     toml = tmp_path / "c.toml"
     toml.write_text("seeds = 3\n[probe]\nn_eval = 7\n[probe.optimizer]\nlr = 0.3\n")
-    config = build_config(Nested, load_toml(toml))
+    config = build_config(Nested, load_config_file(toml))
     assert (config.seeds, config.probe.n_eval, config.probe.optimizer.lr) == (3, 7, 0.3)
     assert config.pretrain == Pretrain()
 
