@@ -1,5 +1,6 @@
 """Markdown renderings of the reference results: the README results and calibration tables, the
-prediction tables of reports, and figures/README.md.
+dashboard block at the top of the README and of report.md, the prediction tables of reports, and
+figures/README.md.
 
 Pure text: :mod:`harness.reference` decides where it is written. Primary readings come first with
 their raw and Holm-adjusted verdicts; exploratory readings follow in their own table, with no verdict;
@@ -8,6 +9,7 @@ exact checks are pass/fail.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +17,10 @@ TABLE_START = "<!-- results-table:start -->"
 TABLE_END = "<!-- results-table:end -->"
 CALIBRATION_START = "<!-- calibration-table:start -->"
 CALIBRATION_END = "<!-- calibration-table:end -->"
+DASHBOARD_START = "<!-- dashboard:start -->"
+DASHBOARD_END = "<!-- dashboard:end -->"
+DASHBOARD_ALT = ("Forest plot of every primary reading: value and 95% interval in units of the reading's minimal "
+                 "detectable effect, coloured by verdict")
 
 PRIMARY_HEADER = ("prediction", "family", "verdict", "Holm-adjusted", "value", "95% CI", "n_runs", "p",
                   "p (Holm)", "measure")
@@ -120,23 +126,31 @@ def results_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) if lines else "No reference results recorded yet."
 
 
+def calibration_cells(c: Mapping[str, Any]) -> list[str]:
+    """One calibration's row (figures/calibration.json) as plain text, in the order of CALIBRATION_HEADER."""
+    unit = c.get("unit", "")
+    fails = (" (fails)" if not c.get("fpr_ok") else "", " (fails)" if not c.get("power_ok") else "")
+    mde = c.get("minimal_detectable_effect")
+    return [
+        c["reading"], c["experiment"],
+        f"{c['false_positive_rate']:.3f} ± {c['false_positive_mcse']:.3f}{fails[0]}",
+        f"{c['power']:.2f} ± {c['power_mcse']:.2f} at {md_cell(c['stated_effect'])} {unit}{fails[1]}",
+        f"{md_cell(mde)} {unit}" if mde == mde and mde is not None else "not reached on the scan",
+        str(c.get("paper_size") or ""), str(c.get("noise") or ""),
+    ]
+
+
+def calibration_rows(calibration: Mapping[str, Any]) -> list[list[str]]:
+    """Every calibration's row as plain text, by name."""
+    return [calibration_cells(calibration["calibrations"][name]) for name in sorted(calibration.get("calibrations", {}))]
+
+
 def calibration_table(calibration: Mapping[str, Any]) -> str:
     """The calibration of every reading that issues a verdict (figures/calibration.json)."""
-    entries = [calibration["calibrations"][name] for name in sorted(calibration.get("calibrations", {}))]
-    if not entries:
+    rows = [[f"`{reading}`", f"`{experiment}`", *map(md_cell, rest)]
+            for reading, experiment, *rest in calibration_rows(calibration)]
+    if not rows:
         return "No calibration recorded yet."
-    rows = []
-    for c in entries:
-        unit = c.get("unit", "")
-        fails = (" (fails)" if not c.get("fpr_ok") else "", " (fails)" if not c.get("power_ok") else "")
-        mde = c.get("minimal_detectable_effect")
-        rows.append([
-            f"`{c['reading']}`", f"`{c['experiment']}`",
-            f"{c['false_positive_rate']:.3f} ± {c['false_positive_mcse']:.3f}{fails[0]}",
-            f"{c['power']:.2f} ± {c['power_mcse']:.2f} at {md_cell(c['stated_effect'])} {md_cell(unit)}{fails[1]}",
-            f"{md_cell(mde)} {md_cell(unit)}" if mde == mde and mde is not None else "not reached on the scan",
-            md_cell(c.get("paper_size")), md_cell(c.get("noise")),
-        ])
     made = calibration.get("provenance", {}).get("git_commit")
     note = (f"{calibration.get('n_replicates')} replicates per planted size (seed {calibration.get('seed')})"
             + (f", commit `{made}`" if made else "") + ", made by `elasticity calibrate --update-reference`.")
@@ -159,13 +173,48 @@ def with_calibration_table(readme: str, calibration: Mapping[str, Any]) -> str:
     return with_block(readme, CALIBRATION_START, CALIBRATION_END, calibration_table(calibration))
 
 
-def figures_readme(results: Mapping[str, Any], calibration: Mapping[str, Any] | None = None) -> str:
-    """figures/README.md: which command made each reference figure."""
+def dashboard_block(image: str | None, report: str, screenshot: str | None = None) -> str:
+    """The dashboard image and what it shows (when there is one), and a link to the HTML report; with a
+    ``screenshot``, the report is the reference's, which is made locally rather than committed (it
+    embeds every figure), so the block shows its screenshot and says how to make it."""
+    text = (f"The same report as one self-contained page, every figure embedded and every table sortable: "
+            f"[`{report}`]({report}) (open it in a browser).")
+    if screenshot:
+        text = (f"`elasticity figures` writes the same report as one self-contained page, every figure "
+                f"embedded and every table sortable, to `{report}` (not committed: it holds every figure). "
+                "Its tables:")
+    if image:
+        text = ("Every pre-registered primary reading at a glance: its value and 95% interval in units of the "
+                "reading's minimal detectable effect (0 is no effect, 1 the smallest effect its calibration "
+                "detects with 80% power, positive the predicted direction), coloured by the Holm-adjusted "
+                "verdict, with the raw value and unit at the row's end; a reading with no calibrated MDE in its "
+                "own unit is marked off the axis. " + text)
+    lines = [f"![{DASHBOARD_ALT}]({image})", ""] if image else []
+    lines.append(textwrap.fill(text, width=104, break_long_words=False, break_on_hyphens=False))
+    if screenshot:
+        lines += ["", f'<img src="{screenshot}" width="480" alt="The HTML report\'s sortable tables">']
+    return "\n".join(lines)
+
+
+def with_dashboard(text: str, body: str) -> str:
+    """``text`` with its dashboard block replaced, or inserted under its title when it has none."""
+    if DASHBOARD_START in text:
+        return with_block(text, DASHBOARD_START, DASHBOARD_END, body)
+    title, _, rest = text.partition("\n")
+    if not title.startswith("# "):
+        return text
+    return f"{title}\n\n{DASHBOARD_START}\n{body}\n{DASHBOARD_END}\n\n" + rest.lstrip("\n")
+
+
+def figures_readme(results: Mapping[str, Any], calibration: Mapping[str, Any] | None = None,
+                   overviews: Sequence[tuple[str, str]] = ()) -> str:
+    """figures/README.md: which command made each reference figure; ``overviews`` are (file, command)
+    of the files drawn from every headline at once (the dashboard, the HTML report)."""
     lines = [
         "# Reference figures", "",
         "Each figure is drawn from the metrics under `data/<experiment>/` (redraw them all with",
-        "`elasticity figures`); the calibration figure from `calibration.json`. This file is generated by",
-        "`--update-reference`.", "",
+        "`elasticity figures`); the calibration figure from `calibration.json`; the dashboard and the HTML",
+        "report from both. This file is generated by `--update-reference` and `elasticity figures`.", "",
         "| figure | experiment | made by |", "|---|---|---|",
     ]
     for name, headline in _headlines(results):
@@ -174,4 +223,5 @@ def figures_readme(results: Mapping[str, Any], calibration: Mapping[str, Any] | 
     if calibration and calibration.get("figure"):
         fig = calibration["figure"]
         lines.append(f"| [`{fig}`]({fig}) | calibration | `{calibration.get('command', '')}` |")
+    lines += [f"| [`{name}`]({name}) | every headline | `{command}` |" for name, command in overviews]
     return "\n".join(lines) + "\n"

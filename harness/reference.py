@@ -27,6 +27,7 @@ so that an update of several experiments does not block itself by writing ``figu
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -35,9 +36,12 @@ from typing import Any
 
 from harness.atomic import atomic_write_json, atomic_write_text
 from harness.errors import ConfigError
+from harness.html_report import DASHBOARD, REPORT, reference_report, run_report
 from harness.markdown import (
+    dashboard_block,
     figures_readme,
     with_calibration_table,
+    with_dashboard,
     with_results_table,
 )
 from harness.runs import RunDir, changed_outside_outputs, package_versions, repo_root, run_git
@@ -47,6 +51,10 @@ PROVENANCE_PACKAGES = ("lm-elasticity", "numpy", "scipy", "torch", "transformers
 HOLM_SCOPE = ("within each family, across the primary readings of every headline in this file "
               "(underpowered readings are left out)")
 CALIBRATION_FIGURE = "calibration.power_curves.png"
+SCREENSHOT = "report.png"  # figures/report.html at its tables, for the README
+# the files drawn from every headline at once, with the command that makes them
+OVERVIEWS = ((DASHBOARD, "elasticity figures"), (REPORT, "elasticity figures"),
+             (SCREENSHOT, "elasticity figures --screenshot"))
 
 
 def figures_dir() -> Path:
@@ -145,15 +153,17 @@ def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None
 
     ``commit`` is what :func:`require_clean_tree` returned when the update started. Returns the files
     written. Other experiments' entries are left untouched, but the Holm adjustment of every headline
-    is recomputed; the README tables and ``figures/README.md`` are rendered afresh.
+    is recomputed; the README tables and ``figures/README.md`` are rendered afresh, the dashboard and
+    figures/report.html too when there are some.
     """
     written = []
     data_dir = figures_dir() / "data" / run.reference_key
     data_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "metrics.csv", "summary.json"):
-        if (run.path / name).exists():
-            shutil.copyfile(run.path / name, data_dir / name)
-            written.append(data_dir / name)
+    # every saved record a figure may be drawn from (theory.simulate's pareto_counts.json, the llm
+    # runs' model.json and data.json beside config, metrics and summary); cells stay in the run
+    for source in sorted([*run.path.glob("*.json"), *run.path.glob("*.csv")]):
+        shutil.copyfile(source, data_dir / source.name)
+        written.append(data_dir / source.name)
     for png in sorted((run.path / "figures").glob("*.png")):
         target = figures_dir() / f"{run.reference_key}.{png.name}"
         shutil.copyfile(png, target)
@@ -174,6 +184,7 @@ def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None
     save_results(adjust_headlines(results))
     written.append(results_path())
     write_figures_readme()
+    written += refresh_reference_report()
     render_readme_table()
     return written
 
@@ -190,8 +201,9 @@ def update_calibration(results: Sequence[Mapping[str, Any]], *, command: str, co
     figures/calibration.json by reading name, keeping the others, each with the commit and command
     that made it; returns the merged record.
 
-    The caller draws ``CALIBRATION_FIGURE`` from it; the README tables and figures/README.md are
-    rendered afresh.
+    The caller draws ``CALIBRATION_FIGURE`` from it (figures/report.html embeds the earlier one until
+    the next ``elasticity figures``); the README tables and figures/README.md are rendered afresh, the
+    dashboard and figures/report.html too when there are some.
     """
     calibration = load_calibration()
     for result in results:
@@ -203,22 +215,60 @@ def update_calibration(results: Sequence[Mapping[str, Any]], *, command: str, co
     calibration.update(n_replicates="/".join(map(str, reps)), seed="/".join(map(str, seeds)))
     atomic_write_json(calibration_path(), calibration)
     write_figures_readme()
+    refresh_reference_report()
     render_readme_table()
     return calibration
 
 
 def write_figures_readme() -> None:
     calibration = load_calibration() if calibration_path().exists() else None
-    atomic_write_text(figures_dir() / "README.md", figures_readme(load_results(), calibration))
+    overviews = [(name, command) for name, command in OVERVIEWS if (figures_dir() / name).exists()]
+    atomic_write_text(figures_dir() / "README.md", figures_readme(load_results(), calibration, overviews))
+
+
+def write_reference_report() -> list[Path]:
+    """figures/dashboard.png (when a headline has a primary reading) and figures/report.html."""
+    report = reference_report(figures_dir(), load_results(), load_calibration())
+    return [path for path in (figures_dir() / DASHBOARD, report) if path.exists()]
+
+
+def refresh_reference_report() -> list[Path]:
+    """:func:`write_reference_report` where ``elasticity figures`` has made one, so that an update keeps
+    it current without adding it to a reference folder that has none."""
+    return write_reference_report() if (figures_dir() / REPORT).exists() else []
+
+
+def write_run_report(folder: Path) -> Path:
+    """A finished run folder's dashboard and report.html, its readings scaled by the committed
+    calibration; the dashboard also heads the folder's report.md, when it has one."""
+    report = run_report(folder, load_calibration()["calibrations"])
+    markdown = folder / "report.md"
+    if markdown.is_file():
+        image = DASHBOARD if (folder / DASHBOARD).exists() else None
+        atomic_write_text(markdown, with_dashboard(markdown.read_text(), dashboard_block(image, REPORT)))
+    return report
+
+
+def readme_dashboard_block() -> str | None:
+    """The README's dashboard block: figures/dashboard.png, and figures/report.html's screenshot with
+    how to make it; None while there is no dashboard (``elasticity figures`` makes it)."""
+    if not (figures_dir() / DASHBOARD).exists():
+        return None
+    figures = Path(os.path.relpath(figures_dir(), readme_path().parent)).as_posix()
+    image = f"{figures}/{DASHBOARD}" if (figures_dir() / DASHBOARD).exists() else None
+    screenshot = f"{figures}/{SCREENSHOT}" if (figures_dir() / SCREENSHOT).exists() else None
+    return dashboard_block(image, f"{figures}/{REPORT}", screenshot)
 
 
 def render_readme_table() -> bool:
-    """Rewrite the README results and calibration tables from the reference files. True if changed."""
+    """Rewrite the README's dashboard block and its results and calibration tables from the reference
+    files. True if changed."""
     readme = readme_path()
     if not readme.exists():
         return False
     text = readme.read_text()
-    new = with_results_table(text, load_results())
+    block = readme_dashboard_block()
+    new = with_results_table(with_dashboard(text, block) if block else text, load_results())
     if calibration_path().exists():
         new = with_calibration_table(new, load_calibration())
     if new != text:

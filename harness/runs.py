@@ -27,7 +27,15 @@ except ImportError:  # pragma: no cover
 
 from harness.atomic import atomic_write_json, to_jsonable
 from harness.errors import ConfigError
-from harness.markdown import CALIBRATION_END, CALIBRATION_START, TABLE_END, TABLE_START, with_block
+from harness.markdown import (
+    CALIBRATION_END,
+    CALIBRATION_START,
+    DASHBOARD_END,
+    DASHBOARD_START,
+    TABLE_END,
+    TABLE_START,
+    with_block,
+)
 from harness.metrics import read_metrics_csv, restore_nan, write_metrics_csv
 
 TRACKED_PACKAGES = ("lm-elasticity", "numpy", "scipy", "sympy", "torch", "transformers", "peft")
@@ -79,7 +87,8 @@ def _only_rendered_tables_differ(root: Path) -> bool:
         return False
 
     def prose(text: str) -> str:
-        for start, end in ((TABLE_START, TABLE_END), (CALIBRATION_START, CALIBRATION_END)):
+        for start, end in ((TABLE_START, TABLE_END), (CALIBRATION_START, CALIBRATION_END),
+                           (DASHBOARD_START, DASHBOARD_END)):
             text = with_block(text, start, end, "")
         return text
 
@@ -117,6 +126,18 @@ def read_record(path: Path, fix: str = "move the folder away or use another --ou
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path} cannot be read ({type(err).__name__}: {err}); {fix}") from None
+
+
+def read_run_record(folder: Path) -> dict[str, Any]:
+    """A run folder's ``config.json``: an object naming its experiment, config and config hash."""
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{folder} is not a run folder (no config.json)")
+    record = read_record(folder / "config.json", "it is not a readable run folder")
+    if not (isinstance(record, dict) and isinstance(record.get("config"), dict)
+            and all(isinstance(record.get(key), str) for key in ("experiment", "config_hash"))):
+        raise ConfigError(f"{folder / 'config.json'} does not name an experiment, a config and its hash; "
+                          "it is not a run folder's record")
+    return record
 
 
 # run folders this process holds the lock of -> the locked descriptor
@@ -224,9 +245,7 @@ class RunDir:
     def load(cls, path: str | os.PathLike) -> RunDir:
         """Open an existing run folder read-only (for redrawing figures)."""
         path = Path(path)
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"{path} is not a run folder (no config.json)")
-        record = read_record(path / "config.json", "it is not a readable run folder")
+        record = read_run_record(path)
         return cls(path, record["experiment"], record["config"], record["config_hash"], resumed=True)
 
     @property
