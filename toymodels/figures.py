@@ -13,71 +13,165 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from harness.figure_style import band, interval, measured_ticks, verdict_line  # noqa: E402
 from harness.runs import RunDir  # noqa: E402
 from theory.figures import save_figure  # noqa: E402
-from toymodels.protocols.resistance import table1  # noqa: E402
 
 # the starting points of a resistance run, left to right, and their panel titles
 STARTS = {"pretrained": "from pre-trained theta0", "random": "control: no pre-training (random init)",
           "permuted": "control: permuted pre-trained weights"}
+RESISTANCE_MEASURES = (("loss_mean_nats", "training loss, mean over the epoch (nats/token)"),
+                       ("excess_mean_nats", "KL-excess = loss - data entropy H(p_T), est. KL(data||model) "
+                                            "(nats/token)"))
+
+
+def resistance_points(rows: Sequence[Mapping[str, Any]], measure: str) -> list[dict[str, Any]]:
+    """Inverse and forward path per (init, task, size, T, pair): mean and 95% interval over runs."""
+    cells: dict[tuple, dict[str, list[float]]] = {}
+    for r in rows:
+        if r["measure"] == measure:
+            c = r["condition"]
+            key = (c["init"], c["task"], c["size"], float(c["T"]), c["pair"])
+            cells.setdefault(key, {}).setdefault(c["path"], []).append(float(r["value"]))
+    return [{"init": k[0], "task": k[1], "T": k[3], "forward": interval(v["forward"]),
+             "inverse": interval(v["inverse"])}
+            for k, v in sorted(cells.items()) if "inverse" in v and "forward" in v]
+
+
+def _draw_resistance_panel(ax: Any, pts: Sequence[Mapping[str, Any]], title: str) -> None:
+    """Inverse against forward per comparison, both intervals as bars, against y = x."""
+    for task, marker in zip(sorted({p["task"] for p in pts}), "osD^v", strict=False):
+        sel = [p for p in pts if p["task"] == task]
+        fwd, inv = np.array([p["forward"] for p in sel]), np.array([p["inverse"] for p in sel])
+        ax.errorbar(fwd[:, 0], inv[:, 0], xerr=[fwd[:, 0] - fwd[:, 1], fwd[:, 2] - fwd[:, 0]],
+                    yerr=[inv[:, 0] - inv[:, 1], inv[:, 2] - inv[:, 0]], fmt=marker, capsize=2,
+                    alpha=0.8, label=task)
+    ends = [e for p in pts for path in ("forward", "inverse") for e in p[path][1:]]
+    ax.plot([min(ends), max(ends)], [min(ends), max(ends)], "k--", lw=1, label="y = x")
+    below = sum(p["inverse"][0] < p["forward"][0] for p in pts)
+    ax.set_title(f"{title}\ninverse < forward in {below}/{len(pts)} comparisons")
+    ax.set_xlabel("forward path (nats/token)")
+    ax.set_ylabel("inverse path (nats/token)")
+    ax.legend()
+
+
+def _resistance_title(run_dir: RunDir, rows: Sequence[Mapping[str, Any]], measure: str, label: str) -> str:
+    runs = len({r["seed"] for r in rows if r["measure"] == measure})
+    verdicts = verdict_line(run_dir.read_json("summary.json"), ("resistance.",))
+    return (f"{label}\ninverse vs forward path, mean and 95% interval over {runs} runs"
+            + (f"\nprimary readings: {verdicts}" if verdicts else ""))
 
 
 def draw_resistance(run_dir: RunDir) -> list[Path]:
-    """Inverse vs forward per comparison against y = x (mean over runs): one row per sampling
-    temperature, pre-trained theta0 on the left, then each no-pre-training control present."""
+    """Inverse vs forward per comparison against y = x: one row per sampling temperature,
+    pre-trained theta0 on the left, then each no-pre-training control present."""
     rows = run_dir.read_metrics()
     written = []
-    for measure, label in (("loss_mean_nats", "training loss, mean over the epoch (nats/token)"),
-                           ("excess_mean_nats", "KL-excess = loss - data entropy H(p_T), est. KL(data||model)")):
-        cells = table1(rows, measure)
-        if not cells:
+    for measure, label in RESISTANCE_MEASURES:
+        pts = resistance_points(rows, measure)
+        if not pts:
             continue
-        temps = sorted({c["T"] for c in cells})
-        inits = [i for i in STARTS if i == "pretrained" or any(c["init"] == i for c in cells)]
-        fig, axes = plt.subplots(len(temps), len(inits), figsize=(5 * len(inits), 4.4 * len(temps)), squeeze=False)
+        temps = sorted({p["T"] for p in pts})
+        inits = [i for i in STARTS if any(p["init"] == i for p in pts)]
+        fig, axes = plt.subplots(len(temps), len(inits), figsize=(max(5.5 * len(inits), 8), 4.6 * len(temps) + 0.9),
+                                 squeeze=False)
         for row, temp in zip(axes, temps, strict=True):
             for ax, init in zip(row, inits, strict=True):
-                title = STARTS[init]
-                pts = [(c["forward_nats"], c["inverse_nats"], c["task"]) for c in cells
-                       if c["init"] == init and c["T"] == temp]
-                if not pts:
-                    ax.set_axis_off()
-                    continue
-                for t, marker in zip(sorted({p[2] for p in pts}), "osD^v", strict=False):
-                    sel = [p for p in pts if p[2] == t]
-                    ax.scatter([p[0] for p in sel], [p[1] for p in sel], marker=marker, label=t, alpha=0.8)
-                lo = min(min(p[0], p[1]) for p in pts)
-                hi = max(max(p[0], p[1]) for p in pts)
-                ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
-                below = sum(p[1] < p[0] for p in pts)
-                ax.set_title(f"{title}, sampling T={temp}\ninverse < forward in {below}/{len(pts)} "
-                             "(means over runs)", fontsize=10)
-                ax.set_xlabel(f"forward path: {label}", fontsize=8)
-                ax.set_ylabel("inverse path (same measure)", fontsize=8)
-                ax.legend(fontsize=7)
+                cell = [p for p in pts if p["init"] == init and p["T"] == temp]
+                if cell:
+                    _draw_resistance_panel(ax, cell, f"{STARTS[init]}, sampling T={temp:g}")
+                else:  # this start was not run at this temperature: no empty panel
+                    fig.delaxes(ax)
+        fig.suptitle(_resistance_title(run_dir, rows, measure, label))
         written.append(save_figure(fig, run_dir.figures_dir / f"resistance_{measure.removesuffix('_nats')}.png",
                                    dpi=110))
     return written
 
 
-def _draw_rate_against_score(ax: Any, rows: Sequence[Mapping[str, Any]], task: str) -> None:
-    """The decay rate between measured amounts against the score it passes (mean over seeds), S0
-    marked: what the slowdown reading looks at (a slowdown at S0 is a step down at the line)."""
-    curves: dict[int, dict[float, list[float]]] = {}
+# the bridge's format-matched control arm is the pseudo-task <task>+neutral-forward: exploratory,
+# so the primary readings' verdicts go on the aligned task's figure only
+NEUTRAL_ARM = "+neutral-forward"
+REBOUND_PANELS = (("score_prob", "s0_prob", "mean P(aligned) (probability)"),
+                  ("score_log_odds", "s0_log_odds", "mean log-odds of aligned (nats)"),
+                  ("kl_theta0_model", None, "KL(theta0 || model), nats/token"))
+
+
+def _per_seed(rows: Sequence[Mapping[str, Any]], measure: str, task: str) -> dict[int, dict[Any, dict[float, float]]]:
+    """F -> seed (or run) -> reverse amount -> value, for one task."""
+    out: dict[int, dict[Any, dict[float, float]]] = {}
     for r in rows:
         c = r["condition"]
-        if r["measure"] == "score_log_odds" and c.get("task") == task:
-            curves.setdefault(int(c["F"]), {}).setdefault(float(r["x"]), []).append(r["value"])
-    for f in sorted(curves):
-        xs = np.array(sorted(curves[f]))
-        ys = np.array([np.mean(curves[f][x]) for x in xs])
-        ax.plot((ys[:-1] + ys[1:]) / 2, -np.diff(ys) / np.diff(xs), marker="o", ms=3, label=f"F={f}")
-    s0 = [r["value"] for r in rows if r["measure"] == "s0_log_odds" and r["condition"].get("task") == task]
-    ax.axvline(np.mean(s0), color="grey", ls="--", label="S0")
+        if r["measure"] == measure and c.get("task") == task:
+            out.setdefault(int(c["F"]), {}).setdefault(r["seed"], {})[float(r["x"])] = r["value"]
+    return out
+
+
+def _f_label(f: int) -> str:
+    return f"F={f}" + (" (control)" if f == 0 else "")
+
+
+def _draw_score_panel(ax: Any, by_f: Mapping[int, Mapping[Any, Mapping[float, float]]]) -> None:
+    """Mean over seeds or runs against R per F, the 95% interval shaded; KL is measured at every
+    kl_every-th amount only, so an amount with no finite value is left out."""
+    for f in sorted(by_f):
+        amounts = sorted({x for curve in by_f[f].values() for x in curve})
+        stats = [(x, *interval(curve.get(x, np.nan) for curve in by_f[f].values())) for x in amounts]
+        stats = [s for s in stats if np.isfinite(s[1])]
+        if stats:
+            band(ax, *zip(*stats, strict=True), label=_f_label(f))
+
+
+def _draw_rate_against_score(ax: Any, by_f: Mapping[int, Mapping[Any, Mapping[float, float]]], s0: float) -> None:
+    """The decay rate between measured amounts against the score it passes (mean and 95% interval
+    over seeds or runs), S0 marked: what the slowdown reading looks at (a slowdown at S0 is a step
+    down at the line)."""
+    for f in sorted(by_f):
+        passed, rates = [], []
+        for curve in by_f[f].values():
+            xs = np.array(sorted(curve))
+            ys = np.array([curve[x] for x in xs])
+            passed.append((ys[:-1] + ys[1:]) / 2)
+            rates.append(-np.diff(ys) / np.diff(xs))
+        stats = [interval(col) for col in np.array(rates).T]
+        band(ax, np.array(passed).mean(axis=0), *zip(*stats, strict=True), label=f"F={f}")
+    ax.axvline(s0, color="grey", ls="--", label="S0")
     ax.invert_xaxis()  # the score falls as R grows: read left to right as the run goes on
     ax.set_xlabel("mean log-odds passed (nats)")
     ax.set_ylabel("decay rate (log-odds lost per reverse example)")
-    ax.legend(fontsize=7)
+    ax.legend()
+
+
+def _rebound_title(run_dir: RunDir, rows: Sequence[Mapping[str, Any]], task: str, init: str, model: str) -> str:
+    """What the figure shows, over how many runs, and the verdicts of the primary readings."""
+    runs = sorted({r["seed"] for r in rows if r["measure"] == "score_prob" and r["condition"]["task"] == task})
+    over = f"run {runs[0]} alone" if len(runs) == 1 else f"mean and 95% interval over {len(runs)} runs"
+    start = "" if init == "pretrained" else f", from a {init} start (no pre-training)"
+    title = f"rebound{', ' + model if model else ''}, task {task}{start}: {over}"
+    verdicts = "" if init != "pretrained" or task.endswith(NEUTRAL_ARM) else \
+        verdict_line(run_dir.read_json("summary.json"), ("rebound.",))
+    return title + (f"\nprimary readings: {verdicts}" if verdicts else "")
+
+
+def _draw_rebound_figure(run_dir: RunDir, rows: Sequence[Mapping[str, Any]], task: str, init: str,
+                         model: str) -> Any:
+    """Probability, log-odds and KL against R, then the decay rate against the score passed."""
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.8))
+    for ax, (measure, s0_name, ylabel) in zip(axes, REBOUND_PANELS, strict=False):
+        by_f = _per_seed(rows, measure, task)
+        _draw_score_panel(ax, by_f)
+        if s0_name:
+            s0 = [r["value"] for r in rows if r["measure"] == s0_name and r["condition"].get("task") == task]
+            ax.axhline(np.mean(s0), color="grey", ls="--", label="S0 (pre-trained)")
+        ax.set_xscale("symlog", linthresh=16)
+        measured_ticks(ax, {x for curves in by_f.values() for curve in curves.values() for x in curve})
+        ax.set_xlim(left=0)
+        ax.set_xlabel("reverse examples R (steps = ceil(R / batch))")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    s0_log_odds = [r["value"] for r in rows if r["measure"] == "s0_log_odds" and r["condition"].get("task") == task]
+    _draw_rate_against_score(axes[3], _per_seed(rows, "score_log_odds", task), float(np.mean(s0_log_odds)))
+    fig.suptitle(_rebound_title(run_dir, rows, task, init, model))
+    return fig
 
 
 def draw_rebound(run_dir: RunDir, model: str = "") -> list[Path]:
@@ -91,34 +185,7 @@ def draw_rebound(run_dir: RunDir, model: str = "") -> list[Path]:
     written = []
     for task, init in starts:  # a bridge's no-pre-training controls get figures of their own
         rows = [r for r in every if str(r["condition"].get("init", "pretrained")) == init]
-        fig, axes = plt.subplots(1, 4, figsize=(20, 4.4))
-        for ax, measure, s0_name, ylabel in (
-            (axes[0], "score_prob", "s0_prob", "mean P(aligned) (probability)"),
-            (axes[1], "score_log_odds", "s0_log_odds", "mean log-odds of aligned (nats)"),
-            (axes[2], "kl_theta0_model", None, "KL(theta0 || model), nats/token"),
-        ):
-            curves: dict[int, dict[float, list[float]]] = {}
-            for r in rows:
-                c = r["condition"]
-                if r["measure"] == measure and c.get("task") == task:
-                    curves.setdefault(int(c["F"]), {}).setdefault(float(r["x"]), []).append(r["value"])
-            for f in sorted(curves):
-                # KL is measured at every kl_every-th amount only: plot the measured points
-                points = [(x, np.mean(curves[f][x])) for x in sorted(curves[f]) if np.all(np.isfinite(curves[f][x]))]
-                ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=f"F={f}" + (" (control)" if f == 0 else ""))
-            if s0_name:
-                s0 = [r["value"] for r in rows if r["measure"] == s0_name and r["condition"].get("task") == task]
-                ax.axhline(np.mean(s0), color="grey", ls="--", label="S0 (pre-trained)")
-            ax.set_xscale("symlog", linthresh=16)
-            ax.set_xlim(left=0)
-            ax.set_xlabel("reverse examples R (steps = ceil(R / batch))")
-            ax.set_ylabel(ylabel)
-            ax.legend(fontsize=7)
-        _draw_rate_against_score(axes[3], rows, task)
-        seeds = sorted({r["seed"] for r in rows if r["measure"] == "score_prob" and r["condition"]["task"] == task})
-        over = f"run {seeds[0]}" if len(seeds) == 1 else f"mean over {len(seeds)} independent runs"
-        start = "" if init == "pretrained" else f", from a {init} start (no pre-training)"
-        fig.suptitle(f"rebound{', ' + model if model else ''}, task {task}{start}: {over}")
+        fig = _draw_rebound_figure(run_dir, rows, task, init, model)
         name = f"rebound_{task}.png" if init == "pretrained" else f"rebound_{task}.{init}.png"
         written.append(save_figure(fig, run_dir.figures_dir / name, dpi=110))
     return written
