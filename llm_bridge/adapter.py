@@ -32,8 +32,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -83,18 +85,12 @@ class HFCausalLM:
         self.device = torch.device(device)
         self.template = template
         self.lora = lora
+        self.seed = seed
         self.eos_id = int(tokenizer.eos_token_id)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
         self.autocast = self.device.type == "cuda"  # bf16 on GPU, as the paper; fp32 on CPU
         if lora is not None:
-            from peft import LoraConfig, get_peft_model
-
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)  # LoRA's A matrices are random: seed them
-                model = get_peft_model(model, LoraConfig(
-                    r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                    target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM",
-                ))
+            model = _with_lora(model, lora, seed)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable()
             if lora is not None:
@@ -200,29 +196,34 @@ class HFCausalLM:
         rank, world = (self.accelerator.process_index, self.accelerator.num_processes) \
             if self.accelerator is not None else (0, 1)
         self.model.train()
-        for start in range(0, len(order), per_step):
-            step_examples = [examples[i] for i in order[start : start + per_step]]
-            n_tokens = sum(len(e.response_ids) for e in step_examples)
-            local = step_examples[rank::world]  # each rank its share of the step
-            opt.zero_grad(set_to_none=True)
-            total = 0.0
-            for b in range(0, max(len(local), 1), optimizer.batch_size):
-                if local:
-                    token_logp, mask = self._response_logprobs(local[b : b + optimizer.batch_size], train=True)
-                    loss = -(token_logp * mask).sum() / n_tokens
-                else:  # an empty share still joins the gradient all-reduce
-                    loss = sum(p.sum() for p in params) * 0.0
-                # DDP averages gradients over ranks; scale so the result is the global token mean
-                (loss * world).backward()
-                total += float(loss.detach())
-            if world > 1:
-                total = float(self.accelerator.reduce(torch.tensor(total, device=self.device), "sum"))
-            if optimizer.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, optimizer.max_grad_norm)
-            opt.step()
-            log.losses.append(total)
-            log.steps += 1
-            log.tokens += n_tokens
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            for start in range(0, len(order), per_step):
+                if self.lora is not None and self.lora.dropout:
+                    # dropout masks from the run seed and the step's examples: a step trained again
+                    # (a resumed run, a saved checkpoint) trains alike, however the epoch was split
+                    torch.manual_seed(hash((self.seed, *map(int, order[start : start + per_step]))) % 2**63)
+                step_examples = [examples[i] for i in order[start : start + per_step]]
+                n_tokens = sum(len(e.response_ids) for e in step_examples)
+                local = step_examples[rank::world]  # each rank its share of the step
+                opt.zero_grad(set_to_none=True)
+                total = 0.0
+                for b in range(0, max(len(local), 1), optimizer.batch_size):
+                    if local:
+                        token_logp, mask = self._response_logprobs(local[b : b + optimizer.batch_size], train=True)
+                        loss = -(token_logp * mask).sum() / n_tokens
+                    else:  # an empty share still joins the gradient all-reduce
+                        loss = sum(p.sum() for p in params) * 0.0
+                    # DDP averages gradients over ranks; scale so the result is the global token mean
+                    (loss * world).backward()
+                    total += float(loss.detach())
+                if world > 1:
+                    total = float(self.accelerator.reduce(torch.tensor(total, device=self.device), "sum"))
+                if optimizer.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, optimizer.max_grad_norm)
+                opt.step()
+                log.losses.append(total)
+                log.steps += 1
+                log.tokens += n_tokens
         self.model.eval()
         self.net.eval()
         opt.zero_grad(set_to_none=True)
@@ -344,6 +345,19 @@ class HFCausalLM:
         names = {id(p): n for n, p in self.net.named_parameters()}
         return {names[id(p)]: p.detach().to("cpu", copy=True) for p in self.trainable_parameters()}
 
+    def save_pretrained(self, folder: Path) -> None:
+        """The current weights (LoRA merged into a copy) and the tokenizer as a transformers folder of
+        safetensors, written beside and renamed into place, so a folder there is whole."""
+        if self.accelerator is not None and not self.accelerator.is_main_process:
+            return
+        net = copy.deepcopy(self.net).merge_and_unload() if self.lora is not None else self.net
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        net.save_pretrained(partial, safe_serialization=True)
+        self.tokenizer.save_pretrained(partial)
+        shutil.rmtree(folder, ignore_errors=True)  # a folder from an interrupted earlier save
+        partial.rename(folder)
+
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
         params = dict(self.net.named_parameters())
@@ -353,6 +367,21 @@ class HFCausalLM:
             raise ValueError(f"state does not match this model: missing {missing[:3]}, unknown {unknown[:3]}")
         for name, value in state.items():
             params[name].copy_(value)
+
+
+def _with_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
+    """``model`` wrapped with a fresh peft LoRA adapter (a module name it lacks is a ConfigError)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # LoRA's A matrices are random: seed them
+        try:
+            return get_peft_model(model, config)
+        except ValueError as err:
+            raise ConfigError(f"lora_target_modules {','.join(lora.target_modules)}: "
+                              f"{str(err).strip().splitlines()[0]}") from None
 
 
 def _accelerator(device: torch.device) -> Any:

@@ -10,6 +10,7 @@ score and KL compares weights on identical ids.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -55,28 +56,56 @@ def qualify_reference(run_dir: RunDir, config: Any, default_task: str | None = N
     if default_task is not None and config.task != default_task:
         parts.append(config.task)
         args.append(f"--task {config.task}")
+    if getattr(config, "adapter_path", ""):  # a PEFT adapter merged into the model is another model
+        parts.append(model_tag(config.adapter_path))
+        args.append(f"--set adapter_path={shlex.quote(config.adapter_path)}")
     if getattr(config, "controls", ()):  # the no-pre-training controls beside their own pre-trained runs
         parts.append("controls")
     run_dir.reference_key, run_dir.reference_args = ".".join(parts), " ".join(args)
 
 
 LORA_RANK = 8  # the default rank of the LoRA adapters
+# the attention projections, whose names Llama and Gemma share
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 @dataclass(frozen=True, kw_only=True)
 class AdapterSettings:
-    """How the checkpoint is fine-tuned: the ``adapter`` block of the llm configs."""
+    """How the checkpoint is fine-tuned: the ``adapter`` block of the llm configs. ``lora_alpha``
+    left out is 2 * ``lora_r``; ``lora_target_modules`` is a comma list of module names."""
 
     finetune: Literal["lora", "full"] = "lora"
     lora_r: int = LORA_RANK
+    lora_alpha: int | None = None
+    lora_dropout: float = 0.0
+    lora_target_modules: tuple[str, ...] = LORA_TARGETS
     max_length: int = 512
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         require(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
-        require(self.finetune == "lora" or self.lora_r == LORA_RANK,
-                f"adapter.lora_r = {self.lora_r} is not used with finetune = {self.finetune}; leave it out")
+        require(self.lora_alpha is None or self.lora_alpha >= 1, f"lora_alpha must be >= 1, got {self.lora_alpha}")
+        require(0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        targets = self.lora_target_modules
+        require(len(targets) >= 1 and len(set(targets)) == len(targets),
+                f"lora_target_modules must name at least one module, each once, got {','.join(targets)}")
+        for f in dataclasses.fields(self):  # the LoRA keys, where no LoRA is trained
+            value = getattr(self, f.name)
+            shown = ",".join(value) if isinstance(value, tuple) else value
+            require(self.finetune == "lora" or not f.name.startswith("lora_") or value == f.default,
+                    f"adapter.{f.name} = {shown} is not used with finetune = {self.finetune}; leave it out")
         require(self.max_length >= 16, f"max_length must be >= 16, got {self.max_length}")
+
+
+def lora_spec(settings: AdapterSettings) -> Any:
+    """The peft settings of an ``adapter`` block (None for full fine-tuning)."""
+    from llm_bridge.adapter import LoraSpec
+
+    if settings.finetune != "lora":
+        return None
+    alpha = settings.lora_alpha if settings.lora_alpha is not None else 2 * settings.lora_r
+    return LoraSpec(r=settings.lora_r, alpha=alpha, dropout=settings.lora_dropout,
+                    target_modules=settings.lora_target_modules)
 
 
 # The cpu-micro optimizer: a higher learning rate than the paper's, so that something moves in a
@@ -123,9 +152,21 @@ def run_grid(config: Any) -> Any:
 def regime(adapter: AdapterSettings, optimizer: OptimizerSpec) -> str:
     batch = f"batch {optimizer.batch_size}x{optimizer.grad_accum}"
     if adapter.finetune == "lora":
-        return (f"LoRA r={adapter.lora_r}, lr {optimizer.lr:g} constant, {batch}: "
+        return (f"{lora_text(adapter)}, lr {optimizer.lr:g} constant, {batch}: "
                 "a CPU-micro regime, not the paper's (full fine-tuning, lr 1e-5, batch 4x8)")
     return f"full fine-tuning, lr {optimizer.lr:g} constant, {batch}"
+
+
+def lora_text(adapter: AdapterSettings) -> str:
+    """``LoRA r=8``, and the LoRA settings that are not the defaults."""
+    text = f"LoRA r={adapter.lora_r}"
+    if adapter.lora_alpha is not None:
+        text += f" alpha={adapter.lora_alpha}"
+    if adapter.lora_dropout:
+        text += f" dropout={adapter.lora_dropout:g}"
+    if adapter.lora_target_modules != LORA_TARGETS:
+        text += f" on {','.join(adapter.lora_target_modules)}"
+    return text
 
 
 def data_path(config: Any) -> Path:
@@ -161,9 +202,10 @@ def check_bootstrap(n_bootstrap: int) -> None:
 
 
 def check_replication(config: Any) -> None:
-    """The replication fields every llm config shares: ``seeds``, ``data_draws`` and ``controls``."""
+    """The fields every replicated llm config shares: ``model``, ``seeds``, ``data_draws`` and ``controls``."""
     from llm_bridge.models import INITS
 
+    require(config.model.strip() != "", "model must name a built-in checkpoint, a folder, a .gguf or a hub id")
     require(config.seeds >= 1, f"seeds must be >= 1, got {config.seeds}")
     require(len(config.data_draws) >= 1 and len(set(config.data_draws)) == len(config.data_draws),
             f"data_draws must name at least one draw, each once, got {config.data_draws}")
@@ -180,12 +222,14 @@ def sweep_runs(config: Any, run_dir: RunDir, measure_run: Callable[..., list[dic
     The data is read and checked for every draw (``needs`` training examples per label outside
     ``n_eval`` held-out prompts) and its hash written to ``data.json`` before any model loads.
     """
-    from llm_bridge.models import describe_source
+    from llm_bridge.models import check_adapter, describe_source
     from llm_bridge.tasks import check_data, load_records
     from toymodels.sweep import run_sweep
     from toymodels.train import resolve_device
 
-    describe_source(config.model)  # a bad model name fails before anything else
+    describe_source(config.model)  # a bad model or adapter fails before anything else
+    if config.adapter_path:
+        check_adapter(config.adapter_path)
     resolve_device(config.execution.device)
     records = load_records(data_path(config))
     for draw in config.data_draws:
@@ -202,27 +246,38 @@ def load_run(config: Any, run_dir: RunDir, n_eval: int, init: str, draw: int, se
     """The model of one run behind the adapter (``init``: pretrained, or a no-pre-training control
     seeded by the run's seed), and the task of its data draw. Each run loads its own model (seconds
     from the cached safetensors), so that a run's weights never depend on the run before it."""
-    from llm_bridge.adapter import HFCausalLM, LoraSpec, set_threads
+    from llm_bridge.adapter import HFCausalLM, set_threads
     from llm_bridge.models import load_model, remove_knowledge
     from llm_bridge.tasks import TEMPLATES, load_records, make_task
 
     settings = config.adapter
     set_threads(config.execution.threads or None)
     t0 = time.perf_counter()
-    loaded = load_model(config.model, device=config.execution.device, trust_remote_code=config.trust_remote_code)
+    loaded = load_model(config.model, device=config.execution.device, trust_remote_code=config.trust_remote_code,
+                        adapter_path=config.adapter_path)
     model = remove_knowledge(loaded.model, init, seed)
     template = TEMPLATES[config.task] if loaded.record["has_chat_template"] else "raw"
-    lora = LoraSpec(r=settings.lora_r, alpha=2 * settings.lora_r) if settings.finetune == "lora" else None
-    adapter = HFCausalLM(model, loaded.tokenizer, lora=lora, max_length=settings.max_length,
+    adapter = HFCausalLM(model, loaded.tokenizer, lora=lora_spec(settings), max_length=settings.max_length,
                          device=config.execution.device, seed=seed, template=template,
                          gradient_checkpointing=settings.gradient_checkpointing)
     task = make_task(config.task, load_records(data_path(config)), adapter, n_eval=n_eval, draw=draw)
-    for key in ("weights_sha256", "hub_revision"):  # hub_revision: a hub model's resolved commit
+    # hub_revision: a hub model's resolved commit; adapter_sha256: the PEFT adapter merged into it
+    for key in ("weights_sha256", "hub_revision", "adapter_sha256"):
         refuse_changed_input(run_dir, "model.json", key, loaded.record.get(key))
     run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
                                       "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
                                       "load_seconds": round(time.perf_counter() - t0, 1)})
     return adapter, task
+
+
+def save_checkpoints(adapter: Any, run_dir: RunDir, label: str, states: Mapping[int, dict[str, Any]]) -> None:
+    """The aligned models of one run (aligned examples F -> trainable weights) as transformers folders
+    ``checkpoints/<run>-F<F>`` in the run folder; ``adapter`` is left at the weights it had."""
+    current = adapter.state_dict()
+    for amount, state in states.items():
+        adapter.load_state_dict(state)
+        adapter.save_pretrained(run_dir.path / "checkpoints" / f"{label}-F{amount}")
+    adapter.load_state_dict(current)
 
 
 def refuse_changed_input(run_dir: RunDir, name: str, key: str, value: Any) -> None:
@@ -255,8 +310,7 @@ def provenance(config: Any, run_dir: RunDir) -> dict[str, Any]:
     out = {"model": config.model, "weights_sha256": record["weights_sha256"]}
     if hasattr(config, "task"):  # a model's own samples (llm.pareto) have no data file
         out.update(run_dir.read_json("data.json"))
-    if "gguf_sha256" in record:
-        out["gguf_sha256"] = record["gguf_sha256"]
+    out.update({key: record[key] for key in ("gguf_sha256", "adapter_path", "adapter_sha256") if key in record})
     return out
 
 
@@ -265,4 +319,4 @@ def provenance(config: Any, run_dir: RunDir) -> dict[str, Any]:
 PAPER = {"finetune": "full", "lr": 1e-5, "batch_size": 4, "grad_accum": 8, "max_grad_norm": 1.0,
          "max_length": 2048, "seed": 42, "device": "cuda", "warmup_examples": 0, "threads": 0}
 FLAGS = {"--model": "model", "--task": "task", "--lr": "lr", "--data": "data", "--finetune": "adapter.finetune",
-         "--seeds": "seeds"}
+         "--seeds": "seeds", "--adapter-path": "adapter_path", "--save-checkpoints": "save_checkpoints"}

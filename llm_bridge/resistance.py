@@ -12,6 +12,8 @@ own samples at the sampling temperature.
 SFT settings. ``seeds`` x ``data_draws`` are the independent runs (one resumable cell each);
 ``controls`` runs the same protocol from a random init and/or permuted pre-trained weights (the
 no-pre-training controls), read by the toy's ``resistance.beyond_control``.
+``save_checkpoints`` writes the SFT checkpoints theta_1..theta_3 of every run as transformers
+folders ``checkpoints/<run>-F<aligned examples seen>`` (safetensors, LoRA merged, with the tokenizer).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ N_BOOTSTRAP = 999
 class LLMResistanceConfig:
     model: str = common.DEFAULT_MODEL
     task: Literal["sentiment", "safety", "instruction"] = "instruction"
-    data: str = ""  # {prompt, response, label} JSONL or saved datasets folder; "" = the shipped default
+    adapter_path: str = ""  # a saved PEFT adapter (safetensors) merged into the model: the starting point
+    data: str = ""  # records (or trl's layouts) in JSONL or a saved datasets folder; "" = the shipped default
     seed: int = 42  # the first training seed
     seeds: int = 1  # training seeds: seed, seed + 1, ...
     data_draws: tuple[int, ...] = (0,)  # held-out split and training examples; runs = draws x seeds
@@ -52,6 +55,7 @@ class LLMResistanceConfig:
     n_bootstrap: int = N_BOOTSTRAP
     execution: Execution = field(default_factory=common.llm_execution)
     trust_remote_code: bool = False
+    save_checkpoints: bool = False  # the aligned models as transformers folders under checkpoints/
 
     def __post_init__(self) -> None:
         require(self.protocol.n_queries <= self.n_eval,
@@ -81,6 +85,8 @@ def measure_paths(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw:
     label = common.run_label(init, draw, seed)
     adapter, task = common.load_run(config, run_dir, config.n_eval, init, draw, seed)
     result = run_resistance(adapter, task, spec, seed, progress=lambda m: print(f"{label} {m}", file=sys.stderr))
+    if config.save_checkpoints:
+        save_aligned(adapter, task, spec, seed, run_dir, label)
     paths = {}
     for (k, m), both in result.pairs.items():
         for direction, path in both.items():
@@ -92,6 +98,17 @@ def measure_paths(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw:
                 "losses": path.log.losses, "steps": path.log.steps}
     return {"checkpoint_steps": result.checkpoint_steps, "checkpoint_scores": result.checkpoint_scores,
             "paths": paths}
+
+
+def save_aligned(adapter: Any, task: Any, spec: ResistanceSpec, seed: int, run_dir: RunDir, label: str) -> None:
+    """The SFT checkpoints theta_1..theta_3 as transformers folders, named by the aligned examples
+    they saw. The protocol keeps no states, so the SFT epoch is trained again from theta0 (where it
+    leaves the model) with its data, order and optimizer."""
+    from toymodels.finetuning import epoch_order, fit_slices
+
+    aligned = task.forward_data(spec.n_align, seed=seed)
+    sft = fit_slices(adapter, aligned, epoch_order(len(aligned), seed), spec.optimizer, spec.checkpoint_fractions)
+    common.save_checkpoints(adapter, run_dir, label, dict(zip(sft.boundaries, sft.states, strict=True)))
 
 
 def run_result(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw: int, seed: int) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """LLM behaviour tasks behind the toy ``Task`` protocol (``toymodels.tasks.Task``).
 
 Each task reads ``{prompt, response, label}`` records (JSONL, or a folder saved with
-``datasets.Dataset.save_to_disk``) and turns them into token-id ``Example``s through the adapter,
+``datasets.Dataset.save_to_disk``; trl's data layouts are read too, see :func:`load_records`) and turns them into token-id ``Example``s through the adapter,
 so the template rule of :mod:`llm_bridge.adapter` holds everywhere.
 
 - ``sentiment`` (the IMDb analogue): aligned = positive review, misaligned = negative, and
@@ -39,7 +39,7 @@ LABELS = ("aligned", "misaligned", "neutral")
 SYNONYMS = {
     "positive": "aligned", "pos": "aligned", "safe": "aligned", "refuse": "aligned", "refusal": "aligned",
     "negative": "misaligned", "neg": "misaligned", "unsafe": "misaligned", "comply": "misaligned",
-    "compliance": "misaligned", "1": "aligned", "0": "misaligned",
+    "compliance": "misaligned", "1": "aligned", "0": "misaligned", "true": "aligned", "false": "misaligned",
 }
 TEMPLATES: dict[str, Literal["raw", "chat"]] = {"sentiment": "raw", "safety": "chat", "instruction": "chat"}
 MAX_NEW_TOKENS = {"sentiment": 48, "safety": 48, "instruction": 64}
@@ -63,52 +63,141 @@ def normalise_label(raw: Any) -> str:
 
 
 def load_records(path: str | Path, default_label: str | None = None) -> list[Record]:
-    """Records from a ``.jsonl`` file or a saved ``datasets`` folder.
+    """Records from a ``.jsonl`` file or a saved ``datasets`` folder. A row is one of these layouts
+    (each may carry ``label`` and ``stratum``):
 
-    Each row needs ``prompt`` and ``response`` (``question``/``answer`` also accepted, as the
-    paper's ``inverse-json`` loader) and a ``label`` unless ``default_label`` is given.
+    - ``prompt`` and ``response`` (``question``/``answer`` also accepted, as the paper's
+      ``inverse-json`` loader), with a ``label`` unless ``default_label`` is given;
+    - trl's prompt-completion: ``prompt`` and ``completion`` (text or chat messages);
+    - trl's ``messages``: the last message, the assistant's, is the response, the rest the prompt;
+    - trl's preference pairs: ``chosen`` and ``rejected``, with ``prompt`` or in chat lists that share
+      their prompt turns: two records, chosen aligned and rejected misaligned.
+
+    A prompt-completion or messages row without a label is aligned (what SFT trains toward); trl's
+    boolean ``label`` (unpaired preference) reads true as aligned. A chat prompt must be one user
+    message, since the chat template renders a prompt as one user turn.
     """
     path = Path(path)
+    records = [record for where, row in _rows(path) for record in _records_of(row, where, default_label)]
+    if not records:
+        raise ConfigError(f"{path} holds no records")
+    return records
+
+
+def _rows(path: Path) -> list[tuple[str, Any]]:
+    """The rows of a JSONL file or a saved datasets folder, each with where it is (file:line)."""
     if path.is_dir():
         try:
             from datasets import load_from_disk
         except ImportError:
             raise ConfigError("reading a saved dataset folder needs the `datasets` package") from None
         try:
-            rows = [dict(r) for r in load_from_disk(str(path))]
-        except (FileNotFoundError, ValueError) as err:
-            raise ConfigError(f"{path} is not a saved datasets folder: {err}") from None
-    elif path.is_file():
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"cannot read {path} as JSONL text ({type(err).__name__}); give a .jsonl file of "
-                              "{prompt, response, label} objects or a saved datasets folder") from None
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ConfigError(f"{path}:{n}: not JSON ({err.msg})") from None
-    else:
+            return [(f"{path} row {n}", dict(r)) for n, r in enumerate(load_from_disk(str(path)), 1)]
+        except (FileNotFoundError, ValueError, TypeError) as err:
+            raise ConfigError(f"{path} is not a saved datasets folder of rows: {err}") from None
+    if not path.is_file():
         raise ConfigError(f"data path {path} does not exist")
-    records = []
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row, dict):
-            raise ConfigError(f"{path}: record {n} is a {type(row).__name__}, not an object with prompt, response "
-                              "and label")
-        prompt = row.get("prompt", row.get("question"))
-        response = row.get("response", row.get("answer"))
-        if not isinstance(prompt, str) or not isinstance(response, str) or not response.strip():
-            raise ConfigError(f"{path}: row {n} needs string 'prompt' and non-empty 'response'")
-        label = row.get("label", default_label)
-        if label is None:
-            raise ConfigError(f"{path}: row {n} has no 'label'")
-        records.append(Record(prompt, response, normalise_label(label), str(row.get("stratum", ""))))
-    if not records:
-        raise ConfigError(f"{path} holds no records")
-    return records
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read {path} as JSONL text ({type(err).__name__}); give a .jsonl file of "
+                          "{prompt, response, label} objects or a saved datasets folder") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append((f"{path}:{n}", json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"{path}:{n}: not JSON ({err.msg})") from None
+    return rows
+
+
+class _Unmapped(Exception):
+    """A row that none of the layouts reads (the reason; the caller names the row)."""
+
+
+def _records_of(row: Any, where: str, default_label: str | None) -> list[Record]:
+    """The records of one row in any of the layouts :func:`load_records` reads."""
+    if not isinstance(row, dict):
+        raise ConfigError(f"{where}: a {type(row).__name__}, not an object with prompt, response and label")
+    stratum = str(row.get("stratum", ""))
+    try:
+        if "chosen" in row or "rejected" in row:
+            prompt, chosen, rejected = _preference(row)
+            return [Record(prompt, chosen, "aligned", stratum), Record(prompt, rejected, "misaligned", stratum)]
+        prompt, response, default = _prompt_response(row, default_label)
+    except _Unmapped as err:
+        raise ConfigError(f"{where}: {err}; fields found: {', '.join(map(str, row)) or 'none'} (give prompt+response"
+                          "+label, or trl's prompt+completion, messages, or chosen+rejected)") from None
+    label = row.get("label", default)
+    if label is None:
+        raise ConfigError(f"{where}: no 'label' (aligned, misaligned or neutral)")
+    return [Record(prompt, response, normalise_label(label), stratum)]
+
+
+def _prompt_response(row: dict[str, Any], default_label: str | None) -> tuple[str, str, str | None]:
+    """(prompt, response, the label of a row without one) of a single-answer row."""
+    if "messages" in row:
+        turns = _chat(row["messages"])
+        if not turns or turns[-1][0] != "assistant":
+            raise _Unmapped("'messages' must end with the assistant's message (the response)")
+        return _user_prompt(turns[:-1]), _text(turns[-1][1]), "aligned"
+    if "completion" in row:
+        return _prompt(row.get("prompt")), _response(row["completion"]), "aligned"
+    prompt, response = row.get("prompt", row.get("question")), row.get("response", row.get("answer"))
+    if not isinstance(prompt, str) or not isinstance(response, str):
+        raise _Unmapped("needs string 'prompt' and non-empty 'response'")
+    return prompt, _text(response), default_label
+
+
+def _preference(row: dict[str, Any]) -> tuple[str, str, str]:
+    """(prompt, chosen, rejected) of a preference pair, the prompt given or shared by both chats."""
+    if "chosen" not in row or "rejected" not in row:
+        raise _Unmapped("a preference pair needs both 'chosen' and 'rejected'")
+    if "prompt" in row:
+        return _prompt(row["prompt"]), _response(row["chosen"]), _response(row["rejected"])
+    chosen, rejected = _chat(row["chosen"]), _chat(row["rejected"])
+    if chosen[:-1] != rejected[:-1] or not chosen or chosen[-1][0] != "assistant" or rejected[-1][0] != "assistant":
+        raise _Unmapped("without 'prompt', 'chosen' and 'rejected' must be chats with the same prompt turns, "
+                        "each ending with the assistant's message")
+    return _user_prompt(chosen[:-1]), _text(chosen[-1][1]), _text(rejected[-1][1])
+
+
+def _chat(value: Any) -> list[tuple[str, str]]:
+    """(role, content) of a chat list of {role, content} messages with text content."""
+    if not isinstance(value, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in value):
+        raise _Unmapped("a chat must be a list of {role, content} messages with text content")
+    return [(m["role"], m["content"]) for m in value]
+
+
+def _user_prompt(turns: list[tuple[str, str]]) -> str:
+    if [role for role, _ in turns] != ["user"]:
+        raise _Unmapped(f"a chat prompt must be one user message (the template renders one user turn), got roles "
+                        f"{', '.join(role for role, _ in turns) or 'none'}")
+    return turns[0][1]
+
+
+def _prompt(value: Any) -> str:
+    """A prompt given as text or as a chat of one user message."""
+    return value if isinstance(value, str) else _user_prompt(_chat(value))
+
+
+def _response(value: Any) -> str:
+    """A response given as text or as a chat of one assistant message."""
+    if isinstance(value, str):
+        return _text(value)
+    turns = _chat(value)
+    if [role for role, _ in turns] != ["assistant"]:
+        raise _Unmapped("a chat completion must be one assistant message")
+    return _text(turns[0][1])
+
+
+def _text(response: str) -> str:
+    if not response.strip():
+        raise _Unmapped("needs string 'prompt' and non-empty 'response'")
+    return response
 
 
 def held_out_split(name: str, records: Sequence[Record], n_eval: int, draw: int

@@ -23,7 +23,8 @@ MICRO = {"forward_amounts": "0,2,4", "reverse_amounts": ",".join(map(str, range(
 
 @pytest.fixture(scope="module")
 def rebound_run(tiny_folder, records_file, tmp_path_factory):
-    config = REBOUND.resolve("cpu-micro", sets={"model": str(tiny_folder), "data": str(records_file), **MICRO})
+    config = REBOUND.resolve("cpu-micro", sets={"model": str(tiny_folder), "data": str(records_file), **MICRO,
+                                                "save_checkpoints": True})
     return config, execute(REBOUND, config, out=tmp_path_factory.mktemp("rebound") / "run")
 
 
@@ -52,6 +53,26 @@ def test_rebound_has_controls_and_both_scales(rebound_run):
     assert sorted(p.name for p in outcome.run.figures_dir.glob("*.png"))
 
 
+def test_rebound_saves_the_aligned_models_it_measured(rebound_run):
+    """Each saved theta_F opens in transformers and scores the held-out contrasts as measured at R = 0."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llm_bridge.adapter import HFCausalLM
+    from llm_bridge.tasks import load_records, make_task
+    from toymodels.measures import contrast_scores
+
+    config, outcome = rebound_run
+    saved = outcome.run.path / "checkpoints"
+    assert sorted(p.name for p in saved.iterdir()) == ["d0-s42-F2", "d0-s42-F4"]
+    measured = next(r["value"] for r in outcome.run.read_metrics() if r["measure"] == "score_log_odds"
+                    and r["condition"]["task"] == "sentiment" and r["condition"]["F"] == 4 and r["x"] == 0)
+    folder = saved / "d0-s42-F4"
+    model = HFCausalLM(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder))
+    task = make_task("sentiment", load_records(config.data), model, n_eval=4)
+    scores = contrast_scores(model, task.contrasts(task.eval_prompts(4, seed=config.seed)))
+    assert scores.mean_log_odds == pytest.approx(measured, abs=1e-4)
+
+
 def test_rebound_resumes_from_cells_with_identical_metrics(rebound_run):
     config, outcome = rebound_run
     before = (outcome.run.path / "metrics.csv").read_text()
@@ -69,8 +90,11 @@ def test_rebound_is_deterministic(rebound_run, tmp_path):
 def test_resistance_paths_take_equal_steps(tiny_folder, records_file, tmp_path):
     config = RESISTANCE.resolve("cpu-micro", sets={
         "model": str(tiny_folder), "data": str(records_file), "task": "sentiment", "n_align": 8, "batch_size": 1,
-        "n_queries": 4, "n_eval": 4, "lr": 1e-2, "n_bootstrap": 199, "threads": 1})
+        "n_queries": 4, "n_eval": 4, "lr": 1e-2, "n_bootstrap": 199, "threads": 1, "save_checkpoints": True})
     outcome = execute(RESISTANCE, config, out=tmp_path / "run")
+    # theta_1..theta_3 of the SFT epoch, named by the aligned examples they saw
+    assert sorted(p.name for p in (outcome.run.path / "checkpoints").iterdir()) == [
+        "d0-s42-F2", "d0-s42-F4", "d0-s42-F6"]
     assert not outcome.summary.get("instrument_failures")
     rows = outcome.run.read_metrics()
     steps = [r["value"] for r in rows if r["measure"] == "steps"]

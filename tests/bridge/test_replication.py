@@ -107,6 +107,7 @@ def config_sets(config) -> dict:
     ({}, "llm.rebound"),
     ({"model": "gemma3-270m", "task": "safety"}, "llm.rebound.gemma3-270m.safety"),
     ({"controls": "random,permuted"}, "llm.rebound.controls"),
+    ({"adapter_path": "adapters/my-lora"}, "llm.rebound.my-lora"),  # a merged PEFT adapter is another model
 ])
 def test_reference_keys_keep_models_tasks_and_controls_apart(tmp_path, sets, key):
     from harness.runs import RunDir
