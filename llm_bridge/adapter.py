@@ -16,15 +16,18 @@ compared through one adapter (one tokenizer, one template), by swapping weights 
 ``load_state_dict``; KL(reference‖model) is estimated on the reference's own samples,
 teacher-forced through the same ids, so the template can never differ between the two sides.
 
-Training follows the paper's SFT: AdamW with betas (0.9, 0.95), constant LR, weight decay 0, loss on
-response tokens only (token-weighted mean over each optimizer step), bf16 autocast on CUDA. LoRA
-goes through peft; the full path trains every weight.
+Training follows the paper's SFT (:mod:`llm_bridge.training`): AdamW with betas (0.9, 0.95),
+constant LR, weight decay 0, loss on response tokens only (token-weighted mean over each optimizer
+step), through an ``accelerate.Accelerator`` whose mixed precision is the adapter's ``dtype``
+(``auto``: bf16 on CUDA, fp32 on CPU). LoRA goes through peft; the full path trains every weight,
+and its ``state_dict()`` is a file on disk (:mod:`llm_bridge.states`), never a second model in memory.
 
-Multi-GPU: under ``accelerate launch`` (``WORLD_SIZE > 1``) the model is wrapped by
-``accelerate.Accelerator`` (DDP with the shipped ``accelerate_configs/ddp.yaml``). Each optimizer
-step's examples are split across ranks and the loss is scaled so that the all-reduced gradient is
-the same token-weighted mean as on one device; scoring and sampling run the unwrapped model on
-every rank, so every rank measures the same numbers.
+Multi-GPU: under ``accelerate launch`` the Accelerator wraps the model as its config says (DDP with
+the shipped ``accelerate_configs/ddp.yaml``). Each optimizer step's examples are split across ranks
+and the loss is scaled so that the all-reduced gradient is the same token-weighted mean as on one
+device; scoring and sampling run the unwrapped model on every rank, so every rank measures the same
+numbers. The CUDA paths (bf16, fp16 with its loss scaler, several GPUs) are untested: no GPU was
+available; DDP is checked on 2 CPU ranks.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import copy
 import hashlib
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -41,8 +44,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate.utils import DistributedType
 
 from harness.errors import ConfigError
+from llm_bridge import training
+from llm_bridge.states import StateFile, StateFolder
 from toymodels.interface import Example, OptimizerSpec, TrainLog
 
 Template = Literal["raw", "chat"]
@@ -74,7 +80,8 @@ class HFCausalLM:
     def __init__(
         self, model: Any, tokenizer: Any, *, lora: LoraSpec | None = None, max_length: int = 2048,
         eval_batch: int = 16, device: str = "cpu", seed: int = 42, template: Template = "raw",
-        gradient_checkpointing: bool = False, share_prefix: bool = True,
+        gradient_checkpointing: bool = False, share_prefix: bool = True, dtype: training.Dtype = "auto",
+        state_dir: Path | None = None,
     ) -> None:
         if template == "chat" and not getattr(tokenizer, "chat_template", None):
             raise ConfigError("template 'chat' needs a tokenizer with a chat template; use template=raw")
@@ -88,19 +95,24 @@ class HFCausalLM:
         self.seed = seed
         self.eos_id = int(tokenizer.eos_token_id)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
-        self.autocast = self.device.type == "cuda"  # bf16 on GPU, as the paper; fp32 on CPU
+        precision = training.mixed_precision(dtype, device)
         if lora is not None:
             model = _with_lora(model, lora, seed)
         if gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-            if lora is not None:
-                model.enable_input_require_grads()
-        self.accelerator = _accelerator(self.device)
-        if self.accelerator is not None:
-            self.device = self.accelerator.device
-            self.autocast = self.device.type == "cuda"
-        self.net = model.to(self.device)  # the unwrapped model: scoring, sampling, weights
-        self.model = self.accelerator.prepare_model(self.net) if self.accelerator is not None else self.net
+            # non-reentrant: the reentrant kind needs inputs that require grad (LoRA freezes the
+            # embeddings) and clashes with DDP's and FSDP's gradient hooks
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.accelerator = training.make_accelerator(self.device, precision)
+        self.device = self.accelerator.device
+        self.states = StateFolder(state_dir, self, self.accelerator)  # full fine-tuning's weight states
+        self.sharded = self.accelerator.distributed_type == DistributedType.FSDP  # weights split across ranks
+        if self.sharded and lora is not None:
+            raise ConfigError("LoRA under FSDP is not supported: a LoRA run's model fits one device, use "
+                              "accelerate_configs/ddp.yaml")
+        self.net = model  # the unwrapped model: scoring, sampling, weights
+        # one AdamW for the adapter's life, prepared with the model; each fit loads its state
+        adamw = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+        self.model, self.optimizer = self.accelerator.prepare(model, adamw)
         self.net.eval()
 
     # ----- text <-> ids (the template rule) -------------------------------------------------
@@ -162,8 +174,8 @@ class HFCausalLM:
         """
         ids, attn, targets, first = self._batch(examples)
         keep = torch.arange(first, ids.shape[1], device=self.device)
-        net = self.model if train else self.net
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        net = self.model if train or self.sharded else self.net
+        with self.accelerator.autocast():
             logits = net(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
         logp = F.log_softmax(logits.float() / temperature, dim=-1)
         nxt = ids[:, first + 1 :]
@@ -183,51 +195,7 @@ class HFCausalLM:
 
         A last, shorter step takes the remaining examples, so one epoch covers every example.
         """
-        if len(order) == 0:
-            return TrainLog(), state
-        params = self.trainable_parameters()
-        opt = torch.optim.AdamW(params, lr=optimizer.lr, betas=optimizer.betas,
-                                weight_decay=optimizer.weight_decay)
-        if state is not None:
-            # the caller may reuse ``state`` for several arms: never let this run mutate it
-            opt.load_state_dict(copy.deepcopy(state))
-        log = TrainLog()
-        per_step = optimizer.examples_per_step
-        rank, world = (self.accelerator.process_index, self.accelerator.num_processes) \
-            if self.accelerator is not None else (0, 1)
-        self.model.train()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            for start in range(0, len(order), per_step):
-                if self.lora is not None and self.lora.dropout:
-                    # dropout masks from the run seed and the step's examples: a step trained again
-                    # (a resumed run, a saved checkpoint) trains alike, however the epoch was split
-                    torch.manual_seed(hash((self.seed, *map(int, order[start : start + per_step]))) % 2**63)
-                step_examples = [examples[i] for i in order[start : start + per_step]]
-                n_tokens = sum(len(e.response_ids) for e in step_examples)
-                local = step_examples[rank::world]  # each rank its share of the step
-                opt.zero_grad(set_to_none=True)
-                total = 0.0
-                for b in range(0, max(len(local), 1), optimizer.batch_size):
-                    if local:
-                        token_logp, mask = self._response_logprobs(local[b : b + optimizer.batch_size], train=True)
-                        loss = -(token_logp * mask).sum() / n_tokens
-                    else:  # an empty share still joins the gradient all-reduce
-                        loss = sum(p.sum() for p in params) * 0.0
-                    # DDP averages gradients over ranks; scale so the result is the global token mean
-                    (loss * world).backward()
-                    total += float(loss.detach())
-                if world > 1:
-                    total = float(self.accelerator.reduce(torch.tensor(total, device=self.device), "sum"))
-                if optimizer.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, optimizer.max_grad_norm)
-                opt.step()
-                log.losses.append(total)
-                log.steps += 1
-                log.tokens += n_tokens
-        self.model.eval()
-        self.net.eval()
-        opt.zero_grad(set_to_none=True)
-        return log, opt.state_dict()
+        return training.fit(self, examples, order, optimizer, state)
 
     @torch.no_grad()
     def token_logprobs(self, examples: Sequence[Example], temperature: float = 1.0) -> list[np.ndarray]:
@@ -278,9 +246,10 @@ class HFCausalLM:
             ids[b, width - len(p) :] = torch.tensor(p)
             attn[b, width - len(p) :] = 1
         ids, attn = ids.to(self.device), attn.to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            prefix = self.net(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
-                              use_cache=True, logits_to_keep=1)
+        with self.accelerator.autocast():
+            net = self.model if self.sharded else self.net  # FSDP gathers the weights in its forward
+            prefix = net(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
+                         use_cache=True, logits_to_keep=1)
             owner = torch.tensor([b for b, rs in enumerate(responses) for _ in rs], device=self.device)
             cache = prefix.cache
             cache.reorder_cache(owner)  # one copy of its prompt's keys and values per response
@@ -296,7 +265,7 @@ class HFCausalLM:
             # the prompt's last position predicts the first response token; each response token the next
             logits = prefix.logits[owner, -1:]
             if length > 1:
-                logits = torch.cat([logits, self.net(
+                logits = torch.cat([logits, net(
                     input_ids=cont[:, :-1], attention_mask=torch.cat([attn[owner], cont_attn[:, :-1]], -1),
                     position_ids=positions[:, :-1], cache=cache, use_cache=False).logits], 1)
         logits = logits.float() / temperature
@@ -325,7 +294,7 @@ class HFCausalLM:
         )
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            with self.accelerator.autocast(), training.full_root(self):
                 out = self.net.generate(
                     input_ids=ids.to(self.device), attention_mask=attn.to(self.device), generation_config=gen,
                 )
@@ -340,33 +309,48 @@ class HFCausalLM:
     ) -> list[int]:
         return self.generate_batch([prompt_ids], max_new_tokens, temperature, seed)[0]
 
-    def state_dict(self) -> dict[str, Any]:
-        """The trainable weights (the LoRA adapter, or every weight on the full path), on CPU."""
+    def state_dict(self) -> Mapping[str, torch.Tensor]:
+        """The trainable weights: the LoRA adapter as CPU tensors, or, on the full path, every weight
+        as a :class:`StateFile` (written once by the main process, shared by every rank)."""
+        if self.sharded:
+            return training.gathered_state(self)
         names = {id(p): n for n, p in self.net.named_parameters()}
-        return {names[id(p)]: p.detach().to("cpu", copy=True) for p in self.trainable_parameters()}
+        trainable = {names[id(p)]: p for p in self.trainable_parameters()}
+        if self.lora is not None:
+            return {name: p.detach().to("cpu", copy=True) for name, p in trainable.items()}
+        return self.states.save(trainable)
 
     def save_pretrained(self, folder: Path) -> None:
         """The current weights (LoRA merged into a copy) and the tokenizer as a transformers folder of
         safetensors, written beside and renamed into place, so a folder there is whole."""
-        if self.accelerator is not None and not self.accelerator.is_main_process:
+        # FSDP: every rank joins the gathering of the weights, then only the main process writes
+        weights = self.accelerator.get_state_dict(self.model) if self.sharded else None
+        if not self.accelerator.is_main_process:
             return
         net = copy.deepcopy(self.net).merge_and_unload() if self.lora is not None else self.net
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        net.save_pretrained(partial, safe_serialization=True)
+        net.save_pretrained(partial, safe_serialization=True, state_dict=weights)
         self.tokenizer.save_pretrained(partial)
         shutil.rmtree(folder, ignore_errors=True)  # a folder from an interrupted earlier save
         partial.rename(folder)
 
     @torch.no_grad()
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Copy ``state`` (a :meth:`state_dict`) into the weights; a StateFile streams from its file."""
+        if self.sharded:
+            training.scatter_state(self, state)
+            return
         params = dict(self.net.named_parameters())
         missing = [n for n, p in params.items() if p.requires_grad and n not in state]
         unknown = [n for n in state if n not in params]
         if missing or unknown:
             raise ValueError(f"state does not match this model: missing {missing[:3]}, unknown {unknown[:3]}")
-        for name, value in state.items():
-            params[name].copy_(value)
+        values = state.load() if isinstance(state, StateFile) else state
+        for name in state:
+            params[name].copy_(values[name])
+        if isinstance(state, StateFile):  # every rank has read the file before its owner may remove it
+            self.accelerator.wait_for_everyone()
 
 
 def _with_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
@@ -382,15 +366,6 @@ def _with_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
         except ValueError as err:
             raise ConfigError(f"lora_target_modules {','.join(lora.target_modules)}: "
                               f"{str(err).strip().splitlines()[0]}") from None
-
-
-def _accelerator(device: torch.device) -> Any:
-    """An ``accelerate.Accelerator`` when launched on several processes, else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import Accelerator
-
-    return Accelerator(cpu=device.type == "cpu")
 
 
 def set_threads(n: int | None) -> None:
