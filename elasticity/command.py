@@ -138,16 +138,7 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
         for name, preset in experiment.presets.items():
             print(f"{name:12s} ~{human_duration(preset.est_seconds):>8s}  {preset.help}")
         return EXIT_OK
-    sets = parse_sets(args.set)
-    for key, value in vars(args).items():
-        if key.startswith("flag:") and value is not None:
-            sets[key.removeprefix("flag:")] = value
-    logs.configure(args.verbosity)
-    _refuse_remote_code(sets, load_config_file(args.config) if args.config else {})
-    if getattr(args, REMOTE_CODE, False):
-        sets[REMOTE_CODE] = True
-    preset = chosen_preset(args.preset, getattr(args, "preset_alias", None)) or experiment.default_preset
-    config = experiment.resolve(preset, args.config, sets, args.seed)
+    preset, config = resolved_config(experiment, args)
     if args.print_config:
         print(config_text(experiment, preset, config, as_json=args.json), end="")
         return EXIT_OK
@@ -160,6 +151,21 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> int:
     else:
         print(format_summary(outcome.summary))
     return outcome.exit_code
+
+
+def resolved_config(experiment: Experiment, args: argparse.Namespace) -> tuple[str, Any]:
+    """The preset the command line names and its config (with --config, --set, the key flags and
+    --seed), after the logs are set to its verbosity."""
+    sets = parse_sets(args.set)
+    for key, value in vars(args).items():
+        if key.startswith("flag:") and value is not None:
+            sets[key.removeprefix("flag:")] = value
+    logs.configure(args.verbosity)
+    _refuse_remote_code(sets, load_config_file(args.config) if args.config else {})
+    if getattr(args, REMOTE_CODE, False):
+        sets[REMOTE_CODE] = True
+    preset = chosen_preset(args.preset, getattr(args, "preset_alias", None)) or experiment.default_preset
+    return preset, experiment.resolve(preset, args.config, sets, args.seed)
 
 
 def config_text(experiment: Experiment, preset: str, config: Any, as_json: bool = False) -> str:
