@@ -64,6 +64,8 @@ def qualify_reference(run_dir: RunDir, config: Any, default_task: str | None = N
     run_dir.reference_key, run_dir.reference_args = ".".join(parts), " ".join(args)
 
 
+# the layouts a data file may be read as (llm_bridge.paper_data.DATA_FORMATS, checked by a test)
+DataFormat = Literal["auto", "records", "imdb", "beavertails", "alpaca", "truthfulqa"]
 LORA_RANK = 8  # the default rank of the LoRA adapters
 # the attention projections, whose names Llama and Gemma share
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -72,7 +74,9 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 @dataclass(frozen=True, kw_only=True)
 class AdapterSettings:
     """How the checkpoint is fine-tuned: the ``adapter`` block of the llm configs. ``lora_alpha``
-    left out is 2 * ``lora_r``; ``lora_target_modules`` is a comma list of module names."""
+    left out is 2 * ``lora_r``; ``lora_target_modules`` is a comma list of module names. ``dtype``
+    is the mixed precision of training and scoring (weights stay fp32): ``auto`` is bf16 on CUDA,
+    as the paper, and fp32 on CPU; fp16 needs CUDA."""
 
     finetune: Literal["lora", "full"] = "lora"
     lora_r: int = LORA_RANK
@@ -81,6 +85,7 @@ class AdapterSettings:
     lora_target_modules: tuple[str, ...] = LORA_TARGETS
     max_length: int = 512
     gradient_checkpointing: bool = False
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
 
     def __post_init__(self) -> None:
         require(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
@@ -224,6 +229,7 @@ def sweep_runs(config: Any, run_dir: RunDir, measure_run: Callable[..., list[dic
     """
     from llm_bridge.models import check_adapter, describe_source
     from llm_bridge.tasks import check_data, load_records
+    from llm_bridge.training import mixed_precision
     from toymodels.sweep import run_sweep
     from toymodels.train import resolve_device
 
@@ -231,7 +237,8 @@ def sweep_runs(config: Any, run_dir: RunDir, measure_run: Callable[..., list[dic
     if config.adapter_path:
         check_adapter(config.adapter_path)
     resolve_device(config.execution.device)
-    records = load_records(data_path(config))
+    mixed_precision(config.adapter.dtype, config.execution.device)  # fp16 on a CPU fails here
+    records = load_records(data_path(config), data_format=config.data_format)
     for draw in config.data_draws:
         check_data(config.task, records, n_eval, draw, needs)
     data = {**data_record(config), "n_records": len(records)}
@@ -259,8 +266,10 @@ def load_run(config: Any, run_dir: RunDir, n_eval: int, init: str, draw: int, se
     template = TEMPLATES[config.task] if loaded.record["has_chat_template"] else "raw"
     adapter = HFCausalLM(model, loaded.tokenizer, lora=lora_spec(settings), max_length=settings.max_length,
                          device=config.execution.device, seed=seed, template=template,
-                         gradient_checkpointing=settings.gradient_checkpointing)
-    task = make_task(config.task, load_records(data_path(config)), adapter, n_eval=n_eval, draw=draw)
+                         gradient_checkpointing=settings.gradient_checkpointing, dtype=settings.dtype,
+                         state_dir=run_dir.path)  # full fine-tuning keeps its weight states in states-*/
+    task = make_task(config.task, load_records(data_path(config), data_format=config.data_format), adapter,
+                     n_eval=n_eval, draw=draw)
     # hub_revision: a hub model's resolved commit; adapter_sha256: the PEFT adapter merged into it
     for key in ("weights_sha256", "hub_revision", "adapter_sha256"):
         refuse_changed_input(run_dir, "model.json", key, loaded.record.get(key))

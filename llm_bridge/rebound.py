@@ -19,7 +19,8 @@ reported beside them as exploratory.
 
 ``cpu-micro`` (the default) runs on 2 CPU cores in minutes with LoRA and a higher learning rate
 than the paper: its own regime, not the paper's. ``paper`` uses the paper's IMDb SFT settings and
-amounts.
+amounts, ``paper-safety`` its BeaverTails ones (the data sets' hub rows are read by
+:mod:`llm_bridge.paper_data`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class LLMReboundConfig:
     task: Literal["sentiment", "safety", "instruction"] = "sentiment"
     adapter_path: str = ""  # a saved PEFT adapter (safetensors) merged into the model: the starting point
     data: str = ""  # records (or trl's layouts) in JSONL or a saved datasets folder; "" = the shipped default
+    data_format: common.DataFormat = "auto"  # the data's layout; auto: detected from its columns
     seed: int = 42  # the first training seed
     seeds: int = 1  # training seeds: seed, seed + 1, ...
     data_draws: tuple[int, ...] = (0,)  # held-out split and training examples; runs = draws x seeds
@@ -233,6 +235,13 @@ def draw(run_dir: RunDir) -> None:
     draw_rebound(run_dir, common.model_tag(common.config_model(run_dir)))
 
 
+# The paper's rebound amounts (digest 5.2, [P] v1 figure): F aligned examples, then up to 2000 reverse
+# ones. The paper has no neutral arm and IMDb/BeaverTails no neutral text, so none is trained.
+PAPER_REBOUND = {**common.PAPER, "forward_amounts": (0, 1000, 2000, 5000, 10000), "neutral_control": False,
+                 "kl_every": 8, "n_eval": 256, "n_kl_samples": 128}
+PAPER_NOT_GIVEN = ("the paper does not give its evaluation prompts or samples: n_eval 256, 128 KL samples "
+                   "and the read-out grid are this project's")
+
 EXPERIMENT = Experiment(
     name="llm.rebound",
     help="Rebound on a real checkpoint: alignment amount F vs decay under reverse data (paper Fig. 4, Table 3)",
@@ -242,11 +251,16 @@ EXPERIMENT = Experiment(
                             "R every step to 32, 4-example shared warm-up, neutral control, 24 prompts, "
                             "64 KL samples every 4 steps", est_seconds=600),
         **common.replication_presets(3050, 11000, "SmolLM2 sentiment took 51 min on 2 cores"),
-        "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "max_length"}, "max_length": 512,
-                         "batch_size": 1, "forward_amounts": (0, 1000, 2000, 5000, 10000),
-                         "reverse_amounts": tuple(range(0, 2001, 8)), "kl_every": 8, "n_eval": 256,
-                         "n_kl_samples": 128},
-                        "the paper's IMDb SFT settings and amounts (GPU; needs that much data)", est_seconds=36000),
+        "paper": Preset({**PAPER_REBOUND, "max_length": 512, "batch_size": 1,
+                         "reverse_amounts": tuple(range(0, 2001, 8))},
+                        "the paper's IMDb SFT (sft-imdb.sh: full, lr 1e-5 constant, batch 1x8, max_length 512) and "
+                        "amounts (F in {1000,2000,5000,10000}, reverse to 2000, read every 8-example step); "
+                        f"{PAPER_NOT_GIVEN}; GPU; stanfordnlp/imdb rows", est_seconds=36000),
+        "paper-safety": Preset({**PAPER_REBOUND, "task": "safety", "reverse_amounts": tuple(range(0, 2017, 32))},
+                               "the paper's BeaverTails SFT (sft-safe.sh: full, lr 1e-5 constant, batch 4x8, "
+                               "max_length 2048) and amounts (F in {1000,2000,5000,10000}, reverse to 2016, read "
+                               f"every 32-example step); {PAPER_NOT_GIVEN}; GPU; "
+                               "PKU-Alignment/BeaverTails rows", est_seconds=36000),
     },
     run=run, readings=readings, draw=draw, flags=common.FLAGS, default_preset="cpu-micro",
     units={"score": "probability and log-odds (nats)", "kl": "nats per response token"},

@@ -44,6 +44,7 @@ class LLMResistanceConfig:
     task: Literal["sentiment", "safety", "instruction"] = "instruction"
     adapter_path: str = ""  # a saved PEFT adapter (safetensors) merged into the model: the starting point
     data: str = ""  # records (or trl's layouts) in JSONL or a saved datasets folder; "" = the shipped default
+    data_format: common.DataFormat = "auto"  # the data's layout; auto: detected from its columns
     seed: int = 42  # the first training seed
     seeds: int = 1  # training seeds: seed, seed + 1, ...
     data_draws: tuple[int, ...] = (0,)  # held-out split and training examples; runs = draws x seeds
@@ -249,7 +250,12 @@ EXPERIMENT = Experiment(
         **common.replication_presets(920, 3600, "SmolLM2 took 15 min on 2 cores"),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "warmup_examples"}, "n_align": 10000,
                          "n_queries": 512, "n_eval": 512},
-                        "the paper's SFT settings (GPU; needs that much data)", est_seconds=36000),
+                        "the paper's SFT settings (full, lr 1e-5 constant, batch 4x8, max_length 2048, one epoch, "
+                        "answers at T=0.05; checkpoints at 25/50/75% as inferred from the authors' log names); "
+                        "the paper does not give |D_a| or |Q|: n_align 10000 and 512 prompts are this project's. "
+                        "GPU; tatsu-lab/alpaca rows, PKU-Alignment/BeaverTails (--task safety) or "
+                        "truthfulqa/truthful_qa, whose 817 questions need smaller amounts, e.g. --set n_align=1024 "
+                        "--set n_eval=256 --set n_queries=256", est_seconds=36000),
     },
     run=run, readings=readings, draw="toymodels.figures:draw_resistance", flags=common.FLAGS,
     default_preset="cpu-micro", units={"loss": "nats per response token", "score": "probability"},

@@ -5,7 +5,8 @@
 - :class:`ClassifierScorer`: a HF sequence classifier (e.g. a sentiment RoBERTa) or a scalar
   reward/cost model (e.g. beaver-7b-v1.0-cost), with the label index and the sign stated
   explicitly, because that is where replications go wrong: a cost model's "safe score" is minus
-  its output, and a classifier's positive class is whatever its ``id2label`` says, not index 1.
+  its output, and a classifier's positive class is whatever its ``id2label`` says, not index 1;
+  :class:`JudgeSettings` names one as config settings (``scorer=cost:PATH``).
 """
 
 from __future__ import annotations
@@ -80,6 +81,46 @@ class ClassifierSpec:
     label: int | str | None = None
     sign: int = 1
     max_length: int = 512  # the paper's cost-model scoring truncated inputs to 512 tokens
+
+
+# The judge kinds a ``scorer`` setting names: (ClassifierSpec kind, sign). A cost model scores
+# lower for the aligned answer, so its score is minus its output.
+JUDGE_KINDS: dict[str, tuple[Literal["classifier", "reward"], int]] = {
+    "classifier": ("classifier", 1), "reward": ("reward", 1), "cost": ("reward", -1)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeSettings:
+    """A sampled-text judge as settings: ``scorer`` is ``classifier:PATH`` (a sequence classifier,
+    ``scorer_label`` its aligned class by name or index, e.g. POSITIVE of a sentiment model),
+    ``reward:PATH`` (one scalar, higher = aligned) or ``cost:PATH`` (one scalar, lower = aligned,
+    e.g. a safety cost model); "" = no judge. PATH is a local model folder (or a hub id when online)."""
+
+    scorer: str = ""
+    scorer_label: str = ""
+    scorer_max_length: int = 512  # the paper's cost-model scoring truncated inputs to 512 tokens
+
+    def __post_init__(self) -> None:
+        if self.scorer_max_length < 1:
+            raise ConfigError(f"scorer_max_length must be >= 1, got {self.scorer_max_length}")
+        if self.scorer:
+            self.spec()  # a malformed setting fails when the config is built, before any model loads
+        elif self.scorer_label:
+            raise ConfigError("scorer_label is set but no scorer; give scorer=classifier:PATH")
+
+    def spec(self) -> ClassifierSpec:
+        """The :class:`ClassifierSpec` these settings name."""
+        kind, _, path = self.scorer.partition(":")
+        if kind not in JUDGE_KINDS or not path.strip():
+            raise ConfigError(f"scorer must be one of {', '.join(k + ':PATH' for k in JUDGE_KINDS)}, "
+                              f"got {self.scorer!r}")
+        spec_kind, sign = JUDGE_KINDS[kind]
+        if spec_kind == "classifier" and not self.scorer_label:
+            raise ConfigError(f"scorer {self.scorer} needs scorer_label: the aligned class, by name or index")
+        if spec_kind == "reward" and self.scorer_label:
+            raise ConfigError(f"scorer {self.scorer} has one output and takes no scorer_label")
+        return ClassifierSpec(path.strip(), kind=spec_kind, label=self.scorer_label or None, sign=sign,
+                              max_length=self.scorer_max_length)
 
 
 class ClassifierScorer:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from harness.errors import ConfigError
+from llm_bridge.records import Record
 from toymodels.interface import Contrast, Example
 
 TASKS = ("sentiment", "safety", "instruction")
@@ -45,14 +45,6 @@ TEMPLATES: dict[str, Literal["raw", "chat"]] = {"sentiment": "raw", "safety": "c
 MAX_NEW_TOKENS = {"sentiment": 48, "safety": 48, "instruction": 64}
 
 
-@dataclass(frozen=True)
-class Record:
-    prompt: str
-    response: str
-    label: str = "aligned"
-    stratum: str = ""  # the group a held-out split is stratified over (genre, request kind, form)
-
-
 def normalise_label(raw: Any) -> str:
     text = str(raw).strip().lower()
     text = SYNONYMS.get(text, text)
@@ -62,7 +54,7 @@ def normalise_label(raw: Any) -> str:
     return text
 
 
-def load_records(path: str | Path, default_label: str | None = None) -> list[Record]:
+def load_records(path: str | Path, default_label: str | None = None, data_format: str = "auto") -> list[Record]:
     """Records from a ``.jsonl`` file or a saved ``datasets`` folder. A row is one of these layouts
     (each may carry ``label`` and ``stratum``):
 
@@ -76,9 +68,18 @@ def load_records(path: str | Path, default_label: str | None = None) -> list[Rec
     A prompt-completion or messages row without a label is aligned (what SFT trains toward); trl's
     boolean ``label`` (unpaired preference) reads true as aligned. A chat prompt must be one user
     message, since the chat template renders a prompt as one user turn.
+
+    The paper's data sets as saved from the hub (IMDb, BeaverTails, Alpaca, TruthfulQA) are read by
+    :mod:`llm_bridge.paper_data`: named by ``data_format``, or detected from their columns.
     """
+    from llm_bridge.paper_data import paper_format, read_paper, require_one_split
+
     path = Path(path)
-    records = [record for where, row in _rows(path) for record in _records_of(row, where, default_label)]
+    require_one_split(path)
+    rows = _rows(path)
+    paper = paper_format(rows, data_format)
+    records = (read_paper(paper, rows) if paper else
+               [record for where, row in rows for record in _records_of(row, where, default_label)])
     if not records:
         raise ConfigError(f"{path} holds no records")
     return records

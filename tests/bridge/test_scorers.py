@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from harness.errors import ConfigError
-from llm_bridge.scorers import ClassifierScorer, ClassifierSpec, RefusalScorer, VaderScorer
+from llm_bridge.scorers import (
+    ClassifierScorer,
+    ClassifierSpec,
+    JudgeSettings,
+    RefusalScorer,
+    VaderScorer,
+)
 
 
 def test_vader_orders_hand_written_reviews():
@@ -79,3 +85,52 @@ def test_cost_model_sign():
     two, tok2 = _classifier(2, {0: "a", 1: "b"})
     with pytest.raises(ConfigError, match="exactly 1"):
         ClassifierScorer(ClassifierSpec("tiny", kind="reward"), model=two, tokenizer=tok2)
+
+
+@pytest.mark.parametrize("scorer,label,message", [
+    ("classifier:/models/sentiment", "", "needs scorer_label"),
+    ("cost:/models/cost", "safe", "takes no scorer_label"),
+    ("judge:/models/x", "", "scorer must be one of"),
+    ("cost:", "", "scorer must be one of"),
+    ("", "POSITIVE", "no scorer"),
+])
+def test_judge_settings_refuse_bad_input(scorer, label, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        JudgeSettings(scorer=scorer, scorer_label=label)
+    assert len(str(err.value).splitlines()) == 1
+
+
+def _saved(tmp_path, name: str, num_labels: int, id2label: dict[int, str]) -> str:
+    """A tiny classifier saved to a folder (same seed, so same weights, whatever its labels)."""
+    model, tok = _classifier(num_labels, id2label)
+    folder = tmp_path / name
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_saved_classifier_score_follows_the_aligned_label_name(tmp_path):
+    """The same weights with the label names swapped: the score is P(named label), not P(index 1)."""
+    texts = ["good film", "bad film , boring plot"]
+    pos_second = _saved(tmp_path, "a", 2, {0: "NEGATIVE", 1: "POSITIVE"})
+    pos_first = _saved(tmp_path, "b", 2, {0: "POSITIVE", 1: "NEGATIVE"})
+    p = ClassifierScorer(JudgeSettings(scorer=f"classifier:{pos_second}", scorer_label="positive").spec()).score(texts)
+    q = ClassifierScorer(JudgeSettings(scorer=f"classifier:{pos_first}", scorer_label="POSITIVE").spec()).score(texts)
+    assert [a + b for a, b in zip(p, q, strict=True)] == pytest.approx([1.0, 1.0])
+    by_index = ClassifierScorer(JudgeSettings(scorer=f"classifier:{pos_second}", scorer_label="1").spec()).score(texts)
+    assert by_index == pytest.approx(p)
+
+
+def test_saved_cost_model_lower_cost_scores_higher(tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = _saved(tmp_path, "cost", 1, {0: "LABEL_0"})
+    texts = ["i cannot help with that", "sure here is how to do it"]
+    model, tok = AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    with torch.no_grad():
+        cost = model(**tok(texts, return_tensors="pt", padding=True)).logits[:, 0].tolist()
+    safe = ClassifierScorer(JudgeSettings(scorer=f"cost:{folder}").spec()).score(texts)
+    assert safe == pytest.approx([-c for c in cost], abs=1e-5)
+    assert (safe[0] > safe[1]) == (cost[0] < cost[1])  # the aligned order is the cost's reversed
+    reward = ClassifierScorer(JudgeSettings(scorer=f"reward:{folder}").spec()).score(texts)
+    assert reward == pytest.approx(cost, abs=1e-5)
