@@ -37,6 +37,7 @@ from harness.experiment import Experiment
 from harness.runs import RunDir
 from harness.verdicts import judge, paired_bootstrap
 from llm_bridge import common
+from llm_bridge.scorers import JUDGE_MEASURE, JUDGE_UNIT, JudgeSettings, judge_probe
 from toymodels.protocols.rebound import ReboundSpec
 from toymodels.sweep import Execution
 
@@ -77,6 +78,7 @@ class LLMReboundConfig:
     execution: Execution = field(default_factory=common.llm_execution)
     trust_remote_code: bool = False
     save_checkpoints: bool = False  # the aligned models as transformers folders under checkpoints/
+    judge: JudgeSettings = field(default_factory=JudgeSettings)  # exploratory sampled-text score; "" = none
 
     def __post_init__(self) -> None:
         common.check_bootstrap(self.n_bootstrap)
@@ -106,18 +108,23 @@ def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, 
         # the neutral arm takes the neutral examples after the protocol's own warm-up ones
         controls = ({"neutral": task.neutral_data(needs["neutral"], seed=seed)[spec.warmup_examples:]}
                     if config.neutral_control else {})
+        probe = judge_probe(config.judge, adapter, task, spec.n_eval, seed) if config.judge.scorer else None
         curves = rebound_curves(adapter, task, spec, seed, controls=controls,
                                 progress=lambda message: print(f"{label} {message}", file=sys.stderr),
-                                cache=lambda key, compute: run_dir.cell(f"{label}-{key}", compute))
+                                cache=lambda key, compute: run_dir.cell(f"{label}-{key}", compute), probe=probe)
         if config.save_checkpoints:
             save_aligned(adapter, task, spec, seed, run_dir, label)
-        return {"s0_log_odds": curves.s0_log_odds, "log_odds": curves.log_odds, "kl": curves.kl_theta0_model}
+        # no judge: the cell holds what it always held, so earlier run folders resume
+        return {"s0_log_odds": curves.s0_log_odds, "log_odds": curves.log_odds, "kl": curves.kl_theta0_model,
+                **({"probed": curves.probed} if probe else {})}
 
     raw = run_dir.cell(f"{label}-scores", compute)
+    # a stored cell's F keys are strings
+    probed = {arm: {int(f): v for f, v in by_f.items()} for arm, by_f in raw.get("probed", {}).items()}
     return ReboundCurves(spec, np.asarray(raw["s0_log_odds"]), {k: np.asarray(v) for k, v in raw["log_odds"].items()},
                          {k: np.asarray(v, dtype=float) for k, v in raw["kl"].items()},
                          cumulative_steps(spec.forward_amounts, spec.optimizer),
-                         cumulative_steps(spec.reverse_amounts, spec.optimizer))
+                         cumulative_steps(spec.reverse_amounts, spec.optimizer), probed)
 
 
 def save_aligned(adapter: Any, task: Any, spec: ReboundSpec, seed: int, run_dir: RunDir, label: str) -> None:
@@ -141,7 +148,7 @@ def measure_run(config: LLMReboundConfig, run_path: str, cell: Any, device: str)
     rows = []
     for arm in curves.log_odds:  # the neutral arm is the pseudo-task <task>+neutral-forward
         name = config.task if arm == "aligned" else f"{config.task}+neutral-forward"
-        rows += curve_rows(curves, arm, per_prompt=True, task=name)
+        rows += curve_rows(curves, arm, per_prompt=True, probe_units={JUDGE_MEASURE: JUDGE_UNIT}, task=name)
     return rows
 
 
@@ -205,7 +212,22 @@ def run(config: LLMReboundConfig, run_dir: RunDir) -> dict[str, Any]:
             "reverse_steps": cumulative_steps(spec.reverse_amounts, spec.optimizer),
             "examples_per_step": spec.optimizer.examples_per_step,
             "regime": common.regime(config.adapter, spec.optimizer), "template_rule": common.TEMPLATE_RULE,
-            "provenance": common.provenance(config, run_dir)}
+            "provenance": common.provenance(config, run_dir), **judge_summary(pretrained, config)}
+
+
+def judge_summary(rows: Sequence[Mapping[str, Any]], config: LLMReboundConfig) -> dict[str, Any]:
+    """With a judge: its mean score of samples over runs, per F, before and after the reverse sweep
+    (exploratory: sampled text, beside the exact score, read by no prediction); else nothing."""
+    if not config.judge.scorer:
+        return {}
+    last = config.probe.reverse_amounts[-1]
+    by_f: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        c = r["condition"]
+        if r["measure"] == JUDGE_MEASURE and c["task"] == config.task and r["x"] in (0, last):
+            by_f.setdefault(str(c["F"]), {}).setdefault(f"R{r['x']}", []).append(r["value"])
+    return {"judge": {"scorer": config.judge.scorer, "measure": JUDGE_MEASURE, "exploratory": True,
+                      "mean_by_F": {f: {k: float(np.mean(v)) for k, v in at.items()} for f, at in by_f.items()}}}
 
 
 def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "llm.rebound") -> list[Any]:
@@ -255,13 +277,16 @@ EXPERIMENT = Experiment(
                          "reverse_amounts": tuple(range(0, 2001, 8))},
                         "the paper's IMDb SFT (sft-imdb.sh: full, lr 1e-5 constant, batch 1x8, max_length 512) and "
                         "amounts (F in {1000,2000,5000,10000}, reverse to 2000, read every 8-example step); "
-                        f"{PAPER_NOT_GIVEN}; GPU; stanfordnlp/imdb rows", est_seconds=36000),
+                        f"{PAPER_NOT_GIVEN}; GPU; stanfordnlp/imdb rows; a sentiment judge of samples beside "
+                        "the exact score: --set scorer=classifier:DIR --set scorer_label=POSITIVE", est_seconds=36000),
         "paper-safety": Preset({**PAPER_REBOUND, "task": "safety", "reverse_amounts": tuple(range(0, 2017, 32))},
                                "the paper's BeaverTails SFT (sft-safe.sh: full, lr 1e-5 constant, batch 4x8, "
                                "max_length 2048) and amounts (F in {1000,2000,5000,10000}, reverse to 2016, read "
                                f"every 32-example step); {PAPER_NOT_GIVEN}; GPU; "
-                               "PKU-Alignment/BeaverTails rows", est_seconds=36000),
+                               "PKU-Alignment/BeaverTails rows; a safety judge of samples beside the exact "
+                               "score: --set scorer=cost:DIR (a cost model)", est_seconds=36000),
     },
     run=run, readings=readings, draw=draw, flags=common.FLAGS, default_preset="cpu-micro",
-    units={"score": "probability and log-odds (nats)", "kl": "nats per response token"},
+    units={"score": "probability and log-odds (nats)", "kl": "nats per response token",
+           "judge": "the judge's mean score of sampled responses (exploratory)"},
 )

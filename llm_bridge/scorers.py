@@ -172,3 +172,33 @@ class ClassifierScorer:
             values = logits[:, 0] if self.spec.kind == "reward" else logits.softmax(-1)[:, self.index]
             out.extend((self.spec.sign * values).tolist())
         return out
+
+
+# the measure a judge probe writes, and its unit
+JUDGE_MEASURE, JUDGE_UNIT = "judge_score", "judge"
+
+
+def sampling_seed(seed: int, amount: int) -> int:
+    """The seed of the judge's samples after ``amount`` reverse examples of the run seeded ``seed``."""
+    import numpy as np
+
+    return int(np.random.SeedSequence((seed, amount)).generate_state(1)[0])
+
+
+def judge_probe(settings: JudgeSettings, adapter: Any, task: Any, n_eval: int, seed: int) -> Any:
+    """A rebound probe (``rebound_curves(probe=...)``): one response per held-out prompt sampled at
+    temperature 1 (seeded by the run seed and the reverse amount), the judge's mean score of the
+    prompt and response texts as ``judge_score``. The judge loads once, here, on the adapter's device."""
+    from toymodels.finetuning import sample_responses
+
+    scorer = ClassifierScorer(settings.spec(), device=str(adapter.device))
+    prompts = task.eval_prompts(n_eval, seed=seed)
+    prompt_texts = task.eval_texts_for(prompts)
+
+    def probe(model: Any, amount: int) -> dict[str, float]:
+        samples = sample_responses(model, prompts, task.max_new_tokens, 1.0, sampling_seed(seed, amount))
+        texts = [f"{p} {adapter.decode(s.response_ids)}" for p, s in zip(prompt_texts, samples, strict=True)]
+        scores = scorer.score(texts)
+        return {JUDGE_MEASURE: sum(scores) / len(scores)}
+
+    return probe

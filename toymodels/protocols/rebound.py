@@ -92,6 +92,8 @@ class ReboundCurves:
     kl_theta0_model: dict[str, np.ndarray]  # arm -> (n_F, n_R), nats per response token
     forward_steps: list[int]
     reverse_steps: list[int]
+    # a probe's readings (rebound_curves' ``probe``): arm -> F -> per reverse amount, measure -> value
+    probed: dict[str, dict[int, list[dict[str, float]]]] = field(default_factory=dict)
 
     def means(self, arm: str = "aligned", prompts: np.ndarray | None = None) -> MeanCurves:
         """The arm's scores averaged over ``prompts`` (all by default; a bootstrap resamples them)."""
@@ -121,25 +123,34 @@ def forward_checkpoints(model: LanguageModel, data: Sequence[Example], order: np
     return states
 
 
+# an extra reading at the KL points of every reverse sweep: (model, reverse amount) -> measure -> value
+Probe = Callable[[LanguageModel, int], Mapping[str, float]]
+
+
 def reverse_sweep(model: LanguageModel, reverse: Sequence[Example], order: np.ndarray, amounts: Sequence[int],
                   optimizer: OptimizerSpec, contrasts: Sequence[Contrast] | measures.ContrastSet,
                   kl_reference: tuple[Sequence[np.ndarray], Sequence[Example]], kl_every: int = 1,
-                  ) -> tuple[list[measures.Scores], list[float]]:
+                  probe: Probe | None = None,
+                  ) -> tuple[list[measures.Scores], list[float], list[dict[str, float]]]:
     """Reverse fine-tuning from ``model``'s current weights through ``amounts`` (one run, a fresh
     optimizer whose state is carried), with the scores after each amount and KL(theta0||model) after
     every ``kl_every``-th and the last (NaN elsewhere).
 
     ``kl_reference``: theta0's token log-probabilities on its own samples, and those samples.
+    ``probe(model, amount)``, if given, is read at the KL points too: its readings per amount (empty
+    where not read) are returned third.
     """
     ref_lp, ref_samples = kl_reference
-    opt_state, scores, kl = None, [], []
+    opt_state, scores, kl, probed = None, [], [], []
     for j, amount in enumerate(amounts):
         if j > 0:
             _, opt_state = model.fit(reverse, order[amounts[j - 1] : amount], optimizer, opt_state)
         scores.append(measures.contrast_scores(model, contrasts))
         measured = j % kl_every == 0 or j == len(amounts) - 1
         kl.append(measures.kl_reference_model(ref_lp, model, ref_samples) if measured else float("nan"))
-    return scores, kl
+        probed.append({k: float(v) for k, v in probe(model, amount).items()}
+                      if probe is not None and measured else {})
+    return scores, kl, probed
 
 
 def _compute(key: str, compute: Callable[[], Any]) -> Any:
@@ -149,7 +160,8 @@ def _compute(key: str, compute: Callable[[], Any]) -> Any:
 def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: int, *,
                    controls: Mapping[str, Sequence[Example]] | None = None,
                    cache: Callable[[str, Callable[[], Any]], Any] = _compute,
-                   progress: Callable[[str], None] = lambda message: None) -> ReboundCurves:
+                   progress: Callable[[str], None] = lambda message: None,
+                   probe: Probe | None = None) -> ReboundCurves:
     """Measure the (F, R) grid from ``model``'s weights after a shared warm-up (theta0), per prompt.
 
     The warm-up fits ``spec.warmup_examples`` of ``task.neutral_data`` with a fresh optimizer that is
@@ -158,7 +170,8 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
     at least the largest F of them) is a further arm through the same amounts, the same reverse data
     and order, sharing the aligned arm's F = 0 sweep. ``cache(key, compute)`` may store each (arm, F)
     reverse sweep (a run folder's ``cell``) so that an interrupted run resumes; the forward slices
-    are recomputed, deterministically. ``model`` is left at theta0.
+    are recomputed, deterministically. ``probe``, if given, is read at every KL point of every sweep
+    (kept, cached with its sweep, in ``curves.probed``). ``model`` is left at theta0.
     """
     fwd, rev = spec.forward_amounts, spec.reverse_amounts
     if spec.warmup_examples:
@@ -186,16 +199,21 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
         for i, state in enumerate(states):
             if i == 0 and arm != "aligned":  # F = 0 is the same control for every arm
                 log_odds[0], kl[0] = curves.log_odds["aligned"][0], curves.kl_theta0_model["aligned"][0]
+                if probe is not None:
+                    curves.probed.setdefault(arm, {})[0] = curves.probed["aligned"][0]
                 continue
 
             def sweep(state: dict[str, Any] = state) -> dict[str, Any]:
                 model.load_state_dict(state)
-                scores, kls = reverse_sweep(model, reverse, r_order, rev, spec.optimizer, contrasts, kl_reference,
-                                            spec.kl_every)
-                return {"log_odds": [sc.log_odds for sc in scores], "kl": kls}
+                scores, kls, probed = reverse_sweep(model, reverse, r_order, rev, spec.optimizer, contrasts,
+                                                    kl_reference, spec.kl_every, probe)
+                # no probe: the cell holds what it always held, so earlier run folders resume
+                return {"log_odds": [sc.log_odds for sc in scores], "kl": kls, **({"probe": probed} if probe else {})}
 
             done = cache(f"sweep-{arm}-F{fwd[i]}", sweep)
             log_odds[i], kl[i] = np.asarray(done["log_odds"]), np.asarray(done["kl"], dtype=float)
+            if probe is not None:
+                curves.probed.setdefault(arm, {})[fwd[i]] = done["probe"]
             progress(f"{arm} F={fwd[i]}: log-odds {log_odds[i, -1].mean():+.3f} at R={rev[-1]}")
         curves.log_odds[arm], curves.kl_theta0_model[arm] = log_odds, kl
     model.load_state_dict(theta0)
@@ -203,10 +221,11 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
 
 
 def curve_rows(curves: ReboundCurves, arm: str = "aligned", *, per_prompt: bool = False, seed: Any = "",
-               **condition: Any) -> list[dict[str, Any]]:
+               probe_units: Mapping[str, str] | None = None, **condition: Any) -> list[dict[str, Any]]:
     """One arm as metric rows: S0, and the mean scores and KL at every (F, R) (x = R, with the
-    optimizer steps behind F and R), optionally each prompt's log-odds. The readings are derived
-    from these rows alone (:func:`~toymodels.protocols.rebound_readings.derived_rows`)."""
+    optimizer steps behind F and R), optionally each prompt's log-odds, then the probe's readings
+    where it was read (``probe_units``: measure -> unit). The readings are derived from these rows
+    alone (:func:`~toymodels.protocols.rebound_readings.derived_rows`)."""
     mean = curves.means(arm)
     rows = [metric_row("s0_prob", mean.s0_prob, "prob", seed=seed, **condition),
             metric_row("s0_log_odds", mean.s0_log_odds, "nats", seed=seed, **condition)]
@@ -219,6 +238,18 @@ def curve_rows(curves: ReboundCurves, arm: str = "aligned", *, per_prompt: bool 
         if per_prompt:
             rows += [metric_row("prompt_log_odds", value, "nats", seed=seed, x=r, **at, prompt=p)
                      for p, value in enumerate(curves.log_odds[arm][i, j])]
+    return rows + probe_rows(curves, arm, probe_units or {}, seed, condition)
+
+
+def probe_rows(curves: ReboundCurves, arm: str, units: Mapping[str, str], seed: Any,
+               condition: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The probe's readings of one arm as metric rows, at the (F, R) points where it was read."""
+    rows = []
+    for i, f in enumerate(curves.spec.forward_amounts):
+        for j, readings in enumerate(curves.probed.get(arm, {}).get(f, [])):
+            at = dict(condition, F=f, steps_F=curves.forward_steps[i], steps_R=curves.reverse_steps[j])
+            rows += [metric_row(name, value, units.get(name, ""), seed=seed, x=curves.spec.reverse_amounts[j], **at)
+                     for name, value in readings.items()]
     return rows
 
 
