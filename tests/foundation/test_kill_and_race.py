@@ -1,5 +1,5 @@
-"""Runs that cannot corrupt each other (slow): kill -9 at a random point of every experiment, then
-resume, gives the uninterrupted run's metrics byte for byte; two different configs started at once
+"""Runs that cannot corrupt each other (slow): kill -9 at a random point of a run of every family
+(theory, toy, llm), then resume, gives the uninterrupted run's metrics byte for byte; two different configs started at once
 into one folder leave one whole run and one clear refusal."""
 
 from __future__ import annotations
@@ -17,21 +17,17 @@ import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-TINY_REBOUND = ["--set", "forward_amounts=0,2,4", "--set", "reverse_amounts=0,1,2,3,4,5,6,7,8", "--set",
-                "batch_size=1", "--set", "n_eval=4", "--set", "n_kl_samples=2", "--set", "warmup_examples=2",
-                "--set", "lr=1e-2", "--set", "n_bootstrap=199", "--set", "seeds=2", "--set", "data_draws=0,1"]
 TINY_RESISTANCE = ["--set", "n_align=8", "--set", "batch_size=1", "--set", "n_queries=4", "--set", "n_eval=4",
                    "--set", "lr=1e-2", "--set", "n_bootstrap=199", "--set", "seeds=2"]
-# one small run of each experiment (the llm ones on a tiny random Llama: MODEL and DATA are filled in)
+# small runs of every family: theory, toy (the rebound and resistance drivers the other toy
+# experiments share) and llm on a tiny random Llama (MODEL and DATA are filled in). toy.scale,
+# toy.compression, toy.lifecycle and llm.rebound passed the same test when it was written; they are
+# left out of CI's budget, as each repeats a driver tested here.
 RUNS = {
     "theory.simulate": ["theory", "simulate", "--preset", "quick"],
     "theory.boundary": ["theory", "boundary", "--preset", "full"],
     "toy.rebound": ["toy", "rebound", "--preset", "micro"],
     "toy.resistance": ["toy", "resistance", "--preset", "micro"],
-    "toy.scale": ["toy", "scale", "--preset", "quick"],
-    "toy.compression": ["toy", "compression", "--preset", "quick"],
-    "toy.lifecycle": ["toy", "lifecycle", "--preset", "quick"],
-    "llm.rebound": ["llm", "rebound", "--model", "MODEL", "--set", "data=DATA", *TINY_REBOUND],
     "llm.resistance": ["llm", "resistance", "--model", "MODEL", "--set", "data=DATA", *TINY_RESISTANCE],
 }
 
@@ -80,7 +76,7 @@ def test_kill_9_at_a_random_point_then_resume_gives_the_same_metrics(name, tmp_p
     assert (tmp_path / "killed" / "metrics.csv").read_bytes() == (tmp_path / "whole" / "metrics.csv").read_bytes()
 
 
-@pytest.mark.parametrize("trial", range(4))
+@pytest.mark.parametrize("trial", range(2))
 def test_two_different_configs_racing_into_one_folder(trial, tmp_path):
     """Both start at once: one runs to the end and owns every file; the other stops with one line and
     exit 2 (the folder is busy, or by then holds another config), writing nothing."""
