@@ -56,9 +56,15 @@ def _draw_resistance_panel(ax: Any, pts: Sequence[Mapping[str, Any]], title: str
 
 
 def _resistance_title(run_dir: RunDir, rows: Sequence[Mapping[str, Any]], measure: str, label: str) -> str:
-    runs = len({r["seed"] for r in rows if r["measure"] == measure})
+    # each start (pre-trained, and the no-pre-training controls) has its own runs, named apart
+    runs_per_start: dict[str, set] = {}
+    for r in rows:
+        if r["measure"] == measure:
+            runs_per_start.setdefault(r["condition"].get("init", "pretrained"), set()).add(r["seed"])
+    counts = "/".join(str(n) for n in sorted({len(s) for s in runs_per_start.values()}))
+    per_start = " per start" if len(runs_per_start) > 1 else ""
     verdicts = verdict_line(run_dir.read_json("summary.json"), ("resistance.",))
-    return (f"{label}\ninverse vs forward path, mean and 95% interval over {runs} runs"
+    return (f"{label}\ninverse vs forward path, mean and 95% interval over {counts} runs{per_start}"
             + (f"\nprimary readings: {verdicts}" if verdicts else ""))
 
 
