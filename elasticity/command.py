@@ -22,7 +22,14 @@ import tomli_w
 
 from harness import logs
 from harness.atomic import dumps
-from harness.config import flatten, leaf_types, load_config_file, parse_sets, resolve_key
+from harness.config import (
+    FALSE_WORDS,
+    flatten,
+    leaf_types,
+    load_config_file,
+    parse_sets,
+    resolve_key,
+)
 from harness.errors import ConfigError, InstrumentError, one_line
 from harness.experiment import Experiment, load_object
 from harness.reference import require_clean_tree, update_reference
@@ -32,8 +39,6 @@ from harness.runs import config_hash
 CommandFn = Callable[[Sequence[str], str], int]
 # runs a model folder's own Python (transformers' trust_remote_code): only the command line turns it on
 REMOTE_CODE = "trust_remote_code"
-# how a config file or --set may say false (saying it is harmless: the flag alone turns it on)
-FALSE_WORDS = ("false", "0", "no", "off")
 # flags that every config with an execution block gets
 EXECUTION_FLAGS = {"--device": "execution.device", "--threads": "execution.threads",
                    "--n-jobs": "execution.n_jobs", "--backend": "execution.backend"}
@@ -192,6 +197,7 @@ def chosen_preset(preset: str | None, alias: str | None) -> str | None:
 def _refuse_remote_code(*layers: Mapping[str, Any]) -> None:
     """A shared config file or a --set must not run a model folder's code: only the flag may."""
     for layer in layers:
+        # saying false is harmless: only the flag turns it on
         if any(key.strip().replace("-", "_") == REMOTE_CODE and str(value).strip().lower() not in FALSE_WORDS
                for key, value in layer.items()):
             raise ConfigError(f"{REMOTE_CODE} cannot be set in a config file or with --set: it runs the model "

@@ -41,6 +41,11 @@ class Preset:
     est_seconds: float = 0.0
 
 
+# how a boolean key is written in --set or a config file
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
 def is_block(tp: Any) -> bool:
     """Whether a field's type is a nested config block (a dataclass)."""
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
@@ -149,9 +154,9 @@ def _coerce(tp: Any, raw: Any, sep: str = ",") -> Any:
         if isinstance(raw, bool):
             return raw
         text = str(raw).strip().lower()
-        if text in ("1", "true", "yes", "on"):
+        if text in TRUE_WORDS:
             return True
-        if text in ("0", "false", "no", "off"):
+        if text in FALSE_WORDS:
             return False
         raise ValueError("expected true or false")
     if tp is int:

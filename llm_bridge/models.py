@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_text
+from harness.config import TRUE_WORDS
 from harness.errors import ConfigError
 from harness.runs import cache_dir
 
@@ -94,7 +95,7 @@ def builtin_gguf(name: str) -> Path:
 
 
 def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in TRUE_WORDS
 
 
 def describe_source(spec: str) -> tuple[str, str]:
