@@ -255,7 +255,7 @@ def readme_dashboard_block() -> str | None:
     if not (figures_dir() / DASHBOARD).exists():
         return None
     figures = Path(os.path.relpath(figures_dir(), readme_path().parent)).as_posix()
-    image = f"{figures}/{DASHBOARD}" if (figures_dir() / DASHBOARD).exists() else None
+    image = f"{figures}/{DASHBOARD}"
     screenshot = f"{figures}/{SCREENSHOT}" if (figures_dir() / SCREENSHOT).exists() else None
     return dashboard_block(image, f"{figures}/{REPORT}", screenshot)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.errors import ConfigError, InstrumentError
 from harness.experiment import Experiment, load_object
-from harness.logs import FILE_ONLY, LOGGER, RUN_LOG, run_log
+from harness.logs import FILE_ONLY, LOGGER, run_log
 from harness.reference import write_run_report
 from harness.runs import RunDir
 from harness.verdicts import make_summary
@@ -59,18 +59,11 @@ def execute(
             for failure in summary.get("instrument_failures", []):
                 LOGGER.error("INSTRUMENT CHECK FAILED: %s", failure)
     except ConfigError:
-        discard_unused(run)  # bad input found before any work: the folder is as it was
+        run.discard_unused()  # bad input found before any work: the folder is as it was
         raise
     finally:
         run.close()
     return Outcome(run, summary, time.perf_counter() - start)
-
-
-def discard_unused(run: RunDir) -> None:
-    """Remove a new run folder that holds only its config and log, so the corrected command can use it."""
-    if not run.resumed and {p.name for p in run.path.iterdir()} <= {"config.json", RUN_LOG}:
-        (run.path / RUN_LOG).unlink(missing_ok=True)
-        run.discard_unused()
 
 
 def draw_figures(experiment: Experiment, run: RunDir) -> list[Path]:

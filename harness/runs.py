@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover
 
 from harness.atomic import atomic_write_json, to_jsonable
 from harness.errors import ConfigError
+from harness.logs import RUN_LOG
 from harness.markdown import (
     CALIBRATION_END,
     CALIBRATION_START,
@@ -292,11 +293,13 @@ class RunDir:
         return self.write_json("summary.json", summary)
 
     def discard_unused(self) -> None:
-        """Undo a new run folder that holds nothing but its config (its input was refused before any
-        work), so that the corrected command can use the same --out."""
-        if self.resumed or {p.name for p in self.path.iterdir()} != {"config.json"}:
+        """Undo a new run folder that holds nothing but its config and log (its input was refused
+        before any work), so that the corrected command can use the same --out."""
+        held = {p.name for p in self.path.iterdir()}
+        if self.resumed or not held <= {"config.json", RUN_LOG}:
             return
-        (self.path / "config.json").unlink()
+        for name in held:
+            (self.path / name).unlink()
         self.close()
         self.path.rmdir()
 
