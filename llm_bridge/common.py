@@ -242,7 +242,7 @@ def sweep_runs(config: Any, run_dir: RunDir, measure_run: Callable[..., list[dic
     for draw in config.data_draws:
         check_data(config.task, records, n_eval, draw, needs)
     data = {**data_record(config), "n_records": len(records)}
-    refuse_changed_input(run_dir, "data.json", "data_sha256", data["data_sha256"])
+    refuse_changed_input(run_dir, "data.json", {"data_sha256": data["data_sha256"]})
     run_dir.write_json("data.json", data)
     rows = run_sweep(run_dir, run_grid(config), functools.partial(measure_run, config, str(run_dir.path)),
                      config.execution, desc=desc)
@@ -271,8 +271,8 @@ def load_run(config: Any, run_dir: RunDir, n_eval: int, init: str, draw: int, se
     task = make_task(config.task, load_records(data_path(config), data_format=config.data_format), adapter,
                      n_eval=n_eval, draw=draw)
     # hub_revision: a hub model's resolved commit; adapter_sha256: the PEFT adapter merged into it
-    for key in ("weights_sha256", "hub_revision", "adapter_sha256"):
-        refuse_changed_input(run_dir, "model.json", key, loaded.record.get(key))
+    refuse_changed_input(run_dir, "model.json", {key: loaded.record.get(key) for key in
+                                                 ("weights_sha256", "hub_revision", "adapter_sha256")})
     run_dir.write_json("model.json", {**loaded.record, "template": template, "template_rule": TEMPLATE_RULE,
                                       "tokenizer_fingerprint": adapter.tokenizer_fingerprint(),
                                       "load_seconds": round(time.perf_counter() - t0, 1)})
@@ -289,13 +289,16 @@ def save_checkpoints(adapter: Any, run_dir: RunDir, label: str, states: Mapping[
     adapter.load_state_dict(current)
 
 
-def refuse_changed_input(run_dir: RunDir, name: str, key: str, value: Any) -> None:
+def refuse_changed_input(run_dir: RunDir, name: str, now: Mapping[str, Any]) -> None:
     """A run folder resumes only with the inputs its finished cells came from: the data and the
     weights are part of its identity (their sha256, recorded in ``name``), beside the config hash."""
-    before = run_dir.read_json(name).get(key) if (run_dir.path / name).exists() else None
-    if before is not None and before != value:
-        raise ConfigError(f"{run_dir.path} was run with other {key.split('_')[0]} ({key} was {_short(before)}, "
-                          f"is now {_short(value)}); its cells cannot resume with these: use a new --out")
+    recorded = run_dir.read_json(name) if (run_dir.path / name).exists() else {}
+    for key, value in now.items():
+        before = recorded.get(key)
+        if before is not None and before != value:
+            raise ConfigError(f"{run_dir.path} was run with other {key.split('_')[0]} ({key} was "
+                              f"{_short(before)}, is now {_short(value)}); its cells cannot resume with these: "
+                              "use a new --out")
 
 
 def _short(value: Any) -> str:
