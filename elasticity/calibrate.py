@@ -83,13 +83,14 @@ def result_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def run_calibrations(config: CalibrateConfig, run: RunDir, cals: Sequence[Calibration]) -> list[dict[str, Any]]:
+def run_calibrations(config: CalibrateConfig, run: RunDir, cals: Sequence[Calibration],
+                     n_jobs: int = 1) -> list[dict[str, Any]]:
     """Each calibration's result (cached per reading, so a rerun into the same folder resumes; JSON
-    stores an MDE the scan never reached, NaN, as null)."""
+    stores an MDE the scan never reached, NaN, as null), its replicates in ``n_jobs`` processes."""
     results = []
     for cal in tqdm(cals, desc="calibrations", unit="reading", file=sys.stderr):
         results.append(run.cell(f"calibration-{cal.name}", lambda cal=cal: {
-            **calibrate(cal, config.reps, seed=config.seed, progress=True).to_dict(),
+            **calibrate(cal, config.reps, seed=config.seed, progress=True, n_jobs=n_jobs).to_dict(),
             "null": cal.null, "seed": config.seed}))
     run.write_metrics([row for result in results for row in result_rows(result)])
     return results
@@ -156,6 +157,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity calibrate") 
     parser.add_argument("--only", default="", metavar="SUBSTRING", help="only calibrations whose "
                         "experiment:reading name contains this")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the replicates")
+    parser.add_argument("--jobs", type=int, default=-1, help="processes for the replicates (default -1: "
+                        "every core); the results do not depend on it, so it is not part of the config")
     parser.add_argument("--list", action="store_true", help="list the calibrations and exit")
     parser.add_argument("--out", default=None, metavar="DIR", help="run folder; an existing one resumes")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -166,6 +169,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity calibrate") 
     configure(args.verbosity)
     try:
         config = CalibrateConfig(reps=args.reps, only=args.only, seed=args.seed)
+        require(args.jobs == -1 or args.jobs >= 1, f"--jobs must be -1 (every core) or >= 1, got {args.jobs}")
         cals = load_calibrations(config.only)
         if not cals:
             raise ConfigError(f"no calibration name contains '{config.only}'")
@@ -179,7 +183,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity calibrate") 
         return 2
     with run_log(run.path):
         LOGGER.info("calibrating %d readings at %d replicates per planted size", len(cals), config.reps)
-        results = run_calibrations(config, run, cals)
+        results = run_calibrations(config, run, cals, args.jobs)
         summary = summary_of(config, run, results)
         run.finish(summary)
         draw_power_curves(read_metrics_csv(run.path / "metrics.csv"), run.figures_dir / FIGURE)

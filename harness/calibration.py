@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from harness.verdicts import ALPHA, Prediction
@@ -95,11 +96,15 @@ def _share(flags: Sequence[bool]) -> tuple[float, float]:
     return p, float(np.sqrt(p * (1 - p) / len(flags)))
 
 
-def verdicts_at(cal: Calibration, size: float, n_replicates: int, seed: int, desc: str = "") -> list[str]:
-    """The verdicts of ``n_replicates`` replicates planted at ``size`` (replicate seeds from ``seed``)."""
+def verdicts_at(cal: Calibration, size: float, n_replicates: int, seed: int, desc: str = "",
+                n_jobs: int = 1) -> list[str]:
+    """The verdicts of ``n_replicates`` replicates planted at ``size`` (replicate seeds from ``seed``),
+    in ``n_jobs`` processes (joblib's convention: -1 is every core). Each replicate is seeded alone,
+    so the verdicts do not depend on ``n_jobs``."""
     seeds = np.random.SeedSequence(seed).generate_state(n_replicates)
-    return [cal.replicate(size, int(s)).verdict or "" for s in tqdm(seeds, desc=desc, leave=False,
-                                                                       disable=not desc)]
+    verdicts = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(cal.replicate)(size, int(s)) for s in seeds)
+    return [p.verdict or "" for p in tqdm(verdicts, total=n_replicates, desc=desc, leave=False, disable=not desc)]
 
 
 def minimal_detectable_effect(curve: dict[float, float]) -> float:
@@ -116,15 +121,16 @@ def minimal_detectable_effect(curve: dict[float, float]) -> float:
 
 
 def calibrate(cal: Calibration, n_replicates: int, seed: int = 0, progress: bool = False,
-              scan: bool = True) -> CalibrationResult:
+              scan: bool = True, n_jobs: int = 1) -> CalibrationResult:
     """False-positive rate, power at the stated size and the minimal detectable effect of one reading
-    (``scan=False`` skips the effect-size scan: the MDE is then NaN, the rest unchanged)."""
+    (``scan=False`` skips the effect-size scan: the MDE is then NaN, the rest unchanged; ``n_jobs`` as
+    in :func:`verdicts_at`)."""
     label = cal.name if progress else ""
-    null = verdicts_at(cal, cal.null, n_replicates, seed, f"{label} null" if label else "")
+    null = verdicts_at(cal, cal.null, n_replicates, seed, f"{label} null" if label else "", n_jobs)
     fpr, fpr_se = _share([v in DECISIVE for v in null])
-    planted = verdicts_at(cal, cal.stated, n_replicates, seed + 1, f"{label} planted" if label else "")
+    planted = verdicts_at(cal, cal.stated, n_replicates, seed + 1, f"{label} planted" if label else "", n_jobs)
     power, power_se = _share([v == "holds" for v in planted])
-    curve = {s: _share([v == "holds" for v in verdicts_at(cal, s, n_replicates, seed + 2 + i)])[0]
+    curve = {s: _share([v == "holds" for v in verdicts_at(cal, s, n_replicates, seed + 2 + i, n_jobs=n_jobs)])[0]
              for i, s in enumerate(cal.scan if scan else ())}  # the MDE scan, each size with its own replicates
     return CalibrationResult(
         name=cal.name, reading=cal.reading, experiment=cal.experiment, n_replicates=n_replicates,

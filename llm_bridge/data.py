@@ -83,8 +83,10 @@ def _opening(spec: DataSpec, label: str, rng: np.random.Generator, adapter: Any)
     return adapter.response_ids(options[int(rng.integers(len(options)))])[:-1]
 
 
-def generate_records(spec: DataSpec, adapter: Any) -> tuple[list[Record], dict[str, Any]]:
-    """Generate, filter and deduplicate the records of ``spec`` with ``adapter`` (a chat model)."""
+def generate_records(spec: DataSpec, adapter: Any, batches: int | None = None) -> tuple[list[Record], dict[str, Any]]:
+    """Generate, filter and deduplicate the records of ``spec`` with ``adapter`` (a chat model).
+    ``batches`` stops after that many batches of the first pass: their records are the data's first
+    records, so a machine's sampling kernels can be checked against the shipped file in a minute."""
     from tqdm import tqdm
 
     from llm_bridge.scorers import RefusalScorer, VaderScorer
@@ -96,8 +98,8 @@ def generate_records(spec: DataSpec, adapter: Any) -> tuple[list[Record], dict[s
     pending: list[Job] = jobs(spec.task, spec.n_prompts, spec.seed)
     for attempt in range(spec.attempts):
         failed = []
-        for b in tqdm(range(0, len(pending), spec.batch), desc=f"make-data {spec.task} pass {attempt + 1}",
-                      file=sys.stderr):
+        starts = range(0, len(pending), spec.batch)[:batches]
+        for b in tqdm(starts, desc=f"make-data {spec.task} pass {attempt + 1}", file=sys.stderr):
             chunk = pending[b : b + spec.batch]
             openings = [_opening(spec, job.label, rng, adapter) for job in chunk]
             prompts = [adapter.prompt_ids(job.instruction) + opening for job, opening in zip(chunk, openings, strict=True)]
@@ -121,7 +123,7 @@ def generate_records(spec: DataSpec, adapter: Any) -> tuple[list[Record], dict[s
                 records.append(Record(job.stored, response, job.label, job.stratum))
                 counts["kept"] += 1
         pending = failed
-        if not pending:
+        if not pending or batches is not None:
             break
     counts["generated_tokens"] = tokens
     for lab in ("aligned", "misaligned", "neutral"):
@@ -159,14 +161,8 @@ def make_data(spec: DataSpec, force: bool = False) -> Path:
     target = folder / "records.jsonl"
     if target.exists() and not force:
         return target
-    from llm_bridge.adapter import HFCausalLM
-    from llm_bridge.models import load_model
-
     t0 = time.perf_counter()
-    loaded = load_model(spec.generator)
-    if not loaded.record["has_chat_template"]:
-        raise ConfigError(f"the data generator must be a chat model; {spec.generator} has no chat template")
-    adapter = HFCausalLM(loaded.model, loaded.tokenizer, template="chat", seed=spec.seed)
+    adapter, generator = generator_adapter(spec)
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     records, counts = generate_records(spec, adapter)
@@ -175,7 +171,7 @@ def make_data(spec: DataSpec, force: bool = False) -> Path:
     import torch
 
     manifest = {"sha256": sha256_file(target), "spec": asdict(spec), "counts": counts,
-                "command": make_data_command(spec), "generator": loaded.record,
+                "command": make_data_command(spec), "generator": generator,
                 "torch": torch.__version__, "load_seconds": round(load_s, 1), "generation_seconds": round(gen_s, 1),
                 "note": "timings measured on a shared machine; they are not part of any experiment's time"}
     atomic_write_json(folder / "manifest.json", manifest)
@@ -183,6 +179,17 @@ def make_data(spec: DataSpec, force: bool = False) -> Path:
           f"({counts['generated_tokens']} tokens) in {gen_s:.0f} s (+{load_s:.0f} s load) -> {target}",
           file=sys.stderr)
     return target
+
+
+def generator_adapter(spec: DataSpec) -> tuple[Any, dict[str, Any]]:
+    """The chat model that generates ``spec``'s data, and its load record."""
+    from llm_bridge.adapter import HFCausalLM
+    from llm_bridge.models import load_model
+
+    loaded = load_model(spec.generator)
+    if not loaded.record["has_chat_template"]:
+        raise ConfigError(f"the data generator must be a chat model; {spec.generator} has no chat template")
+    return HFCausalLM(loaded.model, loaded.tokenizer, template="chat", seed=spec.seed), loaded.record
 
 
 def make_data_command(spec: DataSpec) -> str:

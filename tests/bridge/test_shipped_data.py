@@ -77,21 +77,21 @@ def test_held_out_split_is_stratified(task):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["safety", "instruction"])
+@pytest.mark.parametrize("task", TASKS)
 def test_regeneration_matches_the_shipped_data_or_says_how_it_differs(task):
-    """Sampling kernels differ between machines: a mismatch is reported (with how many records
-    differ), not failed; the regenerated data must still fit the presets. (Sentiment takes about 7
-    minutes on 2 cores, so CI leaves it out: `elasticity llm make-data --task sentiment --force`.)"""
-    from llm_bridge.models import sha256_file
-
-    path = data.make_data(data.default_spec(task), force=True)
-    shipped = data.shipped_paths(task)[0]
-    if sha256_file(path) != data.shipped_sha256(task):
-        new, old = set(path.read_text().splitlines()), set(shipped.read_text().splitlines())
-        warnings.warn(f"regenerated {task} data differs from the shipped file: {len(new - old)} of {len(new)} "
-                      f"records are not in it ({path})", stacklevel=1)
-    records = load_records(path)
-    for experiment, name, config in _presets():
-        if name == task and experiment == "resistance":
-            for draw in DRAWS:
-                check_data(task, records, config.n_eval, draw, {"aligned": config.protocol.n_align})
+    """The first batch of the first generation pass (36 prompts) gives the shipped file's first
+    records, so regenerating them checks this machine's sampling kernels against the shipped data.
+    Kernels differ between machines: a mismatch is reported (how many records differ), not failed.
+    (The whole of a set takes 4 to 7 minutes on 2 cores: `elasticity llm make-data --task T --force`.)"""
+    spec = data.default_spec(task)
+    adapter, _ = data.generator_adapter(spec)
+    regenerated, counts = data.generate_records(spec, adapter, batches=1)
+    assert counts["generated"] == min(spec.batch, len(data.jobs(task, spec.n_prompts, spec.seed)))
+    new = data.jsonl_text(regenerated).splitlines()
+    old = data.shipped_paths(task)[0].read_text().splitlines()[: len(new)]
+    differ = sum(a != b for a, b in zip(new, old, strict=True))
+    print(f"{task}: {len(new)} regenerated records, {differ} differ from the shipped file")
+    if differ:
+        warnings.warn(f"regenerated {task} data differs from the shipped file: {differ} of the first "
+                      f"{len(new)} records", stacklevel=1)
+    assert new, f"the filter kept none of the first {counts['generated']} {task} outputs"

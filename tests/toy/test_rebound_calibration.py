@@ -101,7 +101,7 @@ def test_calibration_smoke(cal):
 @pytest.mark.slow
 @pytest.mark.parametrize("cal", CALIBRATIONS, ids=NAMES)
 def test_calibration(cal):
-    result = calibrate(cal, 400, scan=False)
+    result = calibrate(cal, 400, scan=False, n_jobs=-1)
     print(f"{result.name}: FPR {result.false_positive_rate:.4f} +- {result.false_positive_mcse:.4f}, power "
           f"{result.power:.4f} at {result.stated_effect} ({result.unit})")
     assert result.fpr_ok and result.power_ok
