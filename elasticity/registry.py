@@ -14,6 +14,7 @@ EXPERIMENTS: dict[str, str] = {
     "toy.scale": "toymodels.protocols.scale:EXPERIMENT",
     "toy.compression": "toymodels.protocols.compression:EXPERIMENT",
     "toy.lifecycle": "toymodels.protocols.lifecycle:EXPERIMENT",
+    "toy.mitigations": "toymodels.protocols.mitigations:EXPERIMENT",
     "llm.resistance": "llm_bridge.resistance:EXPERIMENT",
     "llm.rebound": "llm_bridge.rebound:EXPERIMENT",
     "llm.pareto": "llm_bridge.pareto:EXPERIMENT",

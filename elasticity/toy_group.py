@@ -17,6 +17,8 @@ COMMANDS = {
                     experiment_command("toymodels.protocols.compression:EXPERIMENT")),
     "lifecycle": ("when elasticity emerges along pre-training, and in which regimes",
                   experiment_command("toymodels.protocols.lifecycle:EXPERIMENT")),
+    "mitigations": ("does anything make alignment stick? SFT, replay, anchor, Vaccine, DPO, SimPO under rebound",
+                    experiment_command("toymodels.protocols.mitigations:EXPERIMENT")),
 }
 
 

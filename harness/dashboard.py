@@ -26,8 +26,8 @@ from typing import Any
 VERDICT_COLOURS = {"holds": "#009E73", "contradicted": "#D55E00", "inconclusive": "#6E6E6E",
                    "underpowered": "#0072B2"}
 NO_VERDICT_COLOUR = "#000000"
-FAMILY_ORDER = ("resistance", "rebound", "scale", "theorem")
-FAMILY_TITLES = {"theorem": "theorem (compression rates)"}
+FAMILY_ORDER = ("resistance", "rebound", "scale", "theorem", "mitigation")
+FAMILY_TITLES = {"theorem": "theorem (compression rates)", "mitigation": "mitigation (against plain SFT)"}
 TIER_ORDER = ("theory", "toy", "llm")  # within a reading: exact theory, toy models, real checkpoints
 # The unit of each pre-registered primary reading (harness/preregistration.toml states it in prose).
 READING_UNITS = {
@@ -38,6 +38,11 @@ READING_UNITS = {
     "rebound.slows_near_s0": "log-odds/example",
     "scale.rebound_grows_with_size": "log-odds/example per decade of parameters",
     "scale.rebound_grows_with_pretraining": "log-odds/example per decade of examples",
+    "mitigation.replay_retention": "share of the alignment gain",
+    "mitigation.anchor_retention": "share of the alignment gain",
+    "mitigation.vaccine_retention": "share of the alignment gain",
+    "mitigation.dpo_rebound": "log-odds/example per decade of F",
+    "mitigation.simpo_rebound": "log-odds/example per decade of F",
 }
 # A calibration unit with this word plants the effect as a share of a level, not in the reading's unit.
 RELATIVE_UNIT_WORD = "share"

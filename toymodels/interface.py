@@ -28,6 +28,17 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """A preference pair: a chosen (aligned) and a rejected (misaligned) response to one prompt, with
+    the reference model's summed response log-probabilities of each (nats; DPO's pi0)."""
+
+    chosen: Example
+    rejected: Example
+    ref_chosen: float = float("nan")
+    ref_rejected: float = float("nan")
+
+
+@dataclass(frozen=True)
 class Contrast:
     """A prompt with labelled continuations, for exact behaviour scores by log-probabilities.
 
@@ -94,11 +105,16 @@ class LanguageModel(Protocol):
     Two optional fast paths are used when a model has them: ``generate_batch`` (many prompts at
     once) and ``sequence_logprobs(examples) -> array`` (each example's summed response
     log-probability in one batched pass, which the measures' scores, losses and KL use).
+
+    ``fit`` takes an optional ``alignment`` (:class:`toymodels.alignment.Alignment`): a preference
+    method on :class:`Pair` items, or a mitigation. A model that supports it also offers
+    ``trainable_parameters()`` (for the anchor) and ``hidden_layers()`` (the modules whose outputs
+    a Vaccine perturbation shifts).
     """
 
     def fit(
         self, examples: Sequence[Example], order: Sequence[int], optimizer: OptimizerSpec,
-        state: Any | None,
+        state: Any | None, alignment: Any = None,
     ) -> tuple[TrainLog, Any]:
         """Fine-tune in place on ``examples`` taken in ``order`` (indices; consecutive batches of
         ``optimizer.batch_size``, ``grad_accum`` batches per step), loss on response tokens only.

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from toymodels.corpus import Corpus, check_task, check_tasks
+import numpy as np
+
+from toymodels.corpus import TASKS, Corpus, check_task, check_tasks
 from toymodels.interface import Contrast, Example
 
 
@@ -31,6 +33,10 @@ class Task(Protocol):
 
     def neutral_data(self, n: int, seed: int) -> list[Example]:
         """``n`` examples that push neither way (the shared warm-up, and format controls)."""
+        ...
+
+    def rejected_for(self, chosen: Sequence[Example], seed: int) -> list[Example]:
+        """A misaligned response to each prompt of ``chosen`` (preference pairs), same prompts."""
         ...
 
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
@@ -59,6 +65,11 @@ class ToyTask:
     def neutral_data(self, n: int, seed: int) -> list[Example]:
         # the task's pre-training data: the attribute at its base rate, no push either way
         return self.corpus.pretrain_examples(n, seed=3_000_000 + seed, tasks=(self.name,))
+
+    def rejected_for(self, chosen: Sequence[Example], seed: int) -> list[Example]:
+        rng = np.random.default_rng((self.corpus.config.seed, 41, TASKS.index(self.name), seed))
+        prompts = [e.prompt_ids for e in chosen]
+        return self.corpus.respond(self.name, prompts, np.zeros(len(prompts), dtype=bool), rng)
 
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
         # a separate seed range from the one training prompts use

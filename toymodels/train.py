@@ -23,6 +23,7 @@ from harness.atomic import atomic_write_bytes
 from harness.config import require
 from harness.errors import ConfigError
 from harness.runs import cache_dir, config_hash
+from toymodels.alignment import Alignment, examples_of, step_count
 from toymodels.corpus import PAD, TASKS, Corpus, CorpusConfig
 from toymodels.finetuning import check_fractions, epoch_order, fit_slices, load_weights
 from toymodels.interface import Example, OptimizerSpec, TrainLog
@@ -74,7 +75,10 @@ class ToyLM:
 
     # --- training -------------------------------------------------------------------------
     def fit(self, examples: Sequence[Example], order: Sequence[int], optimizer: OptimizerSpec,
-            state: Any | None, loss_on: LossOn = "response") -> tuple[TrainLog, Any]:
+            state: Any | None, alignment: Alignment | None = None, loss_on: LossOn = "response"
+            ) -> tuple[TrainLog, Any]:
+        if alignment is not None and not alignment.spec.plain:
+            return self._fit_aligned(examples, order, optimizer, state, alignment)
         # encode only the examples this call takes (an incremental amount is a few batches of a large
         # set), padded to the whole set's width so that every batch is the one a full encoding gives
         if len(examples) == 0:
@@ -116,6 +120,48 @@ class ToyLM:
             log.steps += 1
             log.tokens += n_targets
         return log, {"adamw": copy.deepcopy(opt.state_dict())}
+
+    def _fit_aligned(self, items: Sequence[Any], order: Sequence[int], optimizer: OptimizerSpec,
+                     state: Any | None, alignment: Alignment) -> tuple[TrainLog, Any]:
+        """``fit`` with an alignment method or mitigation (toymodels.alignment): the same steps and
+        micro-batches as plain SFT, each micro-batch's loss from differentiable response log-probs."""
+        opt = self._optimizer(optimizer, state)
+        self.net.train()
+        params = list(self.net.parameters())
+        log, per_step = TrainLog(), optimizer.examples_per_step
+        for start in range(0, len(order), per_step):
+            step_items = [items[int(i)] for i in order[start : start + per_step]]
+            n_step = step_count(step_items)
+            opt.zero_grad(set_to_none=True)
+            total = 0.0
+            for m in range(0, len(step_items), optimizer.batch_size):
+                micro = step_items[m : m + optimizer.batch_size]
+                total += alignment.backward(lambda micro=micro, n=n_step: alignment.loss(micro, self._train_logprobs, n),
+                                            self.hidden_layers())
+            if optimizer.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, optimizer.max_grad_norm, foreach=True)
+            opt.step()
+            if alignment.spec.anchor:
+                alignment.after_step(params)
+            log.losses.append(total)
+            log.steps += 1
+            log.tokens += sum(len(e.response_ids) for e in examples_of(step_items))
+        return log, {"adamw": copy.deepcopy(opt.state_dict())}
+
+    def _train_logprobs(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Response-token log-probabilities (B, T) with gradients, and their mask."""
+        inputs, targets = encode(examples, "response")
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        logp = torch.log_softmax(self.net(inputs), dim=-1)
+        keep = targets != IGNORE
+        picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return picked.masked_fill(~keep, 0.0), keep.to(picked.dtype)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.net.parameters())
+
+    def hidden_layers(self) -> list[torch.nn.Module]:
+        return list(self.net.blocks)
 
     def _optimizer(self, spec: OptimizerSpec, state: Any | None) -> torch.optim.AdamW:
         opt = torch.optim.AdamW(self.net.parameters(), lr=spec.lr, betas=tuple(spec.betas),

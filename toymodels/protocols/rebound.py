@@ -15,6 +15,7 @@ bootstraps over prompts. Its readings are in :mod:`toymodels.protocols.rebound_r
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from toymodels import measures
+from toymodels.alignment import Alignment, AlignmentSpec, mix_replay, pairs_with_reference
 from toymodels.corpus import (
     Corpus,
     CorpusConfig,
@@ -35,7 +37,7 @@ from toymodels.corpus import (
     check_tasks,
 )
 from toymodels.finetuning import check_amounts, epoch_order, sample_responses, steps_for
-from toymodels.interface import Contrast, Example, LanguageModel, OptimizerSpec
+from toymodels.interface import Contrast, Example, LanguageModel, OptimizerSpec, Pair
 from toymodels.model import check_size
 from toymodels.protocols.rebound_readings import (
     MeanCurves,
@@ -112,13 +114,16 @@ def cumulative_steps(amounts: Sequence[int], optimizer: OptimizerSpec) -> list[i
                                            for a, b in zip(amounts, amounts[1:], strict=False)])]
 
 
-def forward_checkpoints(model: LanguageModel, data: Sequence[Example], order: np.ndarray,
-                        amounts: Sequence[int], optimizer: OptimizerSpec) -> list[dict[str, Any]]:
-    """One SFT run from ``model``'s current weights, cut at each amount (nested checkpoints of one
-    epoch, the optimizer state carried); the first state is the current weights (F = 0)."""
+def forward_checkpoints(model: LanguageModel, data: Sequence[Example | Pair], order: np.ndarray,
+                        amounts: Sequence[int], optimizer: OptimizerSpec,
+                        alignment: AlignmentSpec | None = None) -> list[dict[str, Any]]:
+    """One alignment run (SFT, or ``alignment``'s method and mitigations) from ``model``'s current
+    weights, cut at each amount (nested checkpoints of one epoch, the optimizer state carried); the
+    first state is the current weights (F = 0)."""
     states, state = [model.state_dict()], None
+    run = None if alignment is None or alignment.plain else Alignment.start(alignment, model)
     for a, b in zip(amounts, amounts[1:], strict=False):
-        _, state = model.fit(data, order[a:b], optimizer, state)
+        _, state = model.fit(data, order[a:b], optimizer, state, **({"alignment": run} if run else {}))
         states.append(model.state_dict())
     return states
 
@@ -153,6 +158,19 @@ def reverse_sweep(model: LanguageModel, reverse: Sequence[Example], order: np.nd
     return scores, kl, probed
 
 
+def alignment_data(model: LanguageModel, task: Task, n: int, seed: int, alignment: AlignmentSpec | None,
+                   ) -> list[Example] | list[Pair]:
+    """The aligned arm's ``n`` forward items: aligned examples (with ``replay``'s share of neutral,
+    pre-training-like ones), or preference pairs scored by ``model`` (theta0) for a preference method."""
+    aligned = task.forward_data(n, seed=seed)
+    if alignment is None or not (alignment.preference or alignment.replay):
+        return aligned
+    if alignment.preference:
+        return pairs_with_reference(model, aligned, task.rejected_for(aligned, seed=seed))
+    # a seed range apart from the warm-up's neutral examples
+    return mix_replay(aligned, task.neutral_data(n, seed=seed + 500_009), alignment.replay)
+
+
 def _compute(key: str, compute: Callable[[], Any]) -> Any:
     return compute()
 
@@ -161,7 +179,7 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
                    controls: Mapping[str, Sequence[Example]] | None = None,
                    cache: Callable[[str, Callable[[], Any]], Any] = _compute,
                    progress: Callable[[str], None] = lambda message: None,
-                   probe: Probe | None = None) -> ReboundCurves:
+                   probe: Probe | None = None, alignment: AlignmentSpec | None = None) -> ReboundCurves:
     """Measure the (F, R) grid from ``model``'s weights after a shared warm-up (theta0), per prompt.
 
     The warm-up fits ``spec.warmup_examples`` of ``task.neutral_data`` with a fresh optimizer that is
@@ -171,7 +189,9 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
     and order, sharing the aligned arm's F = 0 sweep. ``cache(key, compute)`` may store each (arm, F)
     reverse sweep (a run folder's ``cell``) so that an interrupted run resumes; the forward slices
     are recomputed, deterministically. ``probe``, if given, is read at every KL point of every sweep
-    (kept, cached with its sweep, in ``curves.probed``). ``model`` is left at theta0.
+    (kept, cached with its sweep, in ``curves.probed``). ``alignment`` sets the forward runs' method
+    and mitigations (:mod:`toymodels.alignment`; None: SFT); control arms train on their data with
+    SFT (they keep its anchor and perturbation). ``model`` is left at theta0.
     """
     fwd, rev = spec.forward_amounts, spec.reverse_amounts
     if spec.warmup_examples:
@@ -188,12 +208,14 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
     kl_reference = (model.token_logprobs(ref_samples), ref_samples)
     reverse = task.reverse_data(rev[-1], seed=seed)
     r_order = epoch_order(len(reverse), seed + 1)
-    arms = {"aligned": task.forward_data(fwd[-1], seed=seed), **(controls or {})}
+    arms = {"aligned": alignment_data(model, task, fwd[-1], seed, alignment), **(controls or {})}
     curves = ReboundCurves(spec, s0.log_odds, {}, {}, cumulative_steps(fwd, spec.optimizer),
                            cumulative_steps(rev, spec.optimizer))
     for arm, data in arms.items():
         model.load_state_dict(theta0)
-        states = forward_checkpoints(model, data, epoch_order(len(data), seed), fwd, spec.optimizer)
+        method = alignment if arm == "aligned" or alignment is None else dataclasses.replace(
+            alignment, method="sft", replay=0.0)
+        states = forward_checkpoints(model, data, epoch_order(len(data), seed), fwd, spec.optimizer, method)
         log_odds = np.zeros((len(fwd), len(rev), len(s0.log_odds)))
         kl = np.zeros((len(fwd), len(rev)))
         for i, state in enumerate(states):
