@@ -163,6 +163,8 @@ COMMANDS = {
                    planned_command("llm_bridge.resistance:EXPERIMENT")),
     "rebound": ("alignment amount vs decay under reverse fine-tuning (paper Fig. 4, Table 3)",
                 planned_command("llm_bridge.rebound:EXPERIMENT")),
+    "mitigations": ("does anything make alignment stick? SFT, replay, anchor, Vaccine, DPO, SimPO under rebound",
+                    experiment_command("llm_bridge.mitigations:EXPERIMENT")),
     "pareto": ("Pareto fit of a real model's pruned token-tree masses (Assumption A.7)",
                experiment_command("llm_bridge.pareto:EXPERIMENT")),
     "make-data": ("generate the offline default data with a real model (seeded, cached)", make_data_command),

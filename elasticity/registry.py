@@ -17,6 +17,7 @@ EXPERIMENTS: dict[str, str] = {
     "toy.mitigations": "toymodels.protocols.mitigations:EXPERIMENT",
     "llm.resistance": "llm_bridge.resistance:EXPERIMENT",
     "llm.rebound": "llm_bridge.rebound:EXPERIMENT",
+    "llm.mitigations": "llm_bridge.mitigations:EXPERIMENT",
     "llm.pareto": "llm_bridge.pareto:EXPERIMENT",
 }
 
@@ -26,6 +27,7 @@ CALIBRATION_MODULES: tuple[str, ...] = (
     "toymodels.protocols.resistance_calibration",
     "toymodels.protocols.rebound_calibration",
     "toymodels.protocols.scale_calibration",
+    "toymodels.protocols.mitigation_calibration",
 )
 
 

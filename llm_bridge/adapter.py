@@ -189,13 +189,24 @@ class HFCausalLM:
 
     def fit(
         self, examples: Sequence[Example], order: Sequence[int], optimizer: OptimizerSpec,
-        state: Any | None,
+        state: Any | None, alignment: Any = None,
     ) -> tuple[TrainLog, Any]:
-        """SFT on ``examples`` in ``order``; consecutive batches, ``grad_accum`` per step.
+        """SFT (or ``alignment``'s method and mitigations) on ``examples`` in ``order``; consecutive
+        batches, ``grad_accum`` per step.
 
         A last, shorter step takes the remaining examples, so one epoch covers every example.
         """
-        return training.fit(self, examples, order, optimizer, state)
+        if alignment is not None and alignment.spec.plain:
+            alignment = None
+        return training.fit(self, examples, order, optimizer, state, alignment)
+
+    def hidden_layers(self) -> list[torch.nn.Module]:
+        """The decoder layers (the modules whose outputs a Vaccine perturbation shifts)."""
+        lists = [m for name, m in self.net.named_modules()
+                 if isinstance(m, torch.nn.ModuleList) and name.endswith("layers")]
+        if not lists:
+            raise ConfigError("this model has no ModuleList of decoder layers named '...layers' to perturb")
+        return list(lists[0])
 
     @torch.no_grad()
     def token_logprobs(self, examples: Sequence[Example], temperature: float = 1.0) -> list[np.ndarray]:

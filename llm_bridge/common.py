@@ -148,10 +148,13 @@ def llm_execution() -> Execution:
 
 
 def run_grid(config: Any) -> Any:
-    """The independent runs of a config as a grid: starting point x data draw, training seeds innermost."""
+    """The independent runs of a config as a grid: starting point x data draw (x treatment, for a
+    mitigations config), training seeds innermost."""
     from toymodels.sweep import Grid
 
-    return Grid.of({"init": ("pretrained", *config.controls), "draw": config.data_draws}, seeds_of(config))
+    axes = {"init": ("pretrained", *config.controls), "draw": config.data_draws}
+    return Grid.of({**axes, **({"treatment": config.treatments} if hasattr(config, "treatments") else {})},
+                   seeds_of(config))
 
 
 def regime(adapter: AdapterSettings, optimizer: OptimizerSpec) -> str:

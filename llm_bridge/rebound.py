@@ -92,15 +92,17 @@ def data_needs(spec: Any, warmup: int, neutral: bool) -> dict[str, int]:
             "neutral": warmup + (fwd[-1] if neutral else 0)}
 
 
-def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, seed: int) -> Any:
-    """One independent run of the toy rebound protocol with the neutral arm: per-prompt curves.
+def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, seed: int,
+               alignment: Any = None, tag: str = "") -> Any:
+    """One independent run of the toy rebound protocol with the neutral arm: per-prompt curves
+    (``alignment``: the forward runs' method and mitigations, its cells named with ``tag``).
 
     The run is a cell of the run folder, and so is each of its (arm, F) reverse sweeps, so that a
     killed run resumes from its last finished sweep."""
     from toymodels.protocols.rebound import ReboundCurves, cumulative_steps, rebound_curves
 
     spec = config.probe
-    label = common.run_label(init, draw, seed)
+    label = common.run_label(init, draw, seed) + (f"-{tag}" if tag else "")
 
     def compute() -> dict[str, Any]:
         needs = data_needs(spec, spec.warmup_examples, config.neutral_control)
@@ -111,7 +113,8 @@ def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, 
         probe = judge_probe(config.judge, adapter, task, spec.n_eval, seed) if config.judge.scorer else None
         curves = rebound_curves(adapter, task, spec, seed, controls=controls,
                                 progress=lambda message: print(f"{label} {message}", file=sys.stderr),
-                                cache=lambda key, compute: run_dir.cell(f"{label}-{key}", compute), probe=probe)
+                                cache=lambda key, compute: run_dir.cell(f"{label}-{key}", compute), probe=probe,
+                                alignment=alignment)
         if config.save_checkpoints:
             save_aligned(adapter, task, spec, seed, run_dir, label)
         # no judge: the cell holds what it always held, so earlier run folders resume

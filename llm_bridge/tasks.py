@@ -286,6 +286,18 @@ class LLMTask:
         """Format-matched neutral examples (the forward control against format priming)."""
         return self._draw("neutral", n, seed)
 
+    def preference_data(self, n: int, seed: int) -> tuple[list[Example], list[Example]]:
+        """``n`` pairs from the draw's shuffle of the aligned pool's prompts that also have a
+        misaligned response (the first of them): chosen aligned, rejected misaligned."""
+        pool = [r for r in self.pools["aligned"] if self._by_prompt[r.prompt].get("misaligned")]
+        if n > len(pool):
+            raise ConfigError(f"task {self.name}: asked for {n} preference pairs, the data has {len(pool)} "
+                              "aligned responses whose prompt also has a misaligned one (outside the held-out prompts)")
+        idx = np.random.default_rng((13, self.draw, 3)).permutation(len(pool))[:n]
+        chosen = [self.adapter.encode(pool[i].prompt, pool[i].response) for i in idx]
+        rejected = [self.adapter.encode(pool[i].prompt, self._by_prompt[pool[i].prompt]["misaligned"][0]) for i in idx]
+        return chosen, rejected
+
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
         """The held-out prompts (fixed at construction; ``n`` must not exceed ``n_eval``)."""
         if n > len(self.eval_texts):

@@ -1,4 +1,5 @@
-"""The SFT loop of ``HFCausalLM.fit``, through an ``accelerate.Accelerator``.
+"""The SFT loop of ``HFCausalLM.fit``, through an ``accelerate.Accelerator`` (and, with an
+``alignment``, its method's loss and mitigations: :mod:`toymodels.alignment`).
 
 The paper's SFT: AdamW, constant learning rate (no scheduler), loss on response tokens only, a
 token-weighted mean over each optimizer step. One optimizer step takes ``examples_per_step``
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from harness.errors import ConfigError
-from toymodels.interface import Example, OptimizerSpec, TrainLog
+from toymodels.alignment import Alignment, examples_of, step_count
+from toymodels.interface import OptimizerSpec, TrainLog
 
 if TYPE_CHECKING:
     from llm_bridge.adapter import HFCausalLM
@@ -75,8 +77,8 @@ def fresh_state(optimizer: Any, spec: OptimizerSpec) -> dict[str, Any]:
     return torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay).state_dict()
 
 
-def fit(lm: HFCausalLM, examples: Sequence[Example], order: Sequence[int], spec: OptimizerSpec,
-        state: Any | None) -> tuple[TrainLog, Any]:
+def fit(lm: HFCausalLM, examples: Sequence[Any], order: Sequence[int], spec: OptimizerSpec,
+        state: Any | None, alignment: Alignment | None = None) -> tuple[TrainLog, Any]:
     """SFT of ``lm`` on ``examples`` in ``order``; returns the log and the optimizer state.
 
     The adapter's one prepared optimizer starts each call from ``state`` (a copy: the caller may
@@ -85,6 +87,8 @@ def fit(lm: HFCausalLM, examples: Sequence[Example], order: Sequence[int], spec:
     """
     if len(order) == 0:
         return TrainLog(), state
+    if alignment is not None and alignment.spec.perturb and lm.accelerator.num_processes > 1:
+        raise ConfigError("the Vaccine perturbation runs on one process only (its first pass is not split across ranks)")
     optimizer = lm.optimizer
     optimizer.load_state_dict(copy.deepcopy(state) if state is not None else fresh_state(optimizer, spec))
     log = TrainLog()
@@ -97,10 +101,12 @@ def fit(lm: HFCausalLM, examples: Sequence[Example], order: Sequence[int], spec:
                 # dropout masks from the run seed and the step's examples: a step trained again
                 # (a resumed run, a saved checkpoint) trains alike, however the epoch was split
                 torch.manual_seed(hash((lm.seed, *step_order)) % 2**63)
-            step_examples = [examples[i] for i in step_order]
-            log.losses.append(_step(lm, step_examples, spec))
+            step_items = [examples[i] for i in step_order]
+            log.losses.append(_step(lm, step_items, spec, alignment))
+            if alignment is not None and alignment.spec.anchor:
+                alignment.after_step(lm.trainable_parameters())
             log.steps += 1
-            log.tokens += sum(len(e.response_ids) for e in step_examples)
+            log.tokens += sum(len(e.response_ids) for e in examples_of(step_items))
     lm.model.eval()
     lm.net.eval()
     optimizer.zero_grad(set_to_none=True)
@@ -109,11 +115,13 @@ def fit(lm: HFCausalLM, examples: Sequence[Example], order: Sequence[int], spec:
     return log, trained
 
 
-def _step(lm: HFCausalLM, step_examples: list[Example], spec: OptimizerSpec) -> float:
-    """One optimizer step on ``step_examples``; returns its token-mean loss over all ranks."""
+def _step(lm: HFCausalLM, step_examples: list[Any], spec: OptimizerSpec, alignment: Alignment | None = None
+          ) -> float:
+    """One optimizer step on ``step_examples`` (examples, or pairs for a preference method); returns
+    its loss over all ranks (SFT: the token mean)."""
     accelerator, optimizer = lm.accelerator, lm.optimizer
     world, rank = accelerator.num_processes, accelerator.process_index
-    n_tokens = sum(len(e.response_ids) for e in step_examples)
+    n_tokens = step_count(step_examples)  # response tokens, or pairs
     local = step_examples[rank::world]  # each rank its share of the step
     share = -(-len(step_examples) // world)
     n_micro = -(-share // spec.batch_size)  # the same count on every rank
@@ -123,18 +131,28 @@ def _step(lm: HFCausalLM, step_examples: list[Example], spec: OptimizerSpec) -> 
         batch = local[k * spec.batch_size : (k + 1) * spec.batch_size]
         # gradients are all-reduced once per step, at its last micro-batch
         with accelerator.no_sync(lm.model) if k < n_micro - 1 else contextlib.nullcontext():
-            token_logp, mask = lm._response_logprobs(batch or step_examples[:1], train=True)
-            loss = -(token_logp * mask).sum() / n_tokens
-            if not batch:  # an empty share still joins the gradient collectives, adding nothing
-                loss = loss * 0.0
-            accelerator.backward(loss * world)
-        total += float(loss.detach())
+            if alignment is None:
+                token_logp, mask = lm._response_logprobs(batch or step_examples[:1], train=True)
+                loss = -(token_logp * mask).sum() / n_tokens
+                if not batch:  # an empty share still joins the gradient collectives, adding nothing
+                    loss = loss * 0.0
+                accelerator.backward(loss * world)
+                total += float(loss.detach())
+            else:
+                total += alignment.backward(
+                    lambda batch=batch: _aligned_loss(lm, alignment, batch or step_examples[:1], n_tokens, bool(batch)),
+                    lm.hidden_layers(), lambda loss: accelerator.backward(loss * world))
     if world > 1:
         total = float(accelerator.reduce(torch.tensor(total, device=lm.device), "sum"))
     if spec.max_grad_norm is not None:
         accelerator.clip_grad_norm_(lm.model.parameters(), spec.max_grad_norm)
     optimizer.step()
     return total
+
+
+def _aligned_loss(lm: HFCausalLM, alignment: Alignment, items: list[Any], n_step: int, counts: bool) -> torch.Tensor:
+    loss = alignment.loss(items, lambda examples: lm._response_logprobs(examples, train=True), n_step)
+    return loss if counts else loss * 0.0
 
 
 # --- FSDP (untested: accelerate runs FSDP on GPUs only, and no GPU was available) ---------------

@@ -35,8 +35,8 @@ class Task(Protocol):
         """``n`` examples that push neither way (the shared warm-up, and format controls)."""
         ...
 
-    def rejected_for(self, chosen: Sequence[Example], seed: int) -> list[Example]:
-        """A misaligned response to each prompt of ``chosen`` (preference pairs), same prompts."""
+    def preference_data(self, n: int, seed: int) -> tuple[list[Example], list[Example]]:
+        """``n`` preference pairs: aligned (chosen) and misaligned (rejected) responses, prompt by prompt."""
         ...
 
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
@@ -66,10 +66,11 @@ class ToyTask:
         # the task's pre-training data: the attribute at its base rate, no push either way
         return self.corpus.pretrain_examples(n, seed=3_000_000 + seed, tasks=(self.name,))
 
-    def rejected_for(self, chosen: Sequence[Example], seed: int) -> list[Example]:
+    def preference_data(self, n: int, seed: int) -> tuple[list[Example], list[Example]]:
+        chosen = self.forward_data(n, seed)
         rng = np.random.default_rng((self.corpus.config.seed, 41, TASKS.index(self.name), seed))
         prompts = [e.prompt_ids for e in chosen]
-        return self.corpus.respond(self.name, prompts, np.zeros(len(prompts), dtype=bool), rng)
+        return chosen, self.corpus.respond(self.name, prompts, np.zeros(len(prompts), dtype=bool), rng)
 
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
         # a separate seed range from the one training prompts use

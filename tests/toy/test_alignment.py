@@ -44,13 +44,12 @@ def test_plain_sft_through_the_alignment_path_trains_as_the_original_path():
 
 def test_dpo_loss_is_log_2_per_pair_at_its_reference_and_simpo_matches_its_formula():
     model = tiny()
-    chosen = TASK.forward_data(6, seed=1)
-    pairs = pairs_with_reference(model, chosen, TASK.rejected_for(chosen, seed=1))
+    pairs = pairs_with_reference(model, *TASK.preference_data(6, seed=1))
     model.net.train()
     dpo = Alignment(AlignmentSpec(method="dpo"), []).loss(pairs, model._train_logprobs, len(pairs))
     assert float(dpo.detach()) == pytest.approx(math.log(2), abs=1e-5)  # theta = theta0: every margin is 0
     spec = AlignmentSpec(method="simpo", beta=2.0, margin=0.5)
-    simpo = float(Alignment(spec, []).loss(pairs, model._train_logprobs, len(pairs)))
+    simpo = float(Alignment(spec, []).loss(pairs, model._train_logprobs, len(pairs)).detach())
     per_token = [float(np.mean(lp)) for lp in model.token_logprobs([e for p in pairs for e in (p.chosen, p.rejected)])]
     margins = [2.0 * (per_token[2 * i] - per_token[2 * i + 1]) - 0.5 for i in range(len(pairs))]
     assert simpo == pytest.approx(np.mean([math.log1p(math.exp(-m)) for m in margins]), rel=1e-5)
@@ -62,9 +61,9 @@ def test_a_preference_pair_needs_one_prompt():
         pairs_with_reference(tiny(), chosen, TASK.reverse_data(2, seed=0))
 
 
-def test_rejected_responses_answer_the_same_prompts_misaligned():
-    chosen = TASK.forward_data(8, seed=3)
-    rejected = TASK.rejected_for(chosen, seed=3)
+def test_preference_pairs_answer_one_prompt_aligned_and_misaligned():
+    chosen, rejected = TASK.preference_data(8, seed=3)
+    assert chosen == TASK.forward_data(8, seed=3)
     assert [e.prompt_ids for e in rejected] == [e.prompt_ids for e in chosen]
     assert all(CORPUS.is_aligned("sentiment", e.response_ids) is False for e in rejected)
 
@@ -116,8 +115,7 @@ def test_bad_alignment_settings_are_one_line_errors(fields, message):
 
 def test_a_pair_holds_its_reference_log_probs():
     model = tiny()
-    chosen = TASK.forward_data(3, seed=4)
-    pairs = pairs_with_reference(model, chosen, TASK.rejected_for(chosen, seed=4))
+    pairs = pairs_with_reference(model, *TASK.preference_data(3, seed=4))
     assert all(isinstance(p, Pair) for p in pairs)
     expected = model.sequence_logprobs([pairs[0].chosen, pairs[0].rejected])
     assert (pairs[0].ref_chosen, pairs[0].ref_rejected) == pytest.approx(tuple(expected))

@@ -58,64 +58,77 @@ def readings_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], 
             continue  # a control arm
         key = (str(fields.get("init", "pretrained")), str(fields["treatment"]))
         per.setdefault(key, {}).setdefault(run, []).append(curve_readings(curves))
-    return {key: {run: {name: float(np.nanmean([v[name] for v in values])) for name in values[0]}
+    return {key: {run: {name: _finite_mean([v[name] for v in values]) for name in values[0]}
                   for run, values in runs.items()} for key, runs in per.items()}
 
 
-def _paired(by_run: Mapping[tuple[str, str], Mapping[Any, Mapping[str, float]]], init: str, condition: str,
-            name: str) -> list[float]:
-    mine, base = by_run.get((init, condition), {}), by_run.get((init, BASELINE), {})
-    return [mine[run][name] - base[run][name] for run in mine if run in base]
+def _finite_mean(values: Sequence[float]) -> float:
+    """The mean of the finite values (a curve with no alignment gain has no retention): NaN when none is."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+CURVE_READINGS = (("retention", "share of the alignment gain kept over reverse steps 1-9"),
+                  ("gain_log_odds", "alignment gain at the largest F (log-odds above S0)"),
+                  ("kl_after_alignment", "KL(theta0||model) after alignment at the largest F"))
+
+
+def paired(by_run: Mapping[tuple[str, str], Mapping[Any, Mapping[str, float]]], init: str, treatment: str,
+           name: str) -> dict[Any, float]:
+    """run -> the treatment's reading ``name`` minus SFT's, from the ``init`` start."""
+    mine, base = by_run.get((init, treatment), {}), by_run.get((init, BASELINE), {})
+    return {run: mine[run][name] - base[run][name] for run in mine if run in base}
+
+
+def against_sft(by_run: Mapping[tuple[str, str], Mapping[Any, Mapping[str, float]]], treatment: str, name: str,
+                experiment: str, init: str = "pretrained", unit: str = "seeds") -> Prediction:
+    """One curve reading of ``treatment`` minus SFT's, a t-interval over runs."""
+    tag = "" if init == "pretrained" else f".control_{init}"
+    desc = dict(CURVE_READINGS)[name]
+    return reading(f"mitigation.{treatment}_{name}{tag}", t_estimate(list(paired(by_run, init, treatment, name).values()), unit),
+                   f"{desc}: {treatment} minus {BASELINE}, paired by run" + (f", from the {init} start" if tag else ""),
+                   experiment=experiment)
+
+
+def beyond_control(by_run: Mapping[tuple[str, str], Mapping[Any, Mapping[str, float]]], treatment: str, init: str,
+                   experiment: str, unit: str = "seeds") -> Prediction:
+    """The treatment's retention change (minus SFT's) from pre-trained minus from the ``init`` start."""
+    pre, ctl = paired(by_run, "pretrained", treatment, "retention"), paired(by_run, init, treatment, "retention")
+    # a toy control shares its run's seed; a bridge's has the run's label prefixed
+    values = [pre[run] - ctl.get(run, ctl.get(f"{init}-{run}", np.nan)) for run in pre]
+    return reading(f"mitigation.{treatment}_retention.beyond_control_{init}", t_estimate(values, unit),
+                   f"retention change of {treatment} (minus {BASELINE}), pre-trained minus the {init} start, "
+                   "paired by run", experiment=experiment)
+
+
+def rebound_under(rows: Sequence[Mapping[str, Any]], treatment: str, experiment: str, unit: str = "seeds",
+                  with_control_arm: bool = True) -> list[Prediction]:
+    """The rebound primary reading with ``treatment`` as the alignment (pre-trained start), and the
+    same beyond the format-matched neutral arm."""
+    own = [r for r in rows if r["condition"].get("treatment") == treatment
+           and r["condition"].get("init", "pretrained") == "pretrained"]
+    values, censored = per_run_values(own, "initial_rate_log_odds", "trend")
+    out = [reading(f"mitigation.{treatment}_rebound", t_estimate(list(values.values()), unit),
+                   f"{REBOUND_ID} with {treatment} as the alignment", experiment=experiment, n_censored_arms=censored)]
+    if with_control_arm:
+        out += [dataclasses.replace(p, id=f"mitigation.{treatment}_rebound.beyond_neutral_control")
+                for p in control_arm_predictions(own, experiment, unit)
+                if p.id == f"{REBOUND_ID}.beyond_neutral_control"]
+    return out
 
 
 def mitigation_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
                            unit: str = "seeds") -> list[Prediction]:
     """Every reading of a mitigations table (see the module docstring); primaries as pre-registered."""
     by_run = readings_by_run(rows)
-    conditions = sorted({c for _, c in by_run} - {BASELINE})
+    treatments = sorted({c for _, c in by_run} - {BASELINE})
     inits = sorted({i for i, _ in by_run}, key=lambda i: i != "pretrained")
-    predictions = []
-    for init in inits:
-        tag = "" if init == "pretrained" else f".control_{init}"
-        for condition in conditions:
-            for name, desc in (("retention", "share of the alignment gain kept over reverse steps 1-9"),
-                               ("gain_log_odds", "alignment gain at the largest F (log-odds above S0)"),
-                               ("kl_after_alignment", "KL(theta0||model) after alignment at the largest F")):
-                pid = f"mitigation.{condition}_{name}{tag}"
-                predictions.append(reading(pid, t_estimate(_paired(by_run, init, condition, name), unit),
-                                           f"{desc}: {condition} minus {BASELINE}, paired by run"
-                                           + ("" if not tag else f", from the {init} start"),
-                                           experiment=experiment))
-        if init != "pretrained":
-            for condition in conditions:
-                pre = dict(zip(*_run_keys(by_run, "pretrained", condition), strict=True))
-                ctl = dict(zip(*_run_keys(by_run, init, condition), strict=True))
-                # a toy control shares its run's seed; a bridge's has the run's label prefixed
-                paired = [pre[run] - ctl.get(run, ctl.get(f"{init}-{run}", np.nan)) for run in pre]
-                predictions.append(reading(
-                    f"mitigation.{condition}_retention.beyond_control_{init}", t_estimate(paired, unit),
-                    f"retention change of {condition} (minus {BASELINE}), pre-trained minus the {init} start, "
-                    "paired by run", experiment=experiment))
-    for condition in sorted({c for _, c in by_run}):
-        own = [r for r in rows if r["condition"].get("treatment") == condition
-               and r["condition"].get("init", "pretrained") == "pretrained"]
-        values, censored = per_run_values(own, "initial_rate_log_odds", "trend")
-        pid = f"mitigation.{condition}_rebound"
-        predictions.append(reading(pid, t_estimate(list(values.values()), unit),
-                                   f"{REBOUND_ID} with {condition} as the alignment", experiment=experiment,
-                                   n_censored_arms=censored))
-        predictions += [dataclasses.replace(p, id=f"mitigation.{condition}_rebound.beyond_neutral_control")
-                        for p in control_arm_predictions(own, experiment, unit)
-                        if p.id == f"{REBOUND_ID}.beyond_neutral_control"]
+    predictions = [against_sft(by_run, t, name, experiment, init, unit)
+                   for init in inits for t in treatments for name, _ in CURVE_READINGS]
+    predictions += [beyond_control(by_run, t, init, experiment, unit) for init in inits[1:] for t in treatments]
+    for treatment in sorted({c for _, c in by_run}):
+        predictions += rebound_under(rows, treatment, experiment, unit)
     return predictions
-
-
-def _run_keys(by_run: Mapping[tuple[str, str], Mapping[Any, Mapping[str, float]]], init: str, condition: str
-              ) -> tuple[list[Any], list[float]]:
-    """The runs of (init, condition) and their retention minus SFT's, paired by run."""
-    mine, base = by_run.get((init, condition), {}), by_run.get((init, BASELINE), {})
-    runs = [run for run in mine if run in base]
-    return runs, [mine[run]["retention"] - base[run]["retention"] for run in runs]
 
 
 def condition_means(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:

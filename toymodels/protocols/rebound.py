@@ -162,11 +162,11 @@ def alignment_data(model: LanguageModel, task: Task, n: int, seed: int, alignmen
                    ) -> list[Example] | list[Pair]:
     """The aligned arm's ``n`` forward items: aligned examples (with ``replay``'s share of neutral,
     pre-training-like ones), or preference pairs scored by ``model`` (theta0) for a preference method."""
+    if alignment is not None and alignment.preference:
+        return pairs_with_reference(model, *task.preference_data(n, seed=seed))
     aligned = task.forward_data(n, seed=seed)
-    if alignment is None or not (alignment.preference or alignment.replay):
+    if alignment is None or not alignment.replay:
         return aligned
-    if alignment.preference:
-        return pairs_with_reference(model, aligned, task.rejected_for(aligned, seed=seed))
     # a seed range apart from the warm-up's neutral examples
     return mix_replay(aligned, task.neutral_data(n, seed=seed + 500_009), alignment.replay)
 

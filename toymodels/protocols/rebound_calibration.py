@@ -226,11 +226,14 @@ def curve_table(seed: int, task: str, s0: float, forward: Sequence[int], reverse
 STEP_NOISE_SCALE = {"initial_rate": 0.5, "slowdown": 2.3}
 
 
-def rebound_rows(trend: float, slowdown: float, seed: int, noise_scale: float = 1.0) -> list[dict[str, Any]]:
-    """A run of the headline's shape: the F > 0 window rate rises by ``trend`` (a share of its mean)
-    per decade of F; every F > 0 arm's rate is cut by the share ``slowdown`` once it passes S0; the
-    step residuals' amplitude is scaled by ``noise_scale``."""
-    ref, shape, rng = rebound_reference(), headline_shape(), np.random.default_rng((29, seed))
+def rebound_rows(trend: float, slowdown: float, seed: int, noise_scale: float = 1.0,
+                 shape: Shape | None = None) -> list[dict[str, Any]]:
+    """A run of the headline's shape (or ``shape``, its F among the headline's): the F > 0 window
+    rate rises by ``trend`` (a share of its mean) per decade of F; every F > 0 arm's rate is cut by
+    the share ``slowdown`` once it passes S0; the step residuals' amplitude is scaled by
+    ``noise_scale``."""
+    ref, rng = rebound_reference(), np.random.default_rng((29, seed))
+    shape = shape or headline_shape()
     reverse = shape.reverse
     log_f = np.log10(shape.forward[1:]) - np.log10(shape.forward[1:]).mean()
     rows: list[dict[str, Any]] = []

@@ -1,0 +1,95 @@
+"""Alignment methods and mitigations on a Hugging Face model (tiny random Llama, LoRA and full):
+the same losses and mitigations as on the toy models, through the adapter's Accelerator loop."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from llm_bridge import training
+from llm_bridge.adapter import HFCausalLM, LoraSpec
+from llm_bridge.tasks import make_task
+from tests.bridge.tiny import make_model, make_tokenizer, sentiment_records
+from toymodels.alignment import Alignment, AlignmentSpec, pairs_with_reference
+from toymodels.interface import OptimizerSpec
+from toymodels.protocols.rebound import ReboundSpec, rebound_curves
+
+torch.set_num_threads(1)
+SPEC = OptimizerSpec(lr=1e-2, batch_size=2, grad_accum=2)
+
+
+def adapter(lora: bool = True) -> HFCausalLM:
+    tok = make_tokenizer()
+    return HFCausalLM(make_model("llama", len(tok)), tok, template="chat", lora=LoraSpec(r=4) if lora else None)
+
+
+def trainable(a: HFCausalLM) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in a.trainable_parameters()])
+
+
+def task(a: HFCausalLM):
+    return make_task("sentiment", sentiment_records(), a, n_eval=4)
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_plain_sft_through_the_alignment_loop_trains_as_the_sft_loop(lora):
+    runs = {}
+    for aligned in (False, True):
+        a = adapter(lora)
+        data = task(a).forward_data(6, seed=0)
+        run = Alignment(AlignmentSpec(), []) if aligned else None
+        log, _ = training.fit(a, data, np.arange(6), SPEC, None, run)
+        runs[aligned] = (log.losses, trainable(a))
+    assert np.allclose(runs[False][0], runs[True][0], rtol=1e-5)
+    assert torch.allclose(runs[False][1], runs[True][1], atol=1e-6)
+
+
+def test_dpo_starts_at_log_2_and_raises_the_margin():
+    a = adapter()
+    pairs = pairs_with_reference(a, *task(a).preference_data(4, seed=0))
+    run = Alignment.start(AlignmentSpec(method="dpo", beta=0.5), a)
+    log, _ = a.fit(pairs, np.arange(4), SPEC, None, alignment=run)
+    assert log.steps == 1 and log.losses[0] == pytest.approx(math.log(2), abs=1e-4)
+    after = [float(lp.sum()) for lp in a.token_logprobs([e for p in pairs for e in (p.chosen, p.rejected)])]
+    margins = [(after[2 * i] - p.ref_chosen) - (after[2 * i + 1] - p.ref_rejected) for i, p in enumerate(pairs)]
+    assert np.mean(margins) > 0
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_the_anchor_and_vaccine_run_through_the_adapter(lora):
+    a = adapter(lora)
+    data = task(a).forward_data(4, seed=0)
+    start = trainable(a)
+    plain = adapter(lora)
+    plain.fit(data, np.arange(4), SPEC, None)
+    a.fit(data, np.arange(4), SPEC, None, alignment=Alignment.start(AlignmentSpec(anchor=0.5, perturb=2.0), a))
+    moved, moved_plain = (trainable(a) - start).norm(), (trainable(plain) - start).norm()
+    assert 0 < moved < moved_plain  # pulled half way back after the step
+    assert len(a.hidden_layers()) == 2
+
+
+@pytest.mark.slow
+def test_dpo_rebound_runs_on_a_real_architecture():
+    a = adapter()
+    spec = ReboundSpec(forward_amounts=(0, 2, 4), reverse_amounts=(0, 4, 8), warmup_examples=2, n_eval=4,
+                       n_kl_samples=4, kl_every=1, optimizer=SPEC)
+    curves = rebound_curves(a, task(a), spec, 0, alignment=AlignmentSpec(method="dpo"))
+    assert curves.log_odds["aligned"].shape == (3, 3, 4) and np.isfinite(curves.log_odds["aligned"]).all()
+
+
+@pytest.mark.slow
+def test_llm_mitigations_runs_every_treatment_paired_by_run(tiny_folder, records_file, tmp_path):
+    from harness.runner import execute
+    from llm_bridge.mitigations import EXPERIMENT
+    from tests.bridge.test_experiments import MICRO
+
+    config = EXPERIMENT.resolve("cpu-micro", sets={"model": str(tiny_folder), "data": str(records_file), **MICRO,
+                                                   "treatments": ("sft", "replay", "dpo"), "seeds": 3})
+    outcome = execute(EXPERIMENT, config, out=tmp_path / "run")
+    predictions = {p["id"]: p for p in outcome.summary["predictions"]}
+    assert predictions["mitigation.replay_retention"]["n_runs"] == 3 and predictions["mitigation.replay_retention"]["primary"]
+    assert predictions["mitigation.dpo_rebound"]["primary"] and "mitigation.dpo_rebound.beyond_neutral_control" in predictions
+    assert (tmp_path / "run" / "figures" / "mitigations_forest.png").exists()
