@@ -76,7 +76,7 @@ def rebound_replicate(treatment: str, size: float, seed: int) -> Prediction:
 
 NOISE = ("toy.rebound reference's rate laws, starts, S0 and step noise (scale 0.5, as for the initial rate) at the "
          "toy.mitigations shape; SFT and the treatment drawn independently (a real run pairs them)")
-RETENTION_UNIT = "retention change planted (share of the alignment gain kept over reverse steps 1-9)"
+RETENTION_UNIT = "retention change, in the reading's unit (the fraction of the alignment gain kept over reverse steps 1-9)"
 
 
 def _retention(treatment: str, band: bool) -> Calibration:
