@@ -186,6 +186,20 @@ def mix_replay(aligned: Sequence[Example], neutral: Sequence[Example], share: fl
     return out
 
 
+def alignment_data(model: Any, task: Any, n: int, seed: int, alignment: AlignmentSpec | None,
+                   ) -> list[Example] | list[Pair]:
+    """An alignment run's ``n`` items from ``task``: aligned examples (with ``replay``'s share of
+    neutral, pre-training-like ones), or preference pairs scored by ``model`` (theta0) for a
+    preference method."""
+    if alignment is not None and alignment.preference:
+        return pairs_with_reference(model, *task.preference_data(n, seed=seed))
+    aligned = task.forward_data(n, seed=seed)
+    if alignment is None or not alignment.replay:
+        return aligned
+    # a seed range apart from the warm-up's neutral examples
+    return mix_replay(aligned, task.neutral_data(n, seed=seed + 500_009), alignment.replay)
+
+
 def pairs_with_reference(model: Any, chosen: Sequence[Example], rejected: Sequence[Example]) -> list[Pair]:
     """Preference pairs (chosen and rejected responses to the same prompts) carrying ``model``'s
     (theta0's) summed response log-probabilities, the DPO reference."""

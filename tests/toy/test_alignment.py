@@ -119,3 +119,15 @@ def test_a_pair_holds_its_reference_log_probs():
     assert all(isinstance(p, Pair) for p in pairs)
     expected = model.sequence_logprobs([pairs[0].chosen, pairs[0].rejected])
     assert (pairs[0].ref_chosen, pairs[0].ref_rejected) == pytest.approx(tuple(expected))
+
+
+@pytest.mark.parametrize("spec", [AlignmentSpec(method="dpo"), AlignmentSpec(anchor=0.05)], ids=["dpo", "anchor"])
+def test_resistance_aligns_its_checkpoints_by_the_method_with_equal_steps(spec):
+    from toymodels.protocols import resistance
+
+    protocol = resistance.ResistanceSpec(n_align=64, n_queries=16, optimizer=OptimizerSpec(batch_size=16))
+    plain = resistance.run_resistance(tiny(), TASK, protocol, seed=0)
+    aligned = resistance.run_resistance(tiny(), TASK, protocol, seed=0, alignment=spec)
+    assert aligned.checkpoint_steps == plain.checkpoint_steps == [0, 1, 2, 3]
+    assert aligned.checkpoint_scores[0] == plain.checkpoint_scores[0]  # the same theta0
+    assert aligned.checkpoint_scores[1:] != plain.checkpoint_scores[1:]

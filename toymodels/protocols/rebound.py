@@ -28,7 +28,7 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from toymodels import measures
-from toymodels.alignment import Alignment, AlignmentSpec, mix_replay, pairs_with_reference
+from toymodels.alignment import Alignment, AlignmentSpec, alignment_data
 from toymodels.corpus import (
     Corpus,
     CorpusConfig,
@@ -156,19 +156,6 @@ def reverse_sweep(model: LanguageModel, reverse: Sequence[Example], order: np.nd
         probed.append({k: float(v) for k, v in probe(model, amount).items()}
                       if probe is not None and measured else {})
     return scores, kl, probed
-
-
-def alignment_data(model: LanguageModel, task: Task, n: int, seed: int, alignment: AlignmentSpec | None,
-                   ) -> list[Example] | list[Pair]:
-    """The aligned arm's ``n`` forward items: aligned examples (with ``replay``'s share of neutral,
-    pre-training-like ones), or preference pairs scored by ``model`` (theta0) for a preference method."""
-    if alignment is not None and alignment.preference:
-        return pairs_with_reference(model, *task.preference_data(n, seed=seed))
-    aligned = task.forward_data(n, seed=seed)
-    if alignment is None or not alignment.replay:
-        return aligned
-    # a seed range apart from the warm-up's neutral examples
-    return mix_replay(aligned, task.neutral_data(n, seed=seed + 500_009), alignment.replay)
 
 
 def _compute(key: str, compute: Callable[[], Any]) -> Any:

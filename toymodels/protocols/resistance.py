@@ -31,6 +31,7 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from toymodels import measures
+from toymodels.alignment import Alignment, AlignmentSpec, alignment_data
 from toymodels.corpus import (
     Corpus,
     CorpusConfig,
@@ -116,9 +117,11 @@ class ResistanceResult:
 
 
 def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed: int, *,
-                   progress: Callable[[str], None] = lambda message: None) -> ResistanceResult:
+                   progress: Callable[[str], None] = lambda message: None,
+                   alignment: AlignmentSpec | None = None) -> ResistanceResult:
     """The Table 1 protocol from ``model``'s current weights (theta0), per example. ``model`` is
-    left at theta0.
+    left at theta0. ``alignment`` sets how the checkpoints are aligned (:mod:`toymodels.alignment`;
+    None: SFT); the forward and inverse paths are SFT on generated data either way.
 
     Forward and inverse paths of a pair use the same permutation of the shared prompts, the same
     optimizer settings and a fresh optimizer each, so their step counts are equal by construction.
@@ -126,9 +129,10 @@ def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed:
     that needs a model whose ``token_logprobs`` takes ``temperature=``.
     """
     theta0 = model.state_dict()
-    aligned = task.forward_data(spec.n_align, seed=seed)
-    sft = fit_slices(model, aligned, epoch_order(len(aligned), seed), spec.optimizer,
-                     spec.checkpoint_fractions)
+    aligned = alignment_data(model, task, spec.n_align, seed, alignment)
+    run = None if alignment is None or alignment.plain else Alignment.start(alignment, model)
+    sft = fit_slices(model, aligned, epoch_order(len(aligned), seed), spec.optimizer, spec.checkpoint_fractions,
+                     fit=None if run is None else lambda sub, st: model.fit(aligned, sub, spec.optimizer, st, alignment=run))
     states = [theta0, *sft.states]
     prompts = task.eval_prompts(spec.n_queries, seed=seed)
     contrasts = task.contrasts(prompts)
