@@ -20,6 +20,7 @@ from elasticity.command import Parser
 from harness import browser
 from harness.errors import ConfigError
 from harness.html_report import DASHBOARD, READINGS_ANCHOR, REPORT
+from harness.metrics import metrics_path
 from harness.reference import (
     SCREENSHOT,
     figures_dir,
@@ -35,9 +36,9 @@ from harness.runs import RunDir
 def redraw(run: RunDir) -> list[Path]:
     """Draw one run's figures from its metrics.csv and summary.json (a finished run's; nothing is
     written into a folder that lacks them)."""
-    for name in ("metrics.csv", "summary.json"):
-        if not (run.path / name).is_file():
-            raise ConfigError(f"{run.path} is not a finished run (no {name}); rerun its command with "
+    for path in (metrics_path(run.path), run.path / "summary.json"):
+        if not path.is_file():
+            raise ConfigError(f"{run.path} is not a finished run (no {path.name}); rerun its command with "
                               f"--out {run.path} to finish it")
     return draw_figures(registry.load(run.experiment), run)
 

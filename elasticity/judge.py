@@ -28,7 +28,7 @@ from elasticity.command import Parser, format_summary
 from harness.atomic import dumps
 from harness.config import flatten
 from harness.errors import ConfigError
-from harness.metrics import METRIC_COLUMNS, condition_label, read_metrics_csv
+from harness.metrics import METRIC_COLUMNS, condition_label, metrics_path, read_metrics_csv
 from harness.runs import read_run_record
 from harness.verdicts import make_summary
 
@@ -44,7 +44,7 @@ def load_run(path: str | os.PathLike, experiment: str | None = None) -> tuple[st
         record = read_run_record(path)
         if experiment and record["experiment"] != experiment:
             raise ConfigError(f"{path} is a run of {record['experiment']}, not {experiment}")
-        metrics = path / "metrics.csv"
+        metrics = metrics_path(path)
         if not metrics.exists():
             raise ConfigError(f"{path} has no metrics.csv (an unfinished run?)")
         return record["experiment"], record, _metric_rows(metrics)

@@ -11,6 +11,7 @@ into one ``condition`` column as ``"task=sentiment,F=0"``.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -73,9 +74,19 @@ def write_metrics_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     return path
 
 
+def metrics_path(folder: Path) -> Path:
+    """A folder's metrics table: ``metrics.csv``, or ``metrics.csv.gz`` (how a reference keeps a
+    large one); the plain name when neither exists."""
+    plain = folder / "metrics.csv"
+    packed = folder / "metrics.csv.gz"
+    return packed if packed.exists() and not plain.exists() else plain
+
+
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
-    """Read a metrics or aggregate table back: numbers parsed, condition fields gathered."""
-    with open(path, newline="") as handle:
+    """Read a metrics or aggregate table back (gzip-compressed when its name ends in .gz): numbers
+    parsed, condition fields gathered."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", newline="") as handle:
         reader = csv.DictReader(handle)
         fixed = RESERVED - {"condition"}
         rows = []

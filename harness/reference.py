@@ -26,6 +26,7 @@ so that an update of several experiments does not block itself by writing ``figu
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -148,6 +149,23 @@ def adjust_headlines(results: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
+# a reference table larger than this is kept gzip-compressed (read back by harness.metrics)
+GZIP_BYTES = 4_000_000
+
+
+def keep_reference_file(source: Path, data_dir: Path) -> Path:
+    """Copy a run's record into a reference's data folder; a table over GZIP_BYTES goes in as
+    ``<name>.gz`` (no timestamp in the header, so the same table gives the same bytes)."""
+    if source.suffix == ".csv" and source.stat().st_size > GZIP_BYTES:
+        target = data_dir / f"{source.name}.gz"
+        target.write_bytes(gzip.compress(source.read_bytes(), mtime=0))
+        (data_dir / source.name).unlink(missing_ok=True)
+        return target
+    shutil.copyfile(source, data_dir / source.name)
+    (data_dir / f"{source.name}.gz").unlink(missing_ok=True)
+    return data_dir / source.name
+
+
 def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None, *, commit: str) -> list[Path]:
     """Merge one experiment's headline into results.json and copy its figures and metrics.
 
@@ -162,8 +180,7 @@ def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None
     # every saved record a figure may be drawn from (theory.simulate's pareto_counts.json, the llm
     # runs' model.json and data.json beside config, metrics and summary); cells stay in the run
     for source in sorted([*run.path.glob("*.json"), *run.path.glob("*.csv")]):
-        shutil.copyfile(source, data_dir / source.name)
-        written.append(data_dir / source.name)
+        written.append(keep_reference_file(source, data_dir))
     for png in sorted((run.path / "figures").glob("*.png")):
         target = figures_dir() / f"{run.reference_key}.{png.name}"
         shutil.copyfile(png, target)

@@ -37,7 +37,7 @@ from harness.markdown import (
     TABLE_START,
     with_block,
 )
-from harness.metrics import read_metrics_csv, restore_nan, write_metrics_csv
+from harness.metrics import metrics_path, read_metrics_csv, restore_nan, write_metrics_csv
 
 TRACKED_PACKAGES = ("lm-elasticity", "numpy", "scipy", "sympy", "torch", "transformers", "peft")
 
@@ -287,7 +287,7 @@ class RunDir:
         return write_metrics_csv(self.path / "metrics.csv", rows)
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        return read_metrics_csv(self.path / "metrics.csv")
+        return read_metrics_csv(metrics_path(self.path))
 
     def finish(self, summary: Mapping[str, Any]) -> Path:
         return self.write_json("summary.json", summary)

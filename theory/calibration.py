@@ -37,7 +37,7 @@ from functools import cache
 import numpy as np
 
 from harness.calibration import Calibration, residual_draws
-from harness.metrics import metric_row, read_metrics_csv
+from harness.metrics import metric_row, metrics_path, read_metrics_csv
 from harness.reference import figures_dir
 from harness.verdicts import Prediction
 from theory import simulate
@@ -72,7 +72,7 @@ class Reference:
 @cache
 def reference(experiment: str) -> Reference:
     """The committed reference of ``experiment``, as the generator's baseline and noise."""
-    rows = read_metrics_csv(figures_dir() / "data" / experiment / "metrics.csv")
+    rows = read_metrics_csv(metrics_path(figures_dir() / "data" / experiment))
     grid = cells_from_rows(rows, LAYOUTS[experiment])
     seeds = sorted(grid)
     cells = sorted({(cond, k) for s in seeds for cond, by_k in grid[s].items() for k in by_k}, key=str)

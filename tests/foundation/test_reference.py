@@ -118,3 +118,21 @@ def test_llm_provenance_hashes_weights_and_data(tmp_path):
     folder.mkdir()
     (folder / "a.arrow").write_bytes(b"x")
     assert len(sha256_path(folder)) == 64 and sha256_path(folder) != sha256_path(folder / "a.arrow")
+
+
+def test_a_large_reference_table_is_kept_compressed_and_reads_back(tmp_path, monkeypatch):
+    from harness import reference
+    from harness.metrics import metric_row, metrics_path, read_metrics_csv, write_metrics_csv
+
+    run, data = tmp_path / "run", tmp_path / "data"
+    run.mkdir()
+    data.mkdir()
+    rows = [metric_row("score", float(i), "nats", seed=0, x=i, task="sentiment") for i in range(50)]
+    write_metrics_csv(run / "metrics.csv", rows)
+    monkeypatch.setattr(reference, "GZIP_BYTES", 100)
+    first = reference.keep_reference_file(run / "metrics.csv", data)
+    assert first.name == "metrics.csv.gz" and metrics_path(data) == first
+    assert read_metrics_csv(first) == read_metrics_csv(run / "metrics.csv")
+    assert reference.keep_reference_file(run / "metrics.csv", data).read_bytes() == first.read_bytes()  # same bytes
+    monkeypatch.setattr(reference, "GZIP_BYTES", 10**9)
+    assert reference.keep_reference_file(run / "metrics.csv", data).name == "metrics.csv" and not first.exists()

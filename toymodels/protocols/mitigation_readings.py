@@ -7,6 +7,8 @@ the aligned arms' mean log-odds curves at the largest F:
 
 - ``retention``: the share of the alignment gain (score above S0 at R = 0) still held, averaged over
   the reverse amounts of the initial-rate window (optimizer steps 1-9);
+- ``decay_rate``: the log-odds lost per reverse example over the same window, which does not depend
+  on how far alignment got (retention does: the same rate takes a larger share of a smaller gain);
 - the cost: the gain itself (``gain_log_odds``) and KL(theta0||model) after alignment (R = 0).
 
 Each mitigation's primary reading is its retention minus plain SFT's, paired by run; each
@@ -25,6 +27,7 @@ import numpy as np
 
 from harness.preregistration import reading
 from harness.verdicts import Prediction, t_estimate
+from toymodels import measures
 from toymodels.protocols.rebound_readings import (
     MeanCurves,
     control_arm_predictions,
@@ -40,13 +43,16 @@ REBOUND_ID = "rebound.initial_rate_increases_with_F"
 
 
 def curve_readings(curves: MeanCurves) -> dict[str, float]:
-    """Retention, gain and KL(theta0||model) after alignment at the largest F, in log-odds."""
+    """Retention, gain, the initial decay rate and KL(theta0||model) after alignment at the largest
+    F, in log-odds."""
     y, s0 = curves.log_odds[-1], curves.s0_log_odds
     lo, hi = curves.initial_rate_window()
     inside = [j for j, r in enumerate(curves.reverse_amounts) if lo <= r <= hi]
     gain = float(y[0] - s0)
     retention = float(np.mean((y[inside] - s0) / gain)) if inside and gain > 0 else float("nan")
-    return {"retention": retention, "gain_log_odds": gain, "kl_after_alignment": float(curves.kl_theta0_model[-1, 0])}
+    return {"retention": retention, "gain_log_odds": gain,
+            "decay_rate": measures.initial_decay_rate(curves.reverse_amounts, y, (lo, hi)),
+            "kl_after_alignment": float(curves.kl_theta0_model[-1, 0])}
 
 
 def readings_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[Any, dict[str, float]]]:
@@ -70,6 +76,8 @@ def _finite_mean(values: Sequence[float]) -> float:
 
 CURVE_READINGS = (("retention", "share of the alignment gain kept over reverse steps 1-9"),
                   ("gain_log_odds", "alignment gain at the largest F (log-odds above S0)"),
+                  ("decay_rate", "initial log-odds decay rate at the largest F (per reverse example, steps 1-9): "
+                                 "how fast, whatever the gain"),
                   ("kl_after_alignment", "KL(theta0||model) after alignment at the largest F"))
 
 

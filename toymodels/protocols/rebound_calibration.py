@@ -31,7 +31,7 @@ from scipy.optimize import brentq, least_squares
 from scipy.special import expit, wrightomega
 
 from harness.calibration import Calibration
-from harness.metrics import metric_row, read_metrics_csv
+from harness.metrics import metric_row, metrics_path, read_metrics_csv
 from harness.reference import figures_dir, reference_config
 from harness.verdicts import Prediction
 from toymodels.protocols.rebound_readings import (
@@ -179,7 +179,7 @@ def fit_law(curves: Any) -> tuple[tuple[float, float, float], list[np.ndarray]]:
 @cache
 def rebound_reference() -> ReboundReference:
     """The generator's laws and noise, measured on figures/data/toy.rebound (its dense reverse grid)."""
-    rows = read_metrics_csv(figures_dir() / "data" / "toy.rebound" / "metrics.csv")
+    rows = read_metrics_csv(metrics_path(figures_dir() / "data" / "toy.rebound"))
     shape = headline_shape()
     curves = curves_from_rows(rows)
     metrics = metrics_by_run(rows)

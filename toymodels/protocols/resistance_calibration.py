@@ -28,7 +28,7 @@ from functools import cache
 import numpy as np
 
 from harness.calibration import Calibration, residual_draws
-from harness.metrics import metric_row, read_metrics_csv
+from harness.metrics import metric_row, metrics_path, read_metrics_csv
 from harness.reference import figures_dir
 from harness.verdicts import Prediction
 from toymodels.protocols.resistance_readings import PRIMARY_T, readings
@@ -63,7 +63,7 @@ class Reference:
 def reference() -> Reference:
     """The committed toy.resistance reference, as the generator's baseline and noise."""
     values: dict[tuple, dict[int, float]] = {}
-    for r in read_metrics_csv(figures_dir() / "data" / EXPERIMENT / "metrics.csv"):
+    for r in read_metrics_csv(metrics_path(figures_dir() / "data" / EXPERIMENT)):
         c = r["condition"]
         if r["measure"] == MEASURE:
             key = (c["init"], float(c["T"]), str(c["task"]), str(c["size"]), str(c["pair"]), c["path"])

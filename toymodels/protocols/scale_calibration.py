@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from harness.calibration import Calibration
-from harness.metrics import metric_row, read_metrics_csv
+from harness.metrics import metric_row, metrics_path, read_metrics_csv
 from harness.reference import figures_dir, reference_config
 from harness.verdicts import Prediction
 from toymodels.protocols import scale
@@ -98,7 +98,7 @@ def _slope_sd(excess: Mapping[tuple[Any, str, int], float], axis: int, x: Mappin
 @cache
 def scale_reference() -> ScaleReference:
     """Levels and spreads measured on figures/data/toy.scale (see the module docstring)."""
-    rows = read_metrics_csv(figures_dir() / "data" / EXPERIMENT / "metrics.csv")
+    rows = read_metrics_csv(metrics_path(figures_dir() / "data" / EXPERIMENT))
     shape = headline_shape(EXPERIMENT)
     sizes = scale.params_of(rows)
     budgets = tuple(int(b) for b in reference_config(EXPERIMENT)["n_pretrain"])
