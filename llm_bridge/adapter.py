@@ -205,7 +205,7 @@ class HFCausalLM:
         lists = [m for name, m in self.net.named_modules()
                  if isinstance(m, torch.nn.ModuleList) and name.endswith("layers")]
         if not lists:
-            raise ConfigError("this model has no ModuleList of decoder layers named '...layers' to perturb")
+            raise ConfigError("the Vaccine perturbation needs the model's decoder layers, a ModuleList named '...layers'; this model has none")
         return list(lists[0])
 
     @torch.no_grad()

@@ -53,8 +53,10 @@ def run(config: LLMMitigationsConfig, run_dir: RunDir) -> dict[str, Any]:
     from toymodels.protocols.rebound_readings import derived_rows
 
     spec = config.probe
-    rows = common.sweep_runs(config, run_dir, measure_run, data_needs(spec, spec.warmup_examples, config.neutral_control),
-                             spec.n_eval, "llm mitigations: runs")
+    needs = data_needs(spec, spec.warmup_examples, config.neutral_control)
+    if "replay" in config.treatments:  # replay draws its neutral examples after the warm-up's and the arm's
+        needs["neutral"] += spec.forward_amounts[-1]
+    rows = common.sweep_runs(config, run_dir, measure_run, needs, spec.n_eval, "llm mitigations: runs")
     run_dir.write_metrics(rows + derived_rows(rows))
     return {**summarise(rows, config, run_dir.experiment, unit="training runs"),
             "n_runs": len(common.pretrained_runs(config)), "regime": common.regime(config.adapter, spec.optimizer),

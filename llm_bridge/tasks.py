@@ -282,9 +282,10 @@ class LLMTask:
     def reverse_data(self, n: int, seed: int) -> list[Example]:
         return self._draw("misaligned", n, seed)
 
-    def neutral_data(self, n: int, seed: int) -> list[Example]:
-        """Format-matched neutral examples (the forward control against format priming)."""
-        return self._draw("neutral", n, seed)
+    def neutral_data(self, n: int, seed: int, skip: int = 0) -> list[Example]:
+        """Format-matched neutral examples (the warm-up, the forward control against format priming,
+        replay), after the first ``skip`` of the draw's."""
+        return self._draw("neutral", skip + n, seed)[skip:]
 
     def preference_data(self, n: int, seed: int) -> tuple[list[Example], list[Example]]:
         """``n`` pairs from the draw's shuffle of the aligned pool's prompts that also have a

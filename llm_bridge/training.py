@@ -141,7 +141,7 @@ def _step(lm: HFCausalLM, step_examples: list[Any], spec: OptimizerSpec, alignme
             else:
                 total += alignment.backward(
                     lambda batch=batch: _aligned_loss(lm, alignment, batch or step_examples[:1], n_tokens, bool(batch)),
-                    lm.hidden_layers(), lambda loss: accelerator.backward(loss * world))
+                    lm.hidden_layers, lambda loss: accelerator.backward(loss * world))
     if world > 1:
         total = float(accelerator.reduce(torch.tensor(total, device=lm.device), "sum"))
     if spec.max_grad_norm is not None:

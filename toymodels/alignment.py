@@ -12,8 +12,9 @@ Methods (``AlignmentSpec.method``), each a loss on one micro-batch of response l
 
 Mitigations, each a choice that any method can take:
 
-- ``replay``: that share of every alignment step's examples is pre-training-like data (the task's
-  neutral data), placed evenly so every prefix of the run holds the share (equal steps kept);
+- ``replay``: that share of the alignment run's examples is pre-training-like data (the task's
+  neutral data) in place of aligned ones, so the steps stay equal; the run's epoch order shuffles
+  them in, so the whole run holds the share exactly and each slice of it about the share;
 - ``anchor``: L2-SP (Li, Grandvalet and Davoine, 2018) in decoupled form: after every optimizer step
   each trainable weight moves that share of the way back to its theta0 value;
 - ``perturb``: Vaccine (Huang et al., 2024, "Vaccine: Perturbation-aware Alignment for Large Language
@@ -29,6 +30,7 @@ steps and the optimizer state carried (``toymodels.finetuning``).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +53,7 @@ class AlignmentSpec:
 
     method: str = "sft"
     beta: float = 0.1  # DPO's beta (SimPO's is usually 2 to 2.5: set it)
-    margin: float = 0.5  # SimPO's target reward margin gamma (trl's default simpo_gamma)
+    margin: float = 0.5  # SimPO's target reward margin gamma (trl's simpo_gamma default)
     replay: float = 0.0  # share of each alignment step that is pre-training-like data
     anchor: float = 0.0  # share of the distance back to theta0 removed after each optimizer step
     perturb: float = 0.0  # Vaccine's rho: L2 norm of the hidden-state perturbation
@@ -67,8 +69,9 @@ class AlignmentSpec:
 
     @property
     def plain(self) -> bool:
-        """True for plain SFT, which the models train by their original (bit-identical) path."""
-        return self == AlignmentSpec()
+        """True for plain SFT (whatever its unused preference settings), which the models train by
+        their original (bit-identical) path."""
+        return self.method == "sft" and not (self.replay or self.anchor or self.perturb)
 
     @property
     def preference(self) -> bool:
@@ -105,20 +108,22 @@ class Alignment:
             margin = self.spec.beta * (total[:n] / length[:n] - total[n:] / length[n:]) - self.spec.margin
         return -F.logsigmoid(margin).sum() / n_step
 
-    def backward(self, compute_loss: Callable[[], torch.Tensor], layers: Sequence[torch.nn.Module],
+    def backward(self, compute_loss: Callable[[], torch.Tensor], layers: Callable[[], Sequence[torch.nn.Module]],
                  backward: Callable[[torch.Tensor], None] = torch.Tensor.backward) -> float:
         """Back-propagate one micro-batch's loss (``backward``: the model's own, e.g. accelerate's);
-        with ``perturb``, through hidden states shifted against the loss's gradient (Vaccine)."""
+        with ``perturb``, through hidden states shifted along the loss's gradient, the direction that
+        raises it most (Vaccine). ``layers()`` gives the modules to shift; it is asked only then."""
         if not self.spec.perturb:
             loss = compute_loss()
             backward(loss)
             return float(loss.detach())
-        with _captured(layers) as outputs:
+        modules = layers()
+        with _captured(modules) as outputs:
             first = compute_loss()
         grads = torch.autograd.grad(first, outputs, allow_unused=True)
         grads = [torch.zeros_like(o) if g is None else g for o, g in zip(outputs, grads, strict=True)]
         norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)) + 1e-12
-        with _shifted(layers, [self.spec.perturb * g / norm for g in grads]):
+        with _shifted(modules, [self.spec.perturb * g / norm for g in grads]):
             loss = compute_loss()
         backward(loss)
         return float(loss.detach())
@@ -175,10 +180,12 @@ def _shifted(layers: Sequence[torch.nn.Module], deltas: Sequence[torch.Tensor]) 
 
 def mix_replay(aligned: Sequence[Example], neutral: Sequence[Example], share: float) -> list[Example]:
     """``aligned`` with ``share`` of its positions given to ``neutral`` examples, evenly (position i
-    is replay when floor((i + 1) share) > floor(i share)), so every prefix holds the share."""
+    is replay when floor((i + 1) share) > floor(i share)), so every prefix of the list holds the
+    share (an epoch order then shuffles them)."""
     out, used = [], 0
     for i, example in enumerate(aligned):
-        if np.floor((i + 1) * share) > np.floor(i * share):
+        # a hair above each product, so that 0.29 * 100 counts 29 and not 28.999...
+        if math.floor((i + 1) * share + 1e-9) > math.floor(i * share + 1e-9):
             out.append(neutral[used])
             used += 1
         else:
@@ -187,7 +194,7 @@ def mix_replay(aligned: Sequence[Example], neutral: Sequence[Example], share: fl
 
 
 def alignment_data(model: Any, task: Any, n: int, seed: int, alignment: AlignmentSpec | None,
-                   ) -> list[Example] | list[Pair]:
+                   skip: int = 0) -> list[Example] | list[Pair]:
     """An alignment run's ``n`` items from ``task``: aligned examples (with ``replay``'s share of
     neutral, pre-training-like ones), or preference pairs scored by ``model`` (theta0) for a
     preference method."""
@@ -196,8 +203,9 @@ def alignment_data(model: Any, task: Any, n: int, seed: int, alignment: Alignmen
     aligned = task.forward_data(n, seed=seed)
     if alignment is None or not alignment.replay:
         return aligned
-    # a seed range apart from the warm-up's neutral examples
-    return mix_replay(aligned, task.neutral_data(n, seed=seed + 500_009), alignment.replay)
+    # apart from the neutral examples the warm-up and a neutral arm take: a toy task by its seed
+    # range, a real one (whose examples do not depend on the seed) by passing over ``skip`` of them
+    return mix_replay(aligned, task.neutral_data(n, seed=seed + 500_009, skip=skip), alignment.replay)
 
 
 def pairs_with_reference(model: Any, chosen: Sequence[Example], rejected: Sequence[Example]) -> list[Pair]:

@@ -31,8 +31,10 @@ class Task(Protocol):
         """``n`` misaligned examples (the reverse / negative direction)."""
         ...
 
-    def neutral_data(self, n: int, seed: int) -> list[Example]:
-        """``n`` examples that push neither way (the shared warm-up, and format controls)."""
+    def neutral_data(self, n: int, seed: int, skip: int = 0) -> list[Example]:
+        """``n`` examples that push neither way (the shared warm-up, format controls, replay), after
+        passing over ``skip`` of them (a task whose examples do not depend on the seed needs it to
+        keep two uses apart)."""
         ...
 
     def preference_data(self, n: int, seed: int) -> tuple[list[Example], list[Example]]:
@@ -62,7 +64,8 @@ class ToyTask:
     def reverse_data(self, n: int, seed: int) -> list[Example]:
         return self.corpus.task_examples(self.name, n, aligned=False, seed=seed)
 
-    def neutral_data(self, n: int, seed: int) -> list[Example]:
+    def neutral_data(self, n: int, seed: int, skip: int = 0) -> list[Example]:
+        # seeds keep a toy task's uses apart, so ``skip`` is not needed here;
         # the task's pre-training data: the attribute at its base rate, no push either way
         return self.corpus.pretrain_examples(n, seed=3_000_000 + seed, tasks=(self.name,))
 

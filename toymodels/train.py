@@ -137,7 +137,7 @@ class ToyLM:
             for m in range(0, len(step_items), optimizer.batch_size):
                 micro = step_items[m : m + optimizer.batch_size]
                 total += alignment.backward(lambda micro=micro, n=n_step: alignment.loss(micro, self._train_logprobs, n),
-                                            self.hidden_layers())
+                                            self.hidden_layers)
             if optimizer.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, optimizer.max_grad_norm, foreach=True)
             opt.step()

@@ -93,3 +93,14 @@ def test_llm_mitigations_runs_every_treatment_paired_by_run(tiny_folder, records
     assert predictions["mitigation.replay_retention"]["n_runs"] == 3 and predictions["mitigation.replay_retention"]["primary"]
     assert predictions["mitigation.dpo_rebound"]["primary"] and "mitigation.dpo_rebound.beyond_neutral_control" in predictions
     assert (tmp_path / "run" / "figures" / "mitigations_forest.png").exists()
+
+
+def test_replay_on_a_real_task_takes_neutral_examples_no_other_use_took():
+    from toymodels.alignment import alignment_data
+
+    a = adapter()
+    t = task(a)
+    warmup_and_arm = t.neutral_data(4, seed=0)  # 8 neutral examples outside the held-out prompts
+    replayed = [e for e in alignment_data(a, t, 4, 0, AlignmentSpec(replay=0.5), skip=4)
+                if e in t.neutral_data(8, seed=0)]
+    assert len(replayed) == 2 and not set(replayed) & set(warmup_and_arm)

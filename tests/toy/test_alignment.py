@@ -87,7 +87,7 @@ def test_vaccine_perturbation_raises_the_loss_and_changes_the_gradient():
         model.net.train()
         run = Alignment(AlignmentSpec(perturb=rho), [])
         n = sum(len(e.response_ids) for e in data)
-        losses[rho] = run.backward(lambda m=model, a=run, n=n: a.loss(data, m._train_logprobs, n), model.hidden_layers())
+        losses[rho] = run.backward(lambda m=model, a=run, n=n: a.loss(data, m._train_logprobs, n), model.hidden_layers)
         grads[rho] = torch.cat([p.grad.flatten() for p in model.net.parameters()])
     assert losses[2.0] > losses[0.0]
     assert not torch.allclose(grads[2.0], grads[0.0])
@@ -131,3 +131,25 @@ def test_resistance_aligns_its_checkpoints_by_the_method_with_equal_steps(spec):
     assert aligned.checkpoint_steps == plain.checkpoint_steps == [0, 1, 2, 3]
     assert aligned.checkpoint_scores[0] == plain.checkpoint_scores[0]  # the same theta0
     assert aligned.checkpoint_scores[1:] != plain.checkpoint_scores[1:]
+
+
+def test_replay_counts_exactly_at_shares_that_floats_round_down():
+    mixed = mix_replay([Example((1,), (2,))] * 100, [Example((1,), (3,))] * 100, 0.29)
+    assert sum(e.response_ids == (3,) for e in mixed) == 29
+
+
+def test_only_the_vaccine_perturbation_asks_for_the_layers():
+    def no_layers():
+        raise AssertionError("asked for the layers")
+
+    model = tiny()
+    data = TASK.forward_data(4, seed=0)
+    run = Alignment(AlignmentSpec(anchor=0.1), [])
+    run.backward(lambda: run.loss(data, model._train_logprobs, 40), no_layers)
+
+
+def test_an_sft_arm_of_a_preference_spec_takes_the_plain_path():
+    import dataclasses
+
+    simpo = AlignmentSpec(method="simpo", beta=2.0, margin=0.5)
+    assert dataclasses.replace(simpo, method="sft").plain and not simpo.plain

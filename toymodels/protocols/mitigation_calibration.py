@@ -4,8 +4,9 @@ Each replicate draws the runs of two treatments, plain SFT and one other, each f
 generator (:func:`toymodels.protocols.rebound_calibration.rebound_rows`: the toy.rebound reference's
 rate laws, starts, S0 and noise) at the shape of the mitigations experiment (its committed reference,
 or its ``full`` preset before there is one). The two treatments are drawn independently: a real run
-pairs them on one pre-trained model, which can only make the paired difference less noisy, so the
-false-positive rates are upper bounds and the powers lower bounds.
+pairs them on one pre-trained model, which makes the paired difference less noisy as long as the two
+runs are positively correlated (as runs from one model are expected to be): then the false-positive
+rates are upper bounds and the powers lower bounds.
 
 - Retention: the effect is planted by raising the treatment's score at every R > 0 by ``size``
   times its alignment gain (``score(R = 0) - S0``), which moves its retention by exactly ``size``.

@@ -2,13 +2,14 @@
 
 A mitigations run is the rebound protocol once per condition (``sft``, each mitigation, each
 preference method) from the same starting model and seed, with rows carrying the condition fields
-``condition`` and ``init`` (``pretrained``, or a no-pre-training start). Per run and condition, from
+``treatment`` and ``init`` (``pretrained``, or a no-pre-training start). Per run and treatment, from
 the aligned arms' mean log-odds curves at the largest F:
 
 - ``retention``: the share of the alignment gain (score above S0 at R = 0) still held, averaged over
   the reverse amounts of the initial-rate window (optimizer steps 1-9);
-- ``decay_rate``: the log-odds lost per reverse example over the same window, which does not depend
-  on how far alignment got (retention does: the same rate takes a larger share of a smaller gain);
+- ``decay_rate``: the log-odds lost per reverse example over the same window, read beside retention,
+  which mixes the rate with the gain (the same rate takes a larger share of a smaller gain; the rate
+  itself may also change with how far alignment got, which is what rebound says);
 - the cost: the gain itself (``gain_log_odds``) and KL(theta0||model) after alignment (R = 0).
 
 Each mitigation's primary reading is its retention minus plain SFT's, paired by run; each
@@ -57,6 +58,7 @@ def curve_readings(curves: MeanCurves) -> dict[str, float]:
 
 def readings_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[Any, dict[str, float]]]:
     """(init, condition) -> run -> each curve reading, the mean over the run's tasks (aligned arms)."""
+    # a task whose alignment gained nothing has no retention and drops out of its run's mean
     per: dict[tuple[str, str], dict[Any, list[dict[str, float]]]] = {}
     for (run, group), curves in curves_from_rows(rows).items():
         fields = dict(group)
@@ -77,7 +79,7 @@ def _finite_mean(values: Sequence[float]) -> float:
 CURVE_READINGS = (("retention", "share of the alignment gain kept over reverse steps 1-9"),
                   ("gain_log_odds", "alignment gain at the largest F (log-odds above S0)"),
                   ("decay_rate", "initial log-odds decay rate at the largest F (per reverse example, steps 1-9): "
-                                 "how fast, whatever the gain"),
+                                 "read beside retention, which also depends on the gain"),
                   ("kl_after_alignment", "KL(theta0||model) after alignment at the largest F"))
 
 
