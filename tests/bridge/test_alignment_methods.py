@@ -81,12 +81,18 @@ def test_dpo_rebound_runs_on_a_real_architecture():
 
 
 @pytest.mark.slow
-def test_llm_mitigations_runs_every_treatment_paired_by_run(tiny_folder, records_file, tmp_path):
+def test_llm_mitigations_runs_every_treatment_paired_by_run(tiny_folder, tmp_path):
+    import dataclasses
+    import json
+
     from harness.runner import execute
     from llm_bridge.mitigations import EXPERIMENT
     from tests.bridge.test_experiments import MICRO
 
-    config = EXPERIMENT.resolve("cpu-micro", sets={"model": str(tiny_folder), "data": str(records_file), **MICRO,
+    # replay takes neutral examples of its own, after the warm-up's and the neutral arm's
+    records = tmp_path / "sentiment.jsonl"
+    records.write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in sentiment_records(24)))
+    config = EXPERIMENT.resolve("cpu-micro", sets={"model": str(tiny_folder), "data": str(records), **MICRO,
                                                    "treatments": ("sft", "replay", "dpo"), "seeds": 3})
     outcome = execute(EXPERIMENT, config, out=tmp_path / "run")
     predictions = {p["id"]: p for p in outcome.summary["predictions"]}
