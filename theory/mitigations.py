@@ -19,8 +19,8 @@ O(u^-2)``, chi2 = sum P_a^2 / P_p - 1) gives, at ``l = 0``:
 - the alignment gain ``G = gamma_a(inf) - gamma_a(u_0)`` falls to ``(1 - rho) k / (k + rho)`` of
   plain SFT's, plus O(1/k);
 - the share of that gain lost per unit ``l``, ``(d gamma_a/dl) / G``, is ``1/k + O(k^-2)`` with or
-  without replay: its ratio to SFT's is ``1 + O(1/k)`` (exactly 1.02 to 1.04 at k = 40 for Zipf
-  P_p and Dirichlet P_a, 1.001 to 1.004 at k = 1000; :func:`replay_forgetting` computes both
+  without replay: its ratio to SFT's is ``1 + O(1/k)`` (exactly 1.017 to 1.029 at k = 40 for Zipf
+  P_p and Dirichlet P_a, 1.001 to 1.002 at k = 1000; :func:`replay_forgetting` computes both
   readings exactly).
 
 So the model predicts that replay costs alignment (a quarter of it at rho = 0.25) and leaves how
