@@ -196,8 +196,6 @@ class HFCausalLM:
 
         A last, shorter step takes the remaining examples, so one epoch covers every example.
         """
-        if alignment is not None and alignment.spec.plain:
-            alignment = None
         return training.fit(self, examples, order, optimizer, state, alignment)
 
     def hidden_layers(self) -> list[torch.nn.Module]:

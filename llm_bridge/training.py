@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from harness.errors import ConfigError
-from toymodels.alignment import Alignment, examples_of, step_count
+from toymodels.alignment import Alignment, AlignmentSpec, examples_of, step_count
 from toymodels.interface import OptimizerSpec, TrainLog
 
 if TYPE_CHECKING:
@@ -87,7 +87,9 @@ def fit(lm: HFCausalLM, examples: Sequence[Any], order: Sequence[int], spec: Opt
     """
     if len(order) == 0:
         return TrainLog(), state
-    if alignment is not None and alignment.spec.perturb and lm.accelerator.num_processes > 1:
+    # plain SFT is the plain alignment: the same loss, term for term (bit-identical)
+    alignment = alignment or Alignment(AlignmentSpec(), [])
+    if alignment.spec.perturb and lm.accelerator.num_processes > 1:
         raise ConfigError("the Vaccine perturbation runs on one process only (its first pass is not split across ranks)")
     optimizer = lm.optimizer
     optimizer.load_state_dict(copy.deepcopy(state) if state is not None else fresh_state(optimizer, spec))
@@ -103,8 +105,7 @@ def fit(lm: HFCausalLM, examples: Sequence[Any], order: Sequence[int], spec: Opt
                 torch.manual_seed(hash((lm.seed, *step_order)) % 2**63)
             step_items = [examples[i] for i in step_order]
             log.losses.append(_step(lm, step_items, spec, alignment))
-            if alignment is not None and alignment.spec.anchor:
-                alignment.after_step(lm.trainable_parameters())
+            alignment.after_step(lm.trainable_parameters())
             log.steps += 1
             log.tokens += sum(len(e.response_ids) for e in examples_of(step_items))
     lm.model.eval()
@@ -115,8 +116,7 @@ def fit(lm: HFCausalLM, examples: Sequence[Any], order: Sequence[int], spec: Opt
     return log, trained
 
 
-def _step(lm: HFCausalLM, step_examples: list[Any], spec: OptimizerSpec, alignment: Alignment | None = None
-          ) -> float:
+def _step(lm: HFCausalLM, step_examples: list[Any], spec: OptimizerSpec, alignment: Alignment) -> float:
     """One optimizer step on ``step_examples`` (examples, or pairs for a preference method); returns
     its loss over all ranks (SFT: the token mean)."""
     accelerator, optimizer = lm.accelerator, lm.optimizer
@@ -131,17 +131,9 @@ def _step(lm: HFCausalLM, step_examples: list[Any], spec: OptimizerSpec, alignme
         batch = local[k * spec.batch_size : (k + 1) * spec.batch_size]
         # gradients are all-reduced once per step, at its last micro-batch
         with accelerator.no_sync(lm.model) if k < n_micro - 1 else contextlib.nullcontext():
-            if alignment is None:
-                token_logp, mask = lm._response_logprobs(batch or step_examples[:1], train=True)
-                loss = -(token_logp * mask).sum() / n_tokens
-                if not batch:  # an empty share still joins the gradient collectives, adding nothing
-                    loss = loss * 0.0
-                accelerator.backward(loss * world)
-                total += float(loss.detach())
-            else:
-                total += alignment.backward(
-                    lambda batch=batch: _aligned_loss(lm, alignment, batch or step_examples[:1], n_tokens, bool(batch)),
-                    lm.hidden_layers, lambda loss: accelerator.backward(loss * world))
+            total += alignment.backward(
+                lambda batch=batch: _aligned_loss(lm, alignment, batch or step_examples[:1], n_tokens, bool(batch)),
+                lm.hidden_layers, lambda loss: accelerator.backward(loss * world))
     if world > 1:
         total = float(accelerator.reduce(torch.tensor(total, device=lm.device), "sum"))
     if spec.max_grad_norm is not None:
@@ -152,7 +144,7 @@ def _step(lm: HFCausalLM, step_examples: list[Any], spec: OptimizerSpec, alignme
 
 def _aligned_loss(lm: HFCausalLM, alignment: Alignment, items: list[Any], n_step: int, counts: bool) -> torch.Tensor:
     loss = alignment.loss(items, lambda examples: lm._response_logprobs(examples, train=True), n_step)
-    return loss if counts else loss * 0.0
+    return loss if counts else loss * 0.0  # an empty share still joins the gradient collectives, adding nothing
 
 
 # --- FSDP (untested: accelerate runs FSDP on GPUs only, and no GPU was available) ---------------

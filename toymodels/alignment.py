@@ -54,7 +54,7 @@ class AlignmentSpec:
     method: str = "sft"
     beta: float = 0.1  # DPO's beta (SimPO's is usually 2 to 2.5: set it)
     margin: float = 0.5  # SimPO's target reward margin gamma (trl's simpo_gamma default)
-    replay: float = 0.0  # share of each alignment step that is pre-training-like data
+    replay: float = 0.0  # share of the alignment run's examples that is pre-training-like data
     anchor: float = 0.0  # share of the distance back to theta0 removed after each optimizer step
     perturb: float = 0.0  # Vaccine's rho: L2 norm of the hidden-state perturbation
 
@@ -86,8 +86,11 @@ class Alignment:
     theta0: list[torch.Tensor]
 
     @classmethod
-    def start(cls, spec: AlignmentSpec, model: Any) -> Alignment:
-        """Begin aligning ``model`` from its current weights (theta0)."""
+    def start(cls, spec: AlignmentSpec | None, model: Any) -> Alignment | None:
+        """Begin aligning ``model`` from its current weights (theta0); None for plain SFT (or no
+        spec), which the models train by their original path."""
+        if spec is None or spec.plain:
+            return None
         theta0 = [p.detach().clone() for p in model.trainable_parameters()] if spec.anchor else []
         return cls(spec, theta0)
 
@@ -130,7 +133,10 @@ class Alignment:
 
     @torch.no_grad()
     def after_step(self, params: Sequence[torch.Tensor]) -> None:
-        """The anchor: move every trainable weight ``anchor`` of the way back to theta0."""
+        """The anchor: move every trainable weight ``anchor`` of the way back to theta0 (nothing
+        without an anchor)."""
+        if not self.spec.anchor:
+            return
         for p, p0 in zip(params, self.theta0, strict=True):
             p.lerp_(p0.to(p.device, p.dtype), self.spec.anchor)
 

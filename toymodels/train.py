@@ -141,8 +141,7 @@ class ToyLM:
             if optimizer.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, optimizer.max_grad_norm, foreach=True)
             opt.step()
-            if alignment.spec.anchor:
-                alignment.after_step(params)
+            alignment.after_step(params)
             log.losses.append(total)
             log.steps += 1
             log.tokens += sum(len(e.response_ids) for e in examples_of(step_items))

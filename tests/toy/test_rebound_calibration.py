@@ -10,7 +10,7 @@ from scipy.integrate import solve_ivp
 from scipy.special import expit
 
 from harness.calibration import calibrate
-from harness.metrics import read_metrics_csv
+from harness.metrics import metrics_path, read_metrics_csv
 from harness.reference import figures_dir
 from toymodels.protocols import rebound_calibration as rc
 from toymodels.protocols import scale_calibration as sc
@@ -80,7 +80,7 @@ def _per_seed(rows, stat, key):
 def test_synthetic_runs_spread_like_the_reference(reading, stat, key):
     """The noise is matched reading by reading: the per-seed sd of a null synthetic run is within 35%
     of the committed reference's."""
-    reference = np.std(_per_seed(read_metrics_csv(figures_dir() / "data" / "toy.rebound" / "metrics.csv"),
+    reference = np.std(_per_seed(read_metrics_csv(metrics_path(figures_dir() / "data" / "toy.rebound")),
                                  stat, key), ddof=1)
     synthetic = np.std([v for seed in range(10) for v in _per_seed(
         rc.rebound_rows(0.0, 0.0, seed, rc.STEP_NOISE_SCALE[reading]), stat, key)], ddof=1)

@@ -33,13 +33,11 @@ from toymodels.protocols.rebound_readings import (
     MeanCurves,
     control_arm_predictions,
     curves_from_rows,
+    finite_mean,
     per_run_values,
-    run_means,
 )
 
 BASELINE = "sft"
-RETENTION_PRIMARY = ("replay", "anchor", "vaccine")  # conditions read against SFT as primaries
-PREFERENCE = ("dpo", "simpo")  # methods whose primary reading is the rebound reading under them
 REBOUND_ID = "rebound.initial_rate_increases_with_F"
 
 
@@ -66,14 +64,8 @@ def readings_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], 
             continue  # a control arm
         key = (str(fields.get("init", "pretrained")), str(fields["treatment"]))
         per.setdefault(key, {}).setdefault(run, []).append(curve_readings(curves))
-    return {key: {run: {name: _finite_mean([v[name] for v in values]) for name in values[0]}
+    return {key: {run: {name: finite_mean([v[name] for v in values]) for name in values[0]}
                   for run, values in runs.items()} for key, runs in per.items()}
-
-
-def _finite_mean(values: Sequence[float]) -> float:
-    """The mean of the finite values (a curve with no alignment gain has no retention): NaN when none is."""
-    finite = [v for v in values if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
 
 
 CURVE_READINGS = (("retention", "share of the alignment gain kept over reverse steps 1-9"),
@@ -147,5 +139,5 @@ def condition_means(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, di
     for (init, condition), runs in readings_by_run(rows).items():
         names = next(iter(runs.values())).keys()
         out.setdefault(init, {})[condition] = {
-            name: run_means({"all": [r[name] for r in runs.values()]})["all"] for name in names}
+            name: finite_mean([r[name] for r in runs.values()]) for name in names}
     return out

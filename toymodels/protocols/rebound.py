@@ -121,7 +121,7 @@ def forward_checkpoints(model: LanguageModel, data: Sequence[Example | Pair], or
     weights, cut at each amount (nested checkpoints of one epoch, the optimizer state carried); the
     first state is the current weights (F = 0)."""
     states, state = [model.state_dict()], None
-    run = None if alignment is None or alignment.plain else Alignment.start(alignment, model)
+    run = Alignment.start(alignment, model)
     for a, b in zip(amounts, amounts[1:], strict=False):
         _, state = model.fit(data, order[a:b], optimizer, state, **({"alignment": run} if run else {}))
         states.append(model.state_dict())

@@ -234,9 +234,14 @@ def per_run_values(rows: Sequence[Mapping[str, Any]] | RunMetrics, key: str, sta
     return run_means(per_run), censored
 
 
+def finite_mean(values: Sequence[float]) -> float:
+    """The mean of ``values`` with NaN left out; NaN when none is finite."""
+    return float(np.nanmean(values)) if np.any(np.isfinite(values)) else float("nan")
+
+
 def run_means(per_run: Mapping[Any, Sequence[float]]) -> dict[Any, float]:
     """The mean of each run's values over its tasks (NaN values left out; NaN when all are)."""
-    return {run: float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for run, v in per_run.items()}
+    return {run: finite_mean(v) for run, v in per_run.items()}
 
 
 def rebound_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,

@@ -130,7 +130,7 @@ def run_resistance(model: LanguageModel, task: Task, spec: ResistanceSpec, seed:
     """
     theta0 = model.state_dict()
     aligned = alignment_data(model, task, spec.n_align, seed, alignment)
-    run = None if alignment is None or alignment.plain else Alignment.start(alignment, model)
+    run = Alignment.start(alignment, model)
     sft = fit_slices(model, aligned, epoch_order(len(aligned), seed), spec.optimizer, spec.checkpoint_fractions,
                      fit=None if run is None else lambda sub, st: model.fit(aligned, sub, spec.optimizer, st, alignment=run))
     states = [theta0, *sft.states]
