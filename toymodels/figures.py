@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 from harness.figure_style import band, interval, measured_ticks, verdict_line  # noqa: E402
 from harness.runs import RunDir  # noqa: E402
 from theory.figures import save_figure  # noqa: E402
+from toymodels.mitigation_figures import draw_forest  # noqa: E402
+from toymodels.protocols.resistance_readings import by_treatment  # noqa: E402
 
 # the starting points of a resistance run, left to right, and their panel titles
 STARTS = {"pretrained": "from pre-trained theta0", "random": "control: no pre-training (random init)",
@@ -55,6 +57,18 @@ def _draw_resistance_panel(ax: Any, pts: Sequence[Mapping[str, Any]], title: str
     ax.legend()
 
 
+# the forest plot of a resistance run under mitigations: reading suffix, axis label
+RESISTANCE_READINGS = (("resistance_level", "inverse - forward epoch KL-excess\n(nats/token, T = 0.05)"),
+                       ("resistance", "the same, minus SFT's\n(paired by run)"),
+                       ("resistance_beyond_control", "relative asymmetry beyond\nthe random-init control"))
+
+
+def _forest_title(rows: Sequence[Mapping[str, Any]]) -> str:
+    runs = len({r["seed"] for r in rows})
+    return (f"resistance after each alignment condition (exploratory), 95% intervals over {runs} runs;"
+            "\nbelow 0: the inverse path is easier")
+
+
 def _resistance_title(run_dir: RunDir, rows: Sequence[Mapping[str, Any]], measure: str, label: str) -> str:
     # each start (pre-trained, and the no-pre-training controls) has its own runs, named apart
     runs_per_start: dict[str, set] = {}
@@ -70,9 +84,14 @@ def _resistance_title(run_dir: RunDir, rows: Sequence[Mapping[str, Any]], measur
 
 def draw_resistance(run_dir: RunDir) -> list[Path]:
     """Inverse vs forward per comparison against y = x: one row per sampling temperature,
-    pre-trained theta0 on the left, then each no-pre-training control present."""
+    pre-trained theta0 on the left, then each no-pre-training control present. A run of several
+    alignment conditions draws plain SFT's paths and a forest plot of every condition against SFT."""
     rows = run_dir.read_metrics()
     written = []
+    if any("treatment" in r["condition"] for r in rows):
+        written.append(draw_forest(run_dir.read_json("summary.json"), run_dir.figures_dir / "resistance_forest.png",
+                                   _forest_title(rows), RESISTANCE_READINGS))
+        rows = by_treatment(rows)["sft"]
     for measure, label in RESISTANCE_MEASURES:
         pts = resistance_points(rows, measure)
         if not pts:

@@ -33,13 +33,14 @@ def forest_rows(predictions: Sequence[Mapping[str, Any]], conditions: Sequence[s
     return [(c, by_id[f"mitigation.{c}_{suffix}"]) for c in conditions if f"mitigation.{c}_{suffix}" in by_id]
 
 
-def draw_forest(summary: Mapping[str, Any], path: Path, title: str) -> Path:
-    """Condition x reading: value and 95% interval over runs, coloured by verdict (primary readings;
-    exploratory ones grey), the band of a band claim shaded."""
+def draw_forest(summary: Mapping[str, Any], path: Path, title: str,
+                readings: Sequence[tuple[str, str]] = READINGS) -> Path:
+    """Condition x reading (``readings``: id suffix, axis label): value and 95% interval over runs,
+    coloured by verdict (primary readings; exploratory ones grey), the band of a band claim shaded."""
     conditions = summary["treatments"]
-    fig, axes = plt.subplots(1, len(READINGS), figsize=(4.2 * len(READINGS), 0.5 * len(conditions) + 2.2),
+    fig, axes = plt.subplots(1, len(readings), figsize=(4.2 * len(readings), 0.5 * len(conditions) + 2.2),
                              sharey=True)
-    for ax, (suffix, label) in zip(axes, READINGS, strict=True):
+    for ax, (suffix, label) in zip(axes, readings, strict=True):
         for name, p in forest_rows(summary["predictions"], conditions, suffix):
             y = conditions.index(name)  # one row per condition in every panel
             value, (lo, hi) = p["value"], p["ci"]

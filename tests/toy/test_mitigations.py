@@ -79,3 +79,20 @@ def test_micro_preset_runs_every_reading(toy_cache, tmp_path):
             "mitigation.dpo_rebound.beyond_neutral_control"} <= ids
     assert (tmp_path / "run" / "figures" / "mitigations_forest.png").exists()
     assert PRESETS["micro"].overrides["treatments"] == ("sft", "anchor", "dpo")
+
+
+@pytest.mark.slow
+def test_resistance_under_mitigations_is_a_reference_of_its_own(toy_cache, tmp_path):
+    """Resistance with the checkpoints aligned by each condition: equal steps on every path, the
+    exploratory readings only, its own reference key, the forest plot beside SFT's paths."""
+    from toymodels.protocols import resistance
+
+    config = resistance.EXPERIMENT.resolve("micro", sets={"treatments": ("sft", "anchor")})
+    outcome = execute(resistance.EXPERIMENT, config, out=tmp_path / "run", preset="micro")
+    ids = {p["id"] for p in outcome.summary["predictions"]}
+    assert ids == {"mitigation.sft_resistance_level", "mitigation.sft_resistance_beyond_control",
+                   "mitigation.anchor_resistance_level", "mitigation.anchor_resistance_beyond_control",
+                   "mitigation.anchor_resistance"}
+    assert outcome.summary["instrument_failures"] == []
+    assert outcome.run.reference_key == "toy.resistance.mitigations"
+    assert {"resistance_forest.png", "resistance_excess_mean.png"} <= {p.name for p in (tmp_path / "run" / "figures").iterdir()}

@@ -79,3 +79,24 @@ def test_readings_of_a_metrics_csv_equal_those_of_the_rows(tmp_path):
     again = read_metrics_csv(tmp_path / "metrics.csv")
     assert [p.to_dict() for p in readings(again, "toy.resistance")] == [p.to_dict() for p in readings(rows, "toy.resistance")]
     assert set(counts(again)) == {"pretrained.excess_mean_nats.T0.05", "random.excess_mean_nats.T1"}
+
+
+def with_treatment(rows, treatment):
+    return [{**r, "condition": {**r["condition"], "treatment": treatment}} for r in rows]
+
+
+def test_a_planted_change_after_a_mitigation_reads_its_size_and_none_is_primary():
+    """Replay's checkpoints resist 0.05 nats/token less than SFT's in every run; the anchor's the same:
+    the paired readings read +0.05 and 0, and a mitigations table never reads a pre-registered id."""
+    base = {("pretrained", 0.05): (1.0, -0.2), ("random", 0.05): (3.0, -0.3)}
+    rows = (with_treatment(table(5, base), "sft") + with_treatment(table(5, base, jitter=0.02), "anchor")
+            + with_treatment(table(5, {("pretrained", 0.05): (1.0, -0.15), ("random", 0.05): (3.0, -0.3)}), "replay"))
+    preds = by_id(rows)
+    assert not any(p.primary for p in preds.values())
+    assert preds["mitigation.replay_resistance"].value == pytest.approx(0.05, abs=1e-3)
+    assert preds["mitigation.replay_resistance"].ci[0] > 0
+    assert preds["mitigation.anchor_resistance"].value == pytest.approx(0.0, abs=1e-3)
+    assert preds["mitigation.anchor_resistance"].ci[0] < 0 < preds["mitigation.anchor_resistance"].ci[1]
+    assert preds["mitigation.sft_resistance_level"].value == pytest.approx(-0.2, abs=1e-3)
+    assert "mitigation.sft_resistance" not in preds  # SFT is what the others are read against
+    assert preds["mitigation.replay_resistance_beyond_control"].value == pytest.approx(-0.15 + 0.1, abs=3e-3)

@@ -48,7 +48,8 @@ from toymodels.finetuning import (
 )
 from toymodels.interface import Example, LanguageModel, OptimizerSpec, TrainLog
 from toymodels.model import check_size
-from toymodels.protocols.resistance_readings import comparisons, counts, readings
+from toymodels.protocols.mitigations import Strengths, check_treatments
+from toymodels.protocols.resistance_readings import by_treatment, comparisons, counts, readings
 from toymodels.sweep import Cell, Execution, Grid, run_grid
 from toymodels.tasks import Task, make_tasks
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
@@ -179,6 +180,10 @@ class ResistanceConfig:
     n_pretrain: int = 20_000
     pi0: float = 0.3
     control: bool = True  # also run from a random init (the no-pre-training control)
+    # alignment conditions of the checkpoints (toymodels.protocols.mitigations); more than plain
+    # SFT makes a mitigations run, read by resistance_readings.treatment_predictions
+    treatments: tuple[str, ...] = ("sft",)
+    strengths: Strengths = field(default_factory=Strengths)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     protocol: ResistanceSpec = field(default_factory=ResistanceSpec)
     execution: Execution = field(default_factory=Execution)
@@ -193,6 +198,8 @@ class ResistanceConfig:
         require(self.protocol.temperature == ResistanceSpec().temperature,
                 "toy resistance samples at each of temperatures: set temperatures, not protocol.temperature")
         check_pretraining_set(self.n_pretrain, self.pi0)
+        if self.treatments != ("sft",):
+            check_treatments(self.treatments)
 
     @property
     def inits(self) -> list[str]:
@@ -200,19 +207,22 @@ class ResistanceConfig:
         return ["pretrained"] + (["random"] if self.control else [])
 
     def grid(self) -> Grid:
-        return Grid.of({"size": self.sizes, "init": self.inits}, seeds_of(self))
+        mitigations = {"treatment": self.treatments} if self.treatments != ("sft",) else {}
+        return Grid.of({"size": self.sizes, "init": self.inits, **mitigations}, seeds_of(self))
 
 
 def measure_cell(config: ResistanceConfig, cell: Cell, device: str) -> list[dict[str, Any]]:
-    """One (size, starting point, seed): pre-train (cached) or not, then every task and temperature."""
+    """One (size, starting point[, alignment condition], seed): pre-train (cached) or not, then every
+    task and temperature."""
     size, init = str(cell["size"]), str(cell["init"])
+    alignment = config.strengths.spec(str(cell["treatment"])) if "treatment" in cell.condition else None
     pspec = PretrainSpec(size=size, n_pretrain=config.n_pretrain, settings=config.pretrain, seed=cell.seed,
                          corpus=CorpusConfig(pi0=config.pi0), random_init=init == "random")
     pre = pretrain(pspec, device=device)
     rows = []
     for task, temp in itertools.product(make_tasks(Corpus(pspec.corpus), config.tasks), config.temperatures):
         result = run_resistance(pre.model(device=device), task, replace(config.protocol, temperature=temp),
-                                cell.seed)
+                                cell.seed, alignment=alignment)
         cond = dict(task=task.name, T=temp)
         for i, (st, sc) in enumerate(zip(result.checkpoint_steps, result.checkpoint_scores, strict=False)):
             rows.append(metric_row("checkpoint_p_aligned", sc, "prob", x=i, **cond))
@@ -258,17 +268,22 @@ def table1(rows: Sequence[Mapping[str, Any]], measure: str = "loss_mean_nats") -
 
 
 def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
+    if config.treatments != ("sft",):  # a mitigations run is a reference of its own
+        run_dir.reference_key = "toy.resistance.mitigations"
+        run_dir.reference_args = f"--set treatments={','.join(config.treatments)}"
     rows = run_grid(run_dir, config, measure_cell, desc="toy.resistance")
     run_dir.write_metrics(rows)
+    sft_rows = by_treatment(rows)["sft"]
     failures = []
-    steps = [v for init in config.inits for by_pair in comparisons(rows, "steps", init).values()
-             for v in by_pair.values()]
+    steps = [v for group in by_treatment(rows).values() for init in config.inits
+             for by_pair in comparisons(group, "steps", init).values() for v in by_pair.values()]
     if any(v != 0 for v in steps):
         failures.append("forward and inverse paths took different numbers of optimizer steps")
     optimizer = config.protocol.optimizer
-    return {"predictions": readings(rows, run_dir.experiment), "counts": counts(rows),
-            "table1_loss_mean_nats": table1(rows),
-            "table1_excess_mean_nats": table1(rows, "excess_mean_nats"),
+    return {"predictions": readings(rows, run_dir.experiment), "counts": counts(sft_rows),
+            "table1_loss_mean_nats": table1(sft_rows),
+            "table1_excess_mean_nats": table1(sft_rows, "excess_mean_nats"),
+            "treatments": list(config.treatments),
             "steps_per_path": steps_for(config.protocol.n_queries, optimizer),
             "examples_per_step": optimizer.examples_per_step,
             "instrument_failures": failures}

@@ -18,7 +18,9 @@ pre-registered primary readings (``harness/preregistration.toml``) are at the sa
 
 Exploratory, at each T (ids ending ``.T0.05``, ``.T1``): inverse - forward of ``MEASURES`` from each
 starting point, the relative asymmetry of each starting point, and beyond-control at other T.
-:func:`resistance_predictions` reads any ``metrics.csv`` in the documented layout.
+:func:`resistance_predictions` reads any ``metrics.csv`` in the documented layout. A table whose
+checkpoints were aligned under several conditions (field ``treatment``: SFT, a mitigation, a preference
+method) is read by :func:`treatment_predictions` instead, exploratory only.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ MEASURES = ("excess_mean", "loss_mean", "excess_step0")
 # real checkpoints, the pre-trained weights with each tensor's entries permuted)
 ARMS = {"pretrained": "", "random": ".control_no_pretraining", "permuted": ".control_permuted"}
 Key = tuple[Any, str, str, str]  # (seed, task, size, pair)
+BASELINE = "sft"  # the alignment condition every other one is read against
 
 
 def temperature_tag(temperature: float) -> str:
@@ -148,8 +151,53 @@ def resistance_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
     return predictions
 
 
+def by_treatment(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """treatment -> its rows; rows without the field are plain SFT's (every run before mitigations)."""
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(str(r["condition"].get("treatment", BASELINE)), []).append(r)
+    return out
+
+
+def primary_by_run(rows: Sequence[Mapping[str, Any]], init: str = "pretrained") -> dict[Any, float]:
+    """run -> the primary reading's per-run value (inverse - forward epoch KL-excess at ``PRIMARY_T``)."""
+    return per_run_by_label(asymmetries(paths_by_comparison(rows).get(("excess_mean_nats", init, PRIMARY_T), {})))
+
+
+def treatment_predictions(rows: Sequence[Mapping[str, Any]], experiment: str, unit: str = "seeds") -> list[Prediction]:
+    """Resistance after each alignment condition (exploratory, never primary): per treatment, the
+    primary reading's value from the pre-trained start (``mitigation.<t>_resistance_level``), its
+    relative asymmetry beyond the random-init control (``..._beyond_control``) and, for each
+    treatment other than SFT, its value minus SFT's paired by run (``mitigation.<t>_resistance``)."""
+    groups = by_treatment(rows)
+    baseline = primary_by_run(groups.get(BASELINE, []))
+    where = f"inverse - forward epoch KL-excess (nats/token) at sampling T = {PRIMARY_T:g}, from the pre-trained start"
+    predictions = []
+    for treatment, group in groups.items():
+        values = primary_by_run(group)
+        predictions.append(reading(f"mitigation.{treatment}_resistance_level", t_estimate(list(values.values()), unit),
+                                   f"{where}, checkpoints aligned by {treatment}", experiment=experiment))
+        index = paths_by_comparison(group)
+        pre, ctl = (index.get(("excess_mean_nats", init, PRIMARY_T)) for init in ("pretrained", "random"))
+        if pre and ctl:
+            paired = per_run(beyond_control(pre, ctl, "random"))
+            predictions.append(reading(f"mitigation.{treatment}_resistance_beyond_control", t_estimate(paired, unit),
+                                       f"relative asymmetry beyond the random-init control, aligned by {treatment}",
+                                       experiment=experiment))
+        if treatment != BASELINE:
+            diffs = [values[run] - baseline[run] for run in values if run in baseline]
+            predictions.append(reading(f"mitigation.{treatment}_resistance", t_estimate(diffs, unit),
+                                       f"{where}: aligned by {treatment} minus by SFT, paired by run",
+                                       experiment=experiment))
+    return predictions
+
+
 def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "toy.resistance") -> list[Prediction]:
-    """The readings of a toy.resistance metrics table (runs are seeds)."""
+    """The readings of a toy.resistance metrics table (runs are seeds); a table of several alignment
+    conditions has the exploratory :func:`treatment_predictions` only, so that it never adds a second
+    instance of a pre-registered reading."""
+    if any("treatment" in r["condition"] for r in rows):
+        return treatment_predictions(rows, experiment)
     return resistance_predictions(rows, experiment)
 
 
