@@ -4,7 +4,7 @@ draw, training seed), with its format-matched neutral arm.
 
 Each (treatment, run) is a cell; every treatment of a run loads the same checkpoint and draws the
 same data, so the readings pair treatments by run. The treatments' settings are the toy's
-(``toymodels.protocols.mitigations.Strengths``, pre-registered); the optimizer, amounts and steps are
+(``toymodels.alignment.Strengths``, pre-registered); the optimizer, amounts and steps are
 the rebound ``cpu-micro`` preset's. On a real task replay's pre-training-like examples are the
 task's neutral (format-matched) examples, the nearest thing to pre-training text it has.
 """
@@ -20,7 +20,8 @@ from harness.experiment import Experiment
 from harness.runs import RunDir
 from llm_bridge import common
 from llm_bridge.rebound import LLMReboundConfig, data_needs, run_curves
-from toymodels.protocols.mitigations import TREATMENTS, Strengths, check_treatments, summarise
+from toymodels.alignment import TREATMENTS, Strengths, check_treatments
+from toymodels.protocols.mitigations import summarise
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -78,6 +78,45 @@ class AlignmentSpec:
         return self.method != "sft"
 
 
+# the alignment conditions the mitigations experiments compare, one factor at a time
+TREATMENTS = ("sft", "replay", "anchor", "vaccine", "dpo", "simpo")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Strengths:
+    """Each treatment's setting, fixed before the runs (harness/preregistration.toml)."""
+
+    replay: float = 0.25  # share of each alignment step that is pre-training-like data
+    anchor: float = 0.02  # share of the way back to theta0 after each optimizer step
+    perturb: float = 2.0  # Vaccine's rho (its paper's default)
+    dpo_beta: float = 0.1
+    simpo_beta: float = 2.0
+    simpo_margin: float = 0.5
+
+    def spec(self, condition: str) -> AlignmentSpec:
+        """The alignment of ``condition``."""
+        return {
+            "sft": AlignmentSpec(),
+            "replay": AlignmentSpec(replay=self.replay),
+            "anchor": AlignmentSpec(anchor=self.anchor),
+            "vaccine": AlignmentSpec(perturb=self.perturb),
+            "dpo": AlignmentSpec(method="dpo", beta=self.dpo_beta),
+            "simpo": AlignmentSpec(method="simpo", beta=self.simpo_beta, margin=self.simpo_margin),
+        }[condition]
+
+    def __post_init__(self) -> None:
+        for condition in TREATMENTS:
+            self.spec(condition)  # each one's own range checks
+
+
+def check_treatments(treatments: tuple[str, ...]) -> None:
+    unknown = [c for c in treatments if c not in TREATMENTS]
+    require(not unknown, f"unknown treatment(s) {', '.join(unknown)}; choose from {', '.join(TREATMENTS)}")
+    require(len(set(treatments)) == len(treatments), f"treatments repeat: {', '.join(treatments)}")
+    require("sft" in treatments and len(treatments) >= 2,
+            "treatments must hold sft (every reading is against it) and at least one other")
+
+
 @dataclass
 class Alignment:
     """An alignment in progress: its spec and theta0's trainable weights (for ``anchor``)."""

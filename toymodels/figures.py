@@ -17,7 +17,7 @@ from harness.figure_style import band, interval, measured_ticks, verdict_line  #
 from harness.runs import RunDir  # noqa: E402
 from theory.figures import save_figure  # noqa: E402
 from toymodels.mitigation_figures import draw_forest  # noqa: E402
-from toymodels.protocols.resistance_readings import by_treatment  # noqa: E402
+from toymodels.protocols.resistance_readings import BASELINE, by_treatment  # noqa: E402
 
 # the starting points of a resistance run, left to right, and their panel titles
 STARTS = {"pretrained": "from pre-trained theta0", "random": "control: no pre-training (random init)",
@@ -87,11 +87,11 @@ def draw_resistance(run_dir: RunDir) -> list[Path]:
     pre-trained theta0 on the left, then each no-pre-training control present. A run of several
     alignment conditions draws plain SFT's paths and a forest plot of every condition against SFT."""
     rows = run_dir.read_metrics()
-    written = []
+    written, which = [], ""
     if any("treatment" in r["condition"] for r in rows):
         written.append(draw_forest(run_dir.read_json("summary.json"), run_dir.figures_dir / "resistance_forest.png",
                                    _forest_title(rows), RESISTANCE_READINGS))
-        rows = by_treatment(rows)["sft"]
+        rows, which = by_treatment(rows)[BASELINE], " (checkpoints aligned by plain SFT)"
     for measure, label in RESISTANCE_MEASURES:
         pts = resistance_points(rows, measure)
         if not pts:
@@ -107,7 +107,7 @@ def draw_resistance(run_dir: RunDir) -> list[Path]:
                     _draw_resistance_panel(ax, cell, f"{STARTS[init]}, sampling T={temp:g}")
                 else:  # this start was not run at this temperature: no empty panel
                     fig.delaxes(ax)
-        fig.suptitle(_resistance_title(run_dir, rows, measure, label))
+        fig.suptitle(_resistance_title(run_dir, rows, measure, label + which))
         written.append(save_figure(fig, run_dir.figures_dir / f"resistance_{measure.removesuffix('_nats')}.png",
                                    dpi=110))
     return written

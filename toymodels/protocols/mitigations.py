@@ -18,7 +18,7 @@ from typing import Any
 from harness.config import Preset, require, seeds_of
 from harness.experiment import Experiment
 from harness.runs import RunDir
-from toymodels.alignment import AlignmentSpec
+from toymodels.alignment import TREATMENTS, AlignmentSpec, Strengths, check_treatments
 from toymodels.corpus import Corpus, CorpusConfig, check_pretraining_set, check_tasks
 from toymodels.model import check_size
 from toymodels.protocols.mitigation_readings import condition_means, mitigation_predictions
@@ -27,44 +27,6 @@ from toymodels.protocols.rebound_readings import derived_rows
 from toymodels.sweep import Cell, Execution, Grid, run_grid
 from toymodels.tasks import make_tasks
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
-
-TREATMENTS = ("sft", "replay", "anchor", "vaccine", "dpo", "simpo")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Strengths:
-    """Each condition's setting, fixed before the runs (harness/preregistration.toml)."""
-
-    replay: float = 0.25  # share of each alignment step that is pre-training-like data
-    anchor: float = 0.02  # share of the way back to theta0 after each optimizer step
-    perturb: float = 2.0  # Vaccine's rho (its paper's default)
-    dpo_beta: float = 0.1
-    simpo_beta: float = 2.0
-    simpo_margin: float = 0.5
-
-    def spec(self, condition: str) -> AlignmentSpec:
-        """The alignment of ``condition``."""
-        return {
-            "sft": AlignmentSpec(),
-            "replay": AlignmentSpec(replay=self.replay),
-            "anchor": AlignmentSpec(anchor=self.anchor),
-            "vaccine": AlignmentSpec(perturb=self.perturb),
-            "dpo": AlignmentSpec(method="dpo", beta=self.dpo_beta),
-            "simpo": AlignmentSpec(method="simpo", beta=self.simpo_beta, margin=self.simpo_margin),
-        }[condition]
-
-    def __post_init__(self) -> None:
-        for condition in TREATMENTS:
-            self.spec(condition)  # each one's own range checks
-
-
-def check_treatments(treatments: tuple[str, ...]) -> None:
-    unknown = [c for c in treatments if c not in TREATMENTS]
-    require(not unknown, f"unknown treatment(s) {', '.join(unknown)}; choose from {', '.join(TREATMENTS)}")
-    require(len(set(treatments)) == len(treatments), f"treatments repeat: {', '.join(treatments)}")
-    require("sft" in treatments and len(treatments) >= 2,
-            "treatments must hold sft (every reading is against it) and at least one other")
-
 
 # the reduced rebound probe, its reverse grid to 512 so that every condition's way back to S0 is seen
 PROBE = {"forward_amounts": (0, 125, 250, 500), "reverse_amounts": tuple(range(0, 513, 16)),

@@ -31,7 +31,13 @@ from harness.experiment import Experiment
 from harness.metrics import metric_row
 from harness.runs import RunDir
 from toymodels import measures
-from toymodels.alignment import Alignment, AlignmentSpec, alignment_data
+from toymodels.alignment import (
+    Alignment,
+    AlignmentSpec,
+    Strengths,
+    alignment_data,
+    check_treatments,
+)
 from toymodels.corpus import (
     Corpus,
     CorpusConfig,
@@ -48,8 +54,14 @@ from toymodels.finetuning import (
 )
 from toymodels.interface import Example, LanguageModel, OptimizerSpec, TrainLog
 from toymodels.model import check_size
-from toymodels.protocols.mitigations import Strengths, check_treatments
-from toymodels.protocols.resistance_readings import by_treatment, comparisons, counts, readings
+from toymodels.protocols.resistance_readings import (
+    BASELINE,
+    PRIMARY_T,
+    by_treatment,
+    comparisons,
+    counts,
+    readings,
+)
 from toymodels.sweep import Cell, Execution, Grid, run_grid
 from toymodels.tasks import Task, make_tasks
 from toymodels.train import PretrainSettings, PretrainSpec, pretrain
@@ -182,7 +194,7 @@ class ResistanceConfig:
     control: bool = True  # also run from a random init (the no-pre-training control)
     # alignment conditions of the checkpoints (toymodels.protocols.mitigations); more than plain
     # SFT makes a mitigations run, read by resistance_readings.treatment_predictions
-    treatments: tuple[str, ...] = ("sft",)
+    treatments: tuple[str, ...] = (BASELINE,)
     strengths: Strengths = field(default_factory=Strengths)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     protocol: ResistanceSpec = field(default_factory=ResistanceSpec)
@@ -198,8 +210,17 @@ class ResistanceConfig:
         require(self.protocol.temperature == ResistanceSpec().temperature,
                 "toy resistance samples at each of temperatures: set temperatures, not protocol.temperature")
         check_pretraining_set(self.n_pretrain, self.pi0)
-        if self.treatments != ("sft",):
+        if self.compares_treatments:
             check_treatments(self.treatments)
+            require(PRIMARY_T in self.temperatures,
+                    f"a run of several treatments is read at sampling T = {PRIMARY_T:g}: include it in temperatures")
+        else:
+            require(self.strengths == Strengths(), "strengths apply only to a run of several treatments")
+
+    @property
+    def compares_treatments(self) -> bool:
+        """True when the checkpoints are aligned under several conditions, not plain SFT alone."""
+        return self.treatments != (BASELINE,)
 
     @property
     def inits(self) -> list[str]:
@@ -207,7 +228,7 @@ class ResistanceConfig:
         return ["pretrained"] + (["random"] if self.control else [])
 
     def grid(self) -> Grid:
-        mitigations = {"treatment": self.treatments} if self.treatments != ("sft",) else {}
+        mitigations = {"treatment": self.treatments} if self.compares_treatments else {}
         return Grid.of({"size": self.sizes, "init": self.inits, **mitigations}, seeds_of(self))
 
 
@@ -268,12 +289,12 @@ def table1(rows: Sequence[Mapping[str, Any]], measure: str = "loss_mean_nats") -
 
 
 def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
-    if config.treatments != ("sft",):  # a mitigations run is a reference of its own
+    if config.compares_treatments:  # a reference of its own; its summary tables and path figures are SFT's
         run_dir.reference_key = "toy.resistance.mitigations"
         run_dir.reference_args = f"--set treatments={','.join(config.treatments)}"
     rows = run_grid(run_dir, config, measure_cell, desc="toy.resistance")
     run_dir.write_metrics(rows)
-    sft_rows = by_treatment(rows)["sft"]
+    sft_rows = by_treatment(rows)[BASELINE]
     failures = []
     steps = [v for group in by_treatment(rows).values() for init in config.inits
              for by_pair in comparisons(group, "steps", init).values() for v in by_pair.values()]

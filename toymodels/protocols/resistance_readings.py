@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.config import require
 from harness.preregistration import reading
 from harness.verdicts import Prediction, t_estimate
 
@@ -152,23 +153,26 @@ def resistance_predictions(rows: Sequence[Mapping[str, Any]], experiment: str,
 
 
 def by_treatment(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """treatment -> its rows; rows without the field are plain SFT's (every run before mitigations)."""
+    """treatment -> its rows; rows without the field are plain SFT's (every run before mitigations).
+    A table must not mix the two: a plain run's seed would count twice beside a treatments run's SFT."""
     out: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
         out.setdefault(str(r["condition"].get("treatment", BASELINE)), []).append(r)
     return out
 
 
-def primary_by_run(rows: Sequence[Mapping[str, Any]], init: str = "pretrained") -> dict[Any, float]:
-    """run -> the primary reading's per-run value (inverse - forward epoch KL-excess at ``PRIMARY_T``)."""
-    return per_run_by_label(asymmetries(paths_by_comparison(rows).get(("excess_mean_nats", init, PRIMARY_T), {})))
+def primary_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[Any, float]:
+    """run -> the primary reading's per-run value (inverse - forward epoch KL-excess at ``PRIMARY_T``
+    from the pre-trained start)."""
+    return per_run_by_label(asymmetries(paths_by_comparison(rows).get(("excess_mean_nats", "pretrained", PRIMARY_T), {})))
 
 
 def treatment_predictions(rows: Sequence[Mapping[str, Any]], experiment: str, unit: str = "seeds") -> list[Prediction]:
     """Resistance after each alignment condition (exploratory, never primary): per treatment, the
     primary reading's value from the pre-trained start (``mitigation.<t>_resistance_level``), its
     relative asymmetry beyond the random-init control (``..._beyond_control``) and, for each
-    treatment other than SFT, its value minus SFT's paired by run (``mitigation.<t>_resistance``)."""
+    treatment other than SFT, its value minus SFT's paired by run (``mitigation.<t>_resistance``). All
+    at the primary sampling temperature; a run's other temperatures are left unread."""
     groups = by_treatment(rows)
     baseline = primary_by_run(groups.get(BASELINE, []))
     where = f"inverse - forward epoch KL-excess (nats/token) at sampling T = {PRIMARY_T:g}, from the pre-trained start"
@@ -196,7 +200,9 @@ def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "toy.resistanc
     """The readings of a toy.resistance metrics table (runs are seeds); a table of several alignment
     conditions has the exploratory :func:`treatment_predictions` only, so that it never adds a second
     instance of a pre-registered reading."""
-    if any("treatment" in r["condition"] for r in rows):
+    marked = sum("treatment" in r["condition"] for r in rows)
+    if marked:
+        require(marked == len(rows), "a table of several treatments cannot be judged with rows of a plain run")
         return treatment_predictions(rows, experiment)
     return resistance_predictions(rows, experiment)
 
