@@ -64,16 +64,6 @@ class LoraSpec:
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
-def paper_optimizer(max_length_kind: Literal["safety", "sentiment"] = "safety") -> OptimizerSpec:
-    """The paper's SFT settings (digest §5.6): lr 1e-5 constant, batch 4 x accumulation 8.
-
-    The sentiment (IMDb) script used per-device batch 1 x 8; max length is the adapter's
-    (2048, or 512 for sentiment).
-    """
-    batch = 1 if max_length_kind == "sentiment" else 4
-    return OptimizerSpec(lr=1e-5, betas=(0.9, 0.95), weight_decay=0.0, batch_size=batch, grad_accum=8)
-
-
 class HFCausalLM:
     """``LanguageModel`` over a transformers causal LM (full fine-tuning or LoRA)."""
 
