@@ -74,6 +74,13 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [target], "a temporary file was left behind"
 
 
+def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
+    """Not the temporary file's private 0600: others may read a run folder where the umask lets them."""
+    atomic_write_text(tmp_path / "atomic.txt", "x")
+    (tmp_path / "plain.txt").write_text("x")
+    assert (tmp_path / "atomic.txt").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode
+
+
 def test_same_seed_same_metrics(tmp_path):
     a = execute(MICRO, Micro(n=4, seed=3), root=tmp_path / "a")
     b = execute(MICRO, Micro(n=4, seed=3), root=tmp_path / "b")
