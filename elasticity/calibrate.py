@@ -40,7 +40,7 @@ from harness.calibration import POWER_TARGET, Calibration, calibrate
 from harness.config import require
 from harness.errors import ConfigError
 from harness.logs import LOGGER, configure, run_log
-from harness.metrics import metric_row, read_metrics_csv
+from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import ALPHA, SCHEMA_VERSION
 
@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity calibrate") 
         results = run_calibrations(config, run, cals, args.jobs)
         summary = summary_of(config, run, results)
         run.finish(summary)
-        draw_power_curves(read_metrics_csv(run.path / "metrics.csv"), run.figures_dir / FIGURE)
+        draw_power_curves(run.read_metrics(), run.figures_dir / FIGURE)
     if commit:
         command = " ".join(filter(None, ("elasticity calibrate", f"--reps {config.reps}",
                                          f"--only {config.only}" if config.only else "", "--update-reference")))
