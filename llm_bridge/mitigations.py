@@ -20,6 +20,7 @@ from harness.experiment import Experiment
 from harness.runs import RunDir
 from llm_bridge import common
 from llm_bridge.rebound import LLMReboundConfig, data_needs, run_curves
+from llm_bridge.tasks import PAIRS
 from toymodels.alignment import TREATMENTS, Strengths, check_treatments
 from toymodels.protocols.mitigations import summarise
 
@@ -50,17 +51,25 @@ def measure_run(config: LLMMitigationsConfig, run_path: str, cell: Any, device: 
     return rows
 
 
-def run(config: LLMMitigationsConfig, run_dir: RunDir) -> dict[str, Any]:
-    from toymodels.protocols.rebound_readings import derived_rows
-
+def data_needs_of(config: LLMMitigationsConfig) -> dict[str, int]:
+    """Training examples per label (and preference pairs) that a run draws, checked before a model loads."""
     spec = config.probe
     needs = data_needs(spec, spec.warmup_examples, config.neutral_control)
     if "replay" in config.treatments:  # replay draws its neutral examples after the warm-up's and the arm's
         needs["neutral"] += spec.forward_amounts[-1]
-    rows = common.sweep_runs(config, run_dir, measure_run, needs, spec.n_eval, "llm mitigations: runs")
+    if any(config.strengths.spec(t).preference for t in config.treatments):  # one pair per example slot
+        needs[PAIRS] = spec.forward_amounts[-1]
+    return needs
+
+
+def run(config: LLMMitigationsConfig, run_dir: RunDir) -> dict[str, Any]:
+    from toymodels.protocols.rebound_readings import derived_rows
+
+    rows = common.sweep_runs(config, run_dir, measure_run, data_needs_of(config), config.probe.n_eval,
+                             "llm mitigations: runs")
     run_dir.write_metrics(rows + derived_rows(rows))
     return {**summarise(rows, config, run_dir.experiment, unit="training runs"),
-            "n_runs": len(common.pretrained_runs(config)), "regime": common.regime(config.adapter, spec.optimizer),
+            "n_runs": len(common.pretrained_runs(config)), "regime": common.regime(config.adapter, config.probe.optimizer),
             "provenance": common.provenance(config, run_dir)}
 
 

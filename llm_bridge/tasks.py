@@ -235,6 +235,16 @@ def held_out_split(name: str, records: Sequence[Record], n_eval: int, draw: int
     return eval_texts, pools, by_prompt
 
 
+# the need of a preference method: aligned responses whose prompt also has a misaligned one
+PAIRS = "preference-pair"
+
+
+def preference_pool(pools: Mapping[str, Sequence[Record]], by_prompt: Mapping[str, Mapping[str, Sequence[str]]]
+                    ) -> list[Record]:
+    """The aligned training records whose prompt also has a misaligned response: DPO's and SimPO's pairs."""
+    return [r for r in pools["aligned"] if by_prompt[r.prompt].get("misaligned")]
+
+
 def _require_pool(task: str, label: str, n: int, available: int) -> None:
     if n > available:
         raise ConfigError(f"task {task}: asked for {n} {label} examples, the data has {available} "
@@ -242,10 +252,11 @@ def _require_pool(task: str, label: str, n: int, available: int) -> None:
 
 
 def check_data(name: str, records: Sequence[Record], n_eval: int, draw: int, needs: Mapping[str, int]) -> None:
-    """Fail before any model loads when the records cannot supply ``needs`` training examples per label."""
-    _, pools, _ = held_out_split(name, records, n_eval, draw)
+    """Fail before any model loads when the records cannot supply ``needs`` training examples per
+    label (or ``PAIRS``: preference pairs)."""
+    _, pools, by_prompt = held_out_split(name, records, n_eval, draw)
     for label, n in needs.items():
-        _require_pool(name, label, n, len(pools[label]))
+        _require_pool(name, label, n, len(preference_pool(pools, by_prompt) if label == PAIRS else pools[label]))
 
 
 class LLMTask:
@@ -290,10 +301,8 @@ class LLMTask:
     def preference_data(self, n: int, seed: int) -> tuple[list[Example], list[Example]]:
         """``n`` pairs from the draw's shuffle of the aligned pool's prompts that also have a
         misaligned response (the first of them): chosen aligned, rejected misaligned."""
-        pool = [r for r in self.pools["aligned"] if self._by_prompt[r.prompt].get("misaligned")]
-        if n > len(pool):
-            raise ConfigError(f"task {self.name}: asked for {n} preference pairs, the data has {len(pool)} "
-                              "aligned responses whose prompt also has a misaligned one (outside the held-out prompts)")
+        pool = preference_pool(self.pools, self._by_prompt)
+        _require_pool(self.name, PAIRS, n, len(pool))
         idx = np.random.default_rng((13, self.draw, 3)).permutation(len(pool))[:n]
         chosen = [self.adapter.encode(pool[i].prompt, pool[i].response) for i in idx]
         rejected = [self.adapter.encode(pool[i].prompt, self._by_prompt[pool[i].prompt]["misaligned"][0]) for i in idx]

@@ -13,10 +13,12 @@ import pytest
 
 from harness.errors import ConfigError
 from llm_bridge import data
+from llm_bridge.mitigations import EXPERIMENT as MITIGATIONS
+from llm_bridge.mitigations import data_needs_of
 from llm_bridge.rebound import EXPERIMENT as REBOUND
 from llm_bridge.rebound import data_needs
 from llm_bridge.resistance import EXPERIMENT as RESISTANCE
-from llm_bridge.tasks import TASKS, check_data, held_out_split, load_records
+from llm_bridge.tasks import PAIRS, TASKS, check_data, held_out_split, load_records
 
 DRAWS = range(20)
 
@@ -60,6 +62,19 @@ def test_every_cpu_micro_preset_fits_at_20_data_draws(experiment, task, config):
         needs, n_eval = {"aligned": config.protocol.n_align}, config.n_eval
     for draw in DRAWS:
         check_data(task, records, n_eval, draw, needs)  # raises ConfigError when a draw leaves too few
+
+
+@pytest.mark.parametrize("task", ("sentiment", "safety"))
+def test_the_replicated_mitigations_preset_fits_with_its_preference_pairs(task):
+    """Every treatment's data, DPO's and SimPO's pairs included, at the preset's data draws; a run
+    that asks for more pairs than the data has is refused before a model loads."""
+    config = MITIGATIONS.resolve("replicated", sets={"task": task})
+    needs, records = data_needs_of(config), data.default_records(task)
+    assert needs[PAIRS] == config.probe.forward_amounts[-1]
+    for draw in config.data_draws:
+        check_data(task, records, config.probe.n_eval, draw, needs)
+    with pytest.raises(ConfigError, match="asked for 1000 preference-pair examples"):
+        check_data(task, records, config.probe.n_eval, 0, {PAIRS: 1000})
 
 
 @pytest.mark.parametrize("task", TASKS)
