@@ -107,6 +107,8 @@ PRESETS = {
                     "tests: 2 seeds, one task, three conditions, tiny amounts", est_seconds=40),
     "quick": Preset({"seeds": 3, "tasks": ("sentiment",), "control": False},
                     "one task, six conditions, 3 seeds, no random-init control", est_seconds=400),
+    "reduced": Preset({"tasks": ("sentiment",)}, "one task, six conditions, 6 seeds, each also from a random init",
+                      est_seconds=1200),
     "full": Preset({}, "3 tasks, six conditions, 6 seeds, each also from a random init", est_seconds=3600),
 }
 
