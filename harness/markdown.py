@@ -151,10 +151,20 @@ def calibration_table(calibration: Mapping[str, Any]) -> str:
             for reading, experiment, *rest in calibration_rows(calibration)]
     if not rows:
         return "No calibration recorded yet."
-    made = calibration.get("provenance", {}).get("git_commit")
-    note = (f"{calibration.get('n_replicates')} replicates per planted size (seed {calibration.get('seed')})"
-            + (f", commit `{made}`" if made else "") + ", made by `elasticity calibrate --update-reference`.")
-    return md_table(CALIBRATION_HEADER, rows) + "\n\n" + note
+    return md_table(CALIBRATION_HEADER, rows) + "\n\n" + calibration_provenance(calibration)
+
+
+def calibration_provenance(calibration: Mapping[str, Any]) -> str:
+    """Which command at which commit made the calibrations of which experiments' readings (they are
+    merged by reading, so one table holds several runs)."""
+    made: dict[tuple[str, str], dict[str, None]] = {}
+    for name in sorted(calibration.get("calibrations", {})):
+        c = calibration["calibrations"][name]
+        made.setdefault((str(c.get("git_commit", ""))[:7], str(c.get("command", ""))), {})[f"`{c['experiment']}`"] = None
+    runs = "; ".join(f"{', '.join(experiments)} by `{command}` at `{commit}`"
+                     for (commit, command), experiments in made.items())
+    return (f"{calibration.get('n_replicates')} replicates per planted size (seed {calibration.get('seed')}). "
+            f"Made: {runs}.")
 
 
 def with_block(readme: str, start_marker: str, end_marker: str, body: str) -> str:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from elasticity.command import format_summary
-from harness.markdown import calibration_table, results_table
+from harness.markdown import calibration_provenance, calibration_table, results_table
 from harness.verdicts import Claim, adjust_families, holm, judge, make_summary, t_estimate
 
 
@@ -122,3 +122,16 @@ def test_calibration_table_columns():
                                     "minimal detectable effect (planted size at 0.8 power) | the size the paper "
                                     "implies | noise matched to |")
     assert "| 0.040 ± 0.010 | 0.85 ± 0.02 at 0.5 nats | not reached on the scan | none derivable | sd 0.1 |" in text
+
+
+def test_calibration_footer_names_each_run_that_made_a_calibration():
+    """Calibrations are merged by reading, so the footer names every command and commit, not the last."""
+    def entry(experiment, commit, command):
+        return {"reading": "r", "experiment": experiment, "git_commit": commit, "command": command}
+
+    text = calibration_provenance({"n_replicates": "400", "seed": "0", "calibrations": {
+        "toy.rebound:r": entry("toy.rebound", "a" * 40, "calibrate"),
+        "toy.scale:r": entry("toy.scale", "b" * 40, "calibrate --only toy.scale"),
+        "toy.scale:s": entry("toy.scale", "b" * 40, "calibrate --only toy.scale")}})
+    assert text.endswith("Made: `toy.rebound` by `calibrate` at `aaaaaaa`; `toy.scale` by `calibrate --only toy.scale` "
+                         "at `bbbbbbb`.")
