@@ -65,7 +65,7 @@ RESISTANCE_READINGS = (("resistance_level", "inverse - forward epoch KL-excess\n
 
 def _forest_title(rows: Sequence[Mapping[str, Any]]) -> str:
     runs = len({r["seed"] for r in rows})
-    return (f"resistance after each alignment condition (exploratory), 95% intervals over {runs} runs;"
+    return (f"resistance after each alignment condition, 95% intervals over {runs} runs;"
             "\nbelow 0: the inverse path is easier")
 
 

@@ -54,8 +54,10 @@ def draw_forest(summary: Mapping[str, Any], path: Path, title: str,
         ax.set_yticks(range(len(conditions)), conditions)
         ax.set_xlabel(label)
         ax.invert_yaxis()
-    fig.suptitle(f"{title}\nfilled: pre-registered primary (coloured by Holm-adjusted verdict: green holds, "
-                 "orange contradicted, grey inconclusive); open: exploratory")
+    primaries = any(p.get("primary") for p in summary["predictions"])
+    legend = ("filled: pre-registered primary (coloured by Holm-adjusted verdict: green holds, orange "
+              "contradicted, grey inconclusive); open: exploratory") if primaries else "all exploratory: no verdicts"
+    fig.suptitle(f"{title}\n{legend}")
     return save_figure(fig, path, dpi=110)
 
 
