@@ -189,11 +189,17 @@ class HFCausalLM:
         return training.fit(self, examples, order, optimizer, state, alignment)
 
     def hidden_layers(self) -> list[torch.nn.Module]:
-        """The decoder layers (the modules whose outputs a Vaccine perturbation shifts)."""
-        lists = [m for name, m in self.net.named_modules()
-                 if isinstance(m, torch.nn.ModuleList) and name.endswith("layers")]
+        """The decoder layers (the modules whose outputs a Vaccine perturbation shifts): the
+        ModuleList named '...layers' as long as the text config's num_hidden_layers, so that a
+        multimodal model's vision-tower layers are passed over."""
+        config = self.net.config
+        depth = getattr(config.get_text_config() if hasattr(config, "get_text_config") else config,
+                        "num_hidden_layers", None)
+        lists = [m for name, m in self.net.named_modules() if isinstance(m, torch.nn.ModuleList)
+                 and name.endswith("layers") and (depth is None or len(m) == depth)]
         if not lists:
-            raise ConfigError("the Vaccine perturbation needs the model's decoder layers, a ModuleList named '...layers'; this model has none")
+            raise ConfigError("the Vaccine perturbation needs the model's decoder layers, a ModuleList named "
+                              f"'...layers' of num_hidden_layers ({depth}) modules; this model has none")
         return list(lists[0])
 
     @torch.no_grad()

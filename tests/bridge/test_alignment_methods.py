@@ -71,6 +71,19 @@ def test_the_anchor_and_vaccine_run_through_the_adapter(lora):
     assert len(a.hidden_layers()) == 2
 
 
+def test_vaccine_finds_the_decoder_layers_past_a_vision_tower():
+    """A multimodal model lists a vision tower's layers first: the decoder's are those of the text
+    config's depth."""
+    a = adapter(False)
+    decoder = a.hidden_layers()
+    wrapper = torch.nn.Module()
+    wrapper.vision_tower = torch.nn.Module()
+    wrapper.vision_tower.layers = torch.nn.ModuleList(torch.nn.Linear(2, 2) for _ in range(5))
+    wrapper.language_model, wrapper.config = a.net, a.net.config
+    a.net = wrapper
+    assert a.hidden_layers() == decoder
+
+
 @pytest.mark.slow
 def test_dpo_rebound_runs_on_a_real_architecture():
     a = adapter()
