@@ -86,7 +86,7 @@ TREATMENTS = ("sft", "replay", "anchor", "vaccine", "dpo", "simpo")
 class Strengths:
     """Each treatment's setting, fixed before the runs (harness/preregistration.toml)."""
 
-    replay: float = 0.25  # share of each alignment step that is pre-training-like data
+    replay: float = 0.25  # share of the alignment run's examples that is pre-training-like data
     anchor: float = 0.02  # share of the way back to theta0 after each optimizer step
     perturb: float = 2.0  # Vaccine's rho (its paper's default)
     dpo_beta: float = 0.1

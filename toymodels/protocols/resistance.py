@@ -192,7 +192,7 @@ class ResistanceConfig:
     n_pretrain: int = 20_000
     pi0: float = 0.3
     control: bool = True  # also run from a random init (the no-pre-training control)
-    # alignment conditions of the checkpoints (toymodels.protocols.mitigations); more than plain
+    # alignment conditions of the checkpoints (toymodels.alignment.TREATMENTS); more than plain
     # SFT makes a mitigations run, read by resistance_readings.treatment_predictions
     treatments: tuple[str, ...] = (BASELINE,)
     strengths: Strengths = field(default_factory=Strengths)
@@ -294,9 +294,10 @@ def run(config: ResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
         run_dir.reference_args = f"--set treatments={','.join(config.treatments)}"
     rows = run_grid(run_dir, config, measure_cell, desc="toy.resistance")
     run_dir.write_metrics(rows)
-    sft_rows = by_treatment(rows)[BASELINE]
+    groups = by_treatment(rows)
+    sft_rows = groups[BASELINE]
     failures = []
-    steps = [v for group in by_treatment(rows).values() for init in config.inits
+    steps = [v for group in groups.values() for init in config.inits
              for by_pair in comparisons(group, "steps", init).values() for v in by_pair.values()]
     if any(v != 0 for v in steps):
         failures.append("forward and inverse paths took different numbers of optimizer steps")

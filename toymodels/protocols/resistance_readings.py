@@ -161,10 +161,10 @@ def by_treatment(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[st
     return out
 
 
-def primary_by_run(rows: Sequence[Mapping[str, Any]]) -> dict[Any, float]:
+def primary_by_run(index: Mapping[tuple[str, str, float], Mapping[Key, Mapping[str, float]]]) -> dict[Any, float]:
     """run -> the primary reading's per-run value (inverse - forward epoch KL-excess at ``PRIMARY_T``
-    from the pre-trained start)."""
-    return per_run_by_label(asymmetries(paths_by_comparison(rows).get(("excess_mean_nats", "pretrained", PRIMARY_T), {})))
+    from the pre-trained start), from a :func:`paths_by_comparison` index."""
+    return per_run_by_label(asymmetries(index.get(("excess_mean_nats", "pretrained", PRIMARY_T), {})))
 
 
 def treatment_predictions(rows: Sequence[Mapping[str, Any]], experiment: str, unit: str = "seeds") -> list[Prediction]:
@@ -173,15 +173,14 @@ def treatment_predictions(rows: Sequence[Mapping[str, Any]], experiment: str, un
     relative asymmetry beyond the random-init control (``..._beyond_control``) and, for each
     treatment other than SFT, its value minus SFT's paired by run (``mitigation.<t>_resistance``). All
     at the primary sampling temperature; a run's other temperatures are left unread."""
-    groups = by_treatment(rows)
-    baseline = primary_by_run(groups.get(BASELINE, []))
+    indexes = {treatment: paths_by_comparison(group) for treatment, group in by_treatment(rows).items()}
+    baseline = primary_by_run(indexes.get(BASELINE, {}))
     where = f"inverse - forward epoch KL-excess (nats/token) at sampling T = {PRIMARY_T:g}, from the pre-trained start"
     predictions = []
-    for treatment, group in groups.items():
-        values = primary_by_run(group)
+    for treatment, index in indexes.items():
+        values = primary_by_run(index)
         predictions.append(reading(f"mitigation.{treatment}_resistance_level", t_estimate(list(values.values()), unit),
                                    f"{where}, checkpoints aligned by {treatment}", experiment=experiment))
-        index = paths_by_comparison(group)
         pre, ctl = (index.get(("excess_mean_nats", init, PRIMARY_T)) for init in ("pretrained", "random"))
         if pre and ctl:
             paired = per_run(beyond_control(pre, ctl, "random"))
