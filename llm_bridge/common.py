@@ -149,12 +149,13 @@ def llm_execution() -> Execution:
 
 def run_grid(config: Any) -> Any:
     """The independent runs of a config as a grid: starting point x data draw (x treatment, for a
-    mitigations config), training seeds innermost."""
+    config of several alignment conditions), training seeds innermost."""
+    from toymodels.protocols.resistance_readings import BASELINE
     from toymodels.sweep import Grid
 
     axes = {"init": ("pretrained", *config.controls), "draw": config.data_draws}
-    return Grid.of({**axes, **({"treatment": config.treatments} if hasattr(config, "treatments") else {})},
-                   seeds_of(config))
+    treatments = getattr(config, "treatments", (BASELINE,))
+    return Grid.of({**axes, **({"treatment": treatments} if treatments != (BASELINE,) else {})}, seeds_of(config))
 
 
 def regime(adapter: AdapterSettings, optimizer: OptimizerSpec) -> str:

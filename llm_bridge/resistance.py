@@ -11,7 +11,9 @@ own samples at the sampling temperature.
 ``cpu-micro`` (the default) is a LoRA regime that runs on 2 CPU cores; ``paper`` uses the paper's
 SFT settings. ``seeds`` x ``data_draws`` are the independent runs (one resumable cell each);
 ``controls`` runs the same protocol from a random init and/or permuted pre-trained weights (the
-no-pre-training controls), read by the toy's ``resistance.beyond_control``.
+no-pre-training controls), read by the toy's ``resistance.beyond_control``. ``treatments`` aligns
+the checkpoints under each alignment condition, as toy resistance does (exploratory readings, the
+reference key gains ``.mitigations``).
 ``save_checkpoints`` writes the SFT checkpoints theta_1..theta_3 of every run as transformers
 folders ``checkpoints/<run>-F<aligned examples seen>`` (safetensors, LoRA merged, with the tokenizer).
 """
@@ -31,8 +33,11 @@ from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import Prediction, judge, paired_bootstrap
 from llm_bridge import common
+from llm_bridge.tasks import PAIRS
+from toymodels.alignment import Strengths, check_treatments
 from toymodels.protocols.resistance import ResistanceSpec
-from toymodels.protocols.resistance_readings import resistance_predictions, temperature_tag
+from toymodels.protocols.resistance_readings import BASELINE, temperature_tag
+from toymodels.protocols.resistance_readings import readings as resistance_readings
 from toymodels.sweep import Execution
 
 N_BOOTSTRAP = 999
@@ -49,6 +54,9 @@ class LLMResistanceConfig:
     seeds: int = 1  # training seeds: seed, seed + 1, ...
     data_draws: tuple[int, ...] = (0,)  # held-out split and training examples; runs = draws x seeds
     controls: tuple[str, ...] = ()  # no-pre-training starts run beside: "random", "permuted"
+    # alignment conditions of the checkpoints (toymodels.alignment.TREATMENTS), as in toy resistance
+    treatments: tuple[str, ...] = (BASELINE,)
+    strengths: Strengths = field(default_factory=Strengths)
     adapter: common.AdapterSettings = field(default_factory=common.AdapterSettings)
     protocol: ResistanceSpec = field(default_factory=lambda: ResistanceSpec(
         n_align=48, n_queries=24, temperature=0.05, optimizer=common.CPU_MICRO_OPTIMIZER))
@@ -63,6 +71,27 @@ class LLMResistanceConfig:
                 "n_queries must be <= n_eval (Q is drawn from held-out prompts)")
         common.check_bootstrap(self.n_bootstrap)
         common.check_replication(self)
+        if self.compares_treatments:
+            check_treatments(self.treatments)
+            require(not self.save_checkpoints, "save_checkpoints writes plain SFT checkpoints: leave it out of a "
+                    "run of several treatments")
+        else:
+            require(self.strengths == Strengths(), "strengths apply only to a run of several treatments")
+
+    @property
+    def compares_treatments(self) -> bool:
+        """True when the checkpoints are aligned under several conditions, not plain SFT alone."""
+        return self.treatments != (BASELINE,)
+
+    def data_needs(self) -> dict[str, int]:
+        """Training examples per label (and preference pairs) that a run draws, checked before a model loads."""
+        specs, n = [self.strengths.spec(t) for t in self.treatments], self.protocol.n_align
+        needs = {"aligned": n}
+        if any(s.replay for s in specs):  # replay's pre-training-like share: the task's neutral examples
+            needs["neutral"] = n
+        if any(s.preference for s in specs):
+            needs[PAIRS] = n
+        return needs
 
 
 # Readings of the one run, bootstrapped over its prompts: exploratory, since prompts are not runs
@@ -77,15 +106,29 @@ WITHIN_RUN = (
 PROMPT_MEASURES = {"step0": "prompt_loss_step0", "final": "prompt_loss_final", "entropy": "prompt_generator_entropy"}
 
 
-def measure_paths(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw: int, seed: int) -> dict[str, Any]:
-    """One run of the toy resistance protocol: each path's losses, token-weighted and per prompt."""
+def run_name(init: str, draw: int, seed: int, treatment: str | None) -> str:
+    """A run's label, with its alignment condition in a run of several (``treatment`` None: a plain run)."""
+    return common.run_label(init, draw, seed) + (f"-{treatment}" if treatment else "")
+
+
+def cell_run(cell: Any) -> tuple[str, int, int, str | None]:
+    """A grid cell's starting point, data draw, training seed and alignment condition (None: plain)."""
+    return (str(cell["init"]), int(cell["draw"]), cell.seed,
+            str(cell["treatment"]) if "treatment" in cell.condition else None)
+
+
+def measure_paths(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw: int, seed: int,
+                  treatment: str | None = None) -> dict[str, Any]:
+    """One run of the toy resistance protocol, its checkpoints aligned by ``treatment`` (None: plain
+    SFT): each path's losses, token-weighted and per prompt."""
     from toymodels.measures import example_losses
     from toymodels.protocols.resistance import path_measures, run_resistance
 
     spec = config.protocol
-    label = common.run_label(init, draw, seed)
+    label = run_name(init, draw, seed, treatment)
     adapter, task = common.load_run(config, run_dir, config.n_eval, init, draw, seed)
-    result = run_resistance(adapter, task, spec, seed, progress=lambda m: print(f"{label} {m}", file=sys.stderr))
+    result = run_resistance(adapter, task, spec, seed, progress=lambda m: print(f"{label} {m}", file=sys.stderr),
+                            alignment=None if treatment is None else config.strengths.spec(treatment))
     if config.save_checkpoints:
         save_aligned(adapter, task, spec, seed, run_dir, label)
     paths = {}
@@ -112,17 +155,16 @@ def save_aligned(adapter: Any, task: Any, spec: ResistanceSpec, seed: int, run_d
     common.save_checkpoints(adapter, run_dir, label, dict(zip(sft.boundaries, sft.states, strict=True)))
 
 
-def run_result(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw: int, seed: int) -> dict[str, Any]:
+def run_result(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw: int, seed: int,
+               treatment: str | None = None) -> dict[str, Any]:
     """One independent run, a cell of the run folder (it holds the tempered generator entropy)."""
-    return run_dir.cell(f"{common.run_label(init, draw, seed)}-tempered_paths",
-                        lambda: measure_paths(config, run_dir, init, draw, seed))
+    return run_dir.cell(f"{run_name(init, draw, seed, treatment)}-tempered_paths",
+                        lambda: measure_paths(config, run_dir, init, draw, seed, treatment))
 
 
 def measure_run(config: LLMResistanceConfig, run_path: str, cell: Any, device: str) -> list[dict[str, Any]]:
     """A cell of the run grid (in a worker process when ``n_jobs`` > 1): one run's metric rows."""
-    init = str(cell["init"])
-    return metric_rows(config, run_result(config, RunDir.load(run_path), init, int(cell["draw"]), cell.seed), init,
-                       cell.seed)
+    return metric_rows(config, run_result(config, RunDir.load(run_path), *cell_run(cell)), str(cell["init"]), cell.seed)
 
 
 def metric_rows(config: LLMResistanceConfig, result: Mapping[str, Any], init: str, seed: Any) -> list[dict[str, Any]]:
@@ -186,31 +228,34 @@ def within_run(rows: Sequence[Mapping[str, Any]], n_resamples: int = N_BOOTSTRAP
 
 def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "llm.resistance") -> list[Prediction]:
     """The toy resistance readings over training runs (the seeds of the rows), e.g. of several GPU
-    runs' metrics tables put together; one run reads ``underpowered``."""
-    return resistance_predictions(rows, experiment, unit="training runs")
+    runs' metrics tables put together; one run reads ``underpowered``. A table of several alignment
+    conditions has the toy's exploratory treatment readings only."""
+    return resistance_readings(rows, experiment, unit="training runs")
 
 
 def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
     common.qualify_reference(run_dir, config, "instruction")
-    rows = common.sweep_runs(config, run_dir, measure_run, {"aligned": config.protocol.n_align}, config.n_eval,
-                             "llm resistance: runs")
+    if config.compares_treatments:  # a reference of its own; its path figures are plain SFT's
+        run_dir.reference_key += ".mitigations"
+        run_dir.reference_args = f"{run_dir.reference_args} --set treatments={','.join(config.treatments)}".strip()
+    rows = common.sweep_runs(config, run_dir, measure_run, config.data_needs(), config.n_eval, "llm resistance: runs")
     run_dir.write_metrics(rows)
-    results = {common.run_label(str(c["init"]), int(c["draw"]), c.seed):
-               run_result(config, run_dir, str(c["init"]), int(c["draw"]), c.seed) for c in common.run_grid(config).cells()}
+    results = {run_name(*cell_run(c)): run_result(config, run_dir, *cell_run(c)) for c in common.run_grid(config).cells()}
     runs = list(common.pretrained_runs(config))
     predictions = readings(rows, run_dir.experiment)
-    if len(runs) == 1:  # one run: its prompts give exploratory readings (prompts are not runs)
+    if len(runs) == 1 and not config.compares_treatments:  # its prompts give exploratory readings (not runs)
         predictions += within_run([r for r in rows if r["seed"] == runs[0]], config.n_bootstrap, config.seed)
-    first = results[runs[0]]["paths"]
+    first_result = next(iter(results.values()))
+    first = first_result["paths"]
     pairs = sorted({k.split("/")[0] for k in first})
     failures = [f"run {label} pair {p}: forward and inverse took different step counts"
                 for label, result in results.items() for p in pairs
                 if result["paths"][f"{p}/forward"]["steps"] != result["paths"][f"{p}/inverse"]["steps"]]
     return {"predictions": predictions, "n_runs": len(runs), "runs": runs,
-            "controls": list(config.controls), "per_run": per_run_primary(rows),
+            "controls": list(config.controls), "treatments": list(config.treatments), "per_run": per_run_primary(rows),
             "table1_nats": {label: {p: {d: result["paths"][f"{p}/{d}"]["summary"] for d in ("forward", "inverse")}
                                     for p in pairs} for label, result in results.items()},
-            "checkpoint_steps": results[runs[0]]["checkpoint_steps"],
+            "checkpoint_steps": first_result["checkpoint_steps"],
             "checkpoint_p_aligned": {label: result["checkpoint_scores"] for label, result in results.items()},
             "steps_per_path": first[f"{pairs[0]}/forward"]["steps"],
             "examples_per_step": config.protocol.optimizer.examples_per_step,
@@ -219,15 +264,21 @@ def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
 
 
 def per_run_primary(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[Any, float]]:
-    """The primary resistance readings' value in each run, beside their pooled interval."""
+    """The primary resistance readings' value in each run, beside their pooled interval (in a run of
+    several alignment conditions, each condition's ``mitigation.<t>_resistance_level``)."""
     from toymodels.protocols.resistance_readings import (
         PRIMARY_T,
         asymmetries,
         beyond_control,
+        by_treatment,
         paths_by_comparison,
         per_run_by_label,
+        primary_by_run,
     )
 
+    if any("treatment" in r["condition"] for r in rows):
+        return {f"mitigation.{t}_resistance_level": primary_by_run(paths_by_comparison(group))
+                for t, group in by_treatment(rows).items()}
     index = paths_by_comparison(rows)
     out = {}
     pre = index.get(("excess_mean_nats", "pretrained", PRIMARY_T))

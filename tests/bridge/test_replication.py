@@ -8,6 +8,7 @@ import hashlib
 import pytest
 import torch
 
+from harness.config import ConfigError
 from harness.runner import execute
 from llm_bridge.models import remove_knowledge
 from llm_bridge.rebound import EXPERIMENT as REBOUND
@@ -145,3 +146,21 @@ def test_a_run_folder_refuses_to_resume_with_other_data_or_weights(records_file,
     make_model("llama", len(tok), seed=1).save_pretrained(model)
     with pytest.raises(ConfigError, match="other weights"):
         execute(REBOUND, config, out=tmp_path / "run", draw=False)
+
+
+def test_resistance_aligns_its_checkpoints_by_each_treatment(tiny_folder, records_file, tmp_path):
+    config = RESISTANCE.resolve("cpu-micro", sets={
+        "model": str(tiny_folder), "data": str(records_file), "task": "sentiment", "n_align": 8, "batch_size": 1,
+        "n_queries": 4, "n_eval": 4, "lr": 1e-2, "threads": 1, "seeds": 1, "data_draws": "0,1",
+        "treatments": "sft,replay,dpo"})
+    outcome = execute(RESISTANCE, config, out=tmp_path / "run")
+    assert outcome.run.reference_key.endswith(".sentiment.mitigations")  # after the model tag
+    predictions = {p["id"]: p for p in outcome.summary["predictions"]}
+    # exploratory only: a second instance of resistance.inverse_lower would join the Holm family
+    assert not any(p["primary"] for p in predictions.values()) and "resistance.inverse_lower" not in predictions
+    assert predictions["mitigation.dpo_resistance"]["n_runs"] == 2  # minus SFT's, paired by run
+    assert set(outcome.summary["per_run"]["mitigation.replay_resistance_level"]) == {"d0-s42", "d1-s42"}
+    assert not outcome.summary["instrument_failures"]
+    assert (outcome.run.path / "figures" / "resistance_forest.png").exists()
+    with pytest.raises(ConfigError, match="strengths apply only"):
+        RESISTANCE.resolve("cpu-micro", sets={"strengths.replay": 0.5})

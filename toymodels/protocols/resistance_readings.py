@@ -195,15 +195,16 @@ def treatment_predictions(rows: Sequence[Mapping[str, Any]], experiment: str, un
     return predictions
 
 
-def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "toy.resistance") -> list[Prediction]:
-    """The readings of a toy.resistance metrics table (runs are seeds); a table of several alignment
+def readings(rows: Sequence[Mapping[str, Any]], experiment: str = "toy.resistance", unit: str = "seeds"
+             ) -> list[Prediction]:
+    """The readings of a resistance metrics table (runs are ``unit``); a table of several alignment
     conditions has the exploratory :func:`treatment_predictions` only, so that it never adds a second
     instance of a pre-registered reading."""
     marked = sum("treatment" in r["condition"] for r in rows)
     if marked:
         require(marked == len(rows), "a table of several treatments cannot be judged with rows of a plain run")
-        return treatment_predictions(rows, experiment)
-    return resistance_predictions(rows, experiment)
+        return treatment_predictions(rows, experiment, unit)
+    return resistance_predictions(rows, experiment, unit=unit)
 
 
 def counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
