@@ -201,6 +201,33 @@ def run_label(init: str, draw: int, seed: int) -> str:
     return f"d{draw}-s{seed}" if init == "pretrained" else f"{init}-d{draw}-s{seed}"
 
 
+def cell_label(init: str, draw: int, seed: int, treatment: str = "") -> str:
+    """The name of a run's cells in its run folder: its :func:`run_label`, with its alignment
+    condition in a run of several (the ``seed`` column leaves it out, so that treatments pair by run)."""
+    return run_label(init, draw, seed) + (f"-{treatment}" if treatment else "")
+
+
+def cell_run(cell: Any) -> tuple[str, int, int]:
+    """A run-grid cell's starting point, data draw and training seed."""
+    return str(cell["init"]), int(cell["draw"]), cell.seed
+
+
+def cell_treatment(cell: Any) -> str:
+    """A run-grid cell's alignment condition ("" in a grid without the treatment axis: plain SFT)."""
+    return str(cell.condition.get("treatment", ""))
+
+
+def treatment_needs(treatments: tuple[str, ...], strengths: Any, n: int) -> dict[str, int]:
+    """The training data the ``treatments`` draw besides aligned examples, ``n`` per alignment run:
+    neutral (pre-training-like) examples for replay, preference pairs for DPO and SimPO."""
+    from llm_bridge.tasks import PAIRS
+
+    needs = {"neutral": n} if "replay" in treatments else {}
+    if any(strengths.spec(t).preference for t in treatments):  # one pair per example slot
+        needs[PAIRS] = n
+    return needs
+
+
 # a paired bootstrap holds resamples x prompts of floats: a million is far past what an interval needs
 MAX_BOOTSTRAP = 1_000_000
 

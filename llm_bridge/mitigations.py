@@ -20,7 +20,6 @@ from harness.experiment import Experiment
 from harness.runs import RunDir
 from llm_bridge import common
 from llm_bridge.rebound import LLMReboundConfig, data_needs, run_curves
-from llm_bridge.tasks import PAIRS
 from toymodels.alignment import TREATMENTS, Strengths, check_treatments
 from toymodels.protocols.mitigations import summarise
 
@@ -41,9 +40,9 @@ def measure_run(config: LLMMitigationsConfig, run_path: str, cell: Any, device: 
     """One (start, draw, treatment, training seed) cell: the rebound protocol with that alignment."""
     from toymodels.protocols.rebound import curve_rows
 
-    treatment = str(cell["treatment"])
-    curves = run_curves(config, RunDir.load(run_path), str(cell["init"]), int(cell["draw"]), cell.seed,
-                        alignment=config.strengths.spec(treatment), tag=treatment)
+    treatment = common.cell_treatment(cell)
+    curves = run_curves(config, RunDir.load(run_path), *common.cell_run(cell), alignment=config.strengths.spec(treatment),
+                        tag=treatment)
     rows = []
     for arm in curves.log_odds:
         name = config.task if arm == "aligned" else f"{config.task}+neutral-forward"
@@ -55,10 +54,9 @@ def data_needs_of(config: LLMMitigationsConfig) -> dict[str, int]:
     """Training examples per label (and preference pairs) that a run draws, checked before a model loads."""
     spec = config.probe
     needs = data_needs(spec, spec.warmup_examples, config.neutral_control)
-    if "replay" in config.treatments:  # replay draws its neutral examples after the warm-up's and the arm's
-        needs["neutral"] += spec.forward_amounts[-1]
-    if any(config.strengths.spec(t).preference for t in config.treatments):  # one pair per example slot
-        needs[PAIRS] = spec.forward_amounts[-1]
+    # replay draws its neutral examples after the warm-up's and the arm's
+    for label, n in common.treatment_needs(config.treatments, config.strengths, spec.forward_amounts[-1]).items():
+        needs[label] = needs.get(label, 0) + n
     return needs
 
 

@@ -102,7 +102,7 @@ def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, 
     from toymodels.protocols.rebound import ReboundCurves, cumulative_steps, rebound_curves
 
     spec = config.probe
-    label = common.run_label(init, draw, seed) + (f"-{tag}" if tag else "")
+    label = common.cell_label(init, draw, seed, tag)
 
     def compute() -> dict[str, Any]:
         needs = data_needs(spec, spec.warmup_examples, config.neutral_control)
@@ -147,7 +147,7 @@ def measure_run(config: LLMReboundConfig, run_path: str, cell: Any, device: str)
     """A cell of the run grid (in a worker process when ``n_jobs`` > 1): one run's metric rows."""
     from toymodels.protocols.rebound import curve_rows
 
-    curves = run_curves(config, RunDir.load(run_path), str(cell["init"]), int(cell["draw"]), cell.seed)
+    curves = run_curves(config, RunDir.load(run_path), *common.cell_run(cell))
     rows = []
     for arm in curves.log_odds:  # the neutral arm is the pseudo-task <task>+neutral-forward
         name = config.task if arm == "aligned" else f"{config.task}+neutral-forward"

@@ -33,7 +33,6 @@ from harness.metrics import metric_row
 from harness.runs import RunDir
 from harness.verdicts import Prediction, judge, paired_bootstrap
 from llm_bridge import common
-from llm_bridge.tasks import PAIRS
 from toymodels.alignment import Strengths, check_treatments
 from toymodels.protocols.resistance import ResistanceSpec
 from toymodels.protocols.resistance_readings import BASELINE, temperature_tag
@@ -85,13 +84,8 @@ class LLMResistanceConfig:
 
     def data_needs(self) -> dict[str, int]:
         """Training examples per label (and preference pairs) that a run draws, checked before a model loads."""
-        specs, n = [self.strengths.spec(t) for t in self.treatments], self.protocol.n_align
-        needs = {"aligned": n}
-        if any(s.replay for s in specs):  # replay's pre-training-like share: the task's neutral examples
-            needs["neutral"] = n
-        if any(s.preference for s in specs):
-            needs[PAIRS] = n
-        return needs
+        return {"aligned": self.protocol.n_align,
+                **common.treatment_needs(self.treatments, self.strengths, self.protocol.n_align)}
 
 
 # Readings of the one run, bootstrapped over its prompts: exploratory, since prompts are not runs
@@ -106,29 +100,18 @@ WITHIN_RUN = (
 PROMPT_MEASURES = {"step0": "prompt_loss_step0", "final": "prompt_loss_final", "entropy": "prompt_generator_entropy"}
 
 
-def run_name(init: str, draw: int, seed: int, treatment: str | None) -> str:
-    """A run's label, with its alignment condition in a run of several (``treatment`` None: a plain run)."""
-    return common.run_label(init, draw, seed) + (f"-{treatment}" if treatment else "")
-
-
-def cell_run(cell: Any) -> tuple[str, int, int, str | None]:
-    """A grid cell's starting point, data draw, training seed and alignment condition (None: plain)."""
-    return (str(cell["init"]), int(cell["draw"]), cell.seed,
-            str(cell["treatment"]) if "treatment" in cell.condition else None)
-
-
 def measure_paths(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw: int, seed: int,
-                  treatment: str | None = None) -> dict[str, Any]:
-    """One run of the toy resistance protocol, its checkpoints aligned by ``treatment`` (None: plain
+                  treatment: str = "") -> dict[str, Any]:
+    """One run of the toy resistance protocol, its checkpoints aligned by ``treatment`` ("": plain
     SFT): each path's losses, token-weighted and per prompt."""
     from toymodels.measures import example_losses
     from toymodels.protocols.resistance import path_measures, run_resistance
 
     spec = config.protocol
-    label = run_name(init, draw, seed, treatment)
+    label = common.cell_label(init, draw, seed, treatment)
     adapter, task = common.load_run(config, run_dir, config.n_eval, init, draw, seed)
     result = run_resistance(adapter, task, spec, seed, progress=lambda m: print(f"{label} {m}", file=sys.stderr),
-                            alignment=None if treatment is None else config.strengths.spec(treatment))
+                            alignment=config.strengths.spec(treatment) if treatment else None)
     if config.save_checkpoints:
         save_aligned(adapter, task, spec, seed, run_dir, label)
     paths = {}
@@ -156,15 +139,16 @@ def save_aligned(adapter: Any, task: Any, spec: ResistanceSpec, seed: int, run_d
 
 
 def run_result(config: LLMResistanceConfig, run_dir: RunDir, init: str, draw: int, seed: int,
-               treatment: str | None = None) -> dict[str, Any]:
+               treatment: str = "") -> dict[str, Any]:
     """One independent run, a cell of the run folder (it holds the tempered generator entropy)."""
-    return run_dir.cell(f"{run_name(init, draw, seed, treatment)}-tempered_paths",
+    return run_dir.cell(f"{common.cell_label(init, draw, seed, treatment)}-tempered_paths",
                         lambda: measure_paths(config, run_dir, init, draw, seed, treatment))
 
 
 def measure_run(config: LLMResistanceConfig, run_path: str, cell: Any, device: str) -> list[dict[str, Any]]:
     """A cell of the run grid (in a worker process when ``n_jobs`` > 1): one run's metric rows."""
-    return metric_rows(config, run_result(config, RunDir.load(run_path), *cell_run(cell)), str(cell["init"]), cell.seed)
+    result = run_result(config, RunDir.load(run_path), *common.cell_run(cell), common.cell_treatment(cell))
+    return metric_rows(config, result, str(cell["init"]), cell.seed)
 
 
 def metric_rows(config: LLMResistanceConfig, result: Mapping[str, Any], init: str, seed: Any) -> list[dict[str, Any]]:
@@ -240,7 +224,8 @@ def run(config: LLMResistanceConfig, run_dir: RunDir) -> dict[str, Any]:
         run_dir.reference_args = f"{run_dir.reference_args} --set treatments={','.join(config.treatments)}".strip()
     rows = common.sweep_runs(config, run_dir, measure_run, config.data_needs(), config.n_eval, "llm resistance: runs")
     run_dir.write_metrics(rows)
-    results = {run_name(*cell_run(c)): run_result(config, run_dir, *cell_run(c)) for c in common.run_grid(config).cells()}
+    results = {common.cell_label(*common.cell_run(c), common.cell_treatment(c)):
+               run_result(config, run_dir, *common.cell_run(c), common.cell_treatment(c)) for c in common.run_grid(config).cells()}
     runs = list(common.pretrained_runs(config))
     predictions = readings(rows, run_dir.experiment)
     if len(runs) == 1 and not config.compares_treatments:  # its prompts give exploratory readings (not runs)
