@@ -135,9 +135,20 @@ def calibration_cells(c: Mapping[str, Any]) -> list[str]:
         c["reading"], c["experiment"],
         f"{c['false_positive_rate']:.3f} ± {c['false_positive_mcse']:.3f}{fails[0]}",
         f"{c['power']:.2f} ± {c['power_mcse']:.2f} at {md_cell(c['stated_effect'])} {unit}{fails[1]}",
-        f"{md_cell(mde)} {unit}" if mde == mde and mde is not None else "not reached on the scan",
+        mde_text(mde, c.get("power_curve") or {}, unit),
         str(c.get("paper_size") or ""), str(c.get("noise") or ""),
     ]
+
+
+def mde_text(mde: float | None, power_curve: Mapping[str, float], unit: str) -> str:
+    """The minimal detectable effect; one reached at the scan's first (smallest) size is a bound,
+    since the scan never looked closer to the null."""
+    if mde is None or mde != mde:
+        return "not reached on the scan"
+    first = next(iter(power_curve), None)
+    if first is not None and float(first) == mde:
+        return f"{md_cell(mde)} {unit} or closer to the null (reached at the scan's first size)"
+    return f"{md_cell(mde)} {unit}"
 
 
 def calibration_rows(calibration: Mapping[str, Any]) -> list[list[str]]:

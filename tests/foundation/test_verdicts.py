@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from elasticity.command import format_summary
-from harness.markdown import calibration_provenance, calibration_table, results_table
+from harness.markdown import calibration_provenance, calibration_table, mde_text, results_table
 from harness.verdicts import Claim, adjust_families, holm, judge, make_summary, t_estimate
 
 
@@ -122,6 +122,13 @@ def test_calibration_table_columns():
                                     "minimal detectable effect (planted size at 0.8 power) | the size the paper "
                                     "implies | noise matched to |")
     assert "| 0.040 ± 0.010 | 0.85 ± 0.02 at 0.5 nats | not reached on the scan | none derivable | sd 0.1 |" in text
+
+
+def test_minimal_detectable_effect_at_the_scans_first_size_is_a_bound():
+    curve = {"-0.02": 0.99, "-0.04": 1.0}
+    assert mde_text(-0.02, curve, "nats") == "-0.02 nats or closer to the null (reached at the scan's first size)"
+    assert mde_text(-0.03, {"-0.02": 0.5, "-0.04": 1.0}, "nats") == "-0.03 nats"
+    assert mde_text(float("nan"), curve, "nats") == "not reached on the scan"
 
 
 def test_calibration_footer_names_each_run_that_made_a_calibration():
