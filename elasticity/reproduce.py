@@ -201,6 +201,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "elasticity reproduce") 
     parser.add_argument("--list-presets", action="store_true", help="list presets with their runtimes and exit")
     parser.add_argument("--quick", dest="preset_alias", action="store_const", const="quick",
                         help="alias of --preset quick")
+    parser.add_argument("--reduced", dest="preset_alias", action="store_const", const="reduced",
+                        help="alias of --preset reduced")
     parser.add_argument("--full", dest="preset_alias", action="store_const", const="full",
                         help="alias of --preset full")
     parser.add_argument("--only", default="", metavar="A,B", help=f"a subset of: {', '.join(EXPERIMENTS)}")

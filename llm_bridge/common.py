@@ -132,13 +132,15 @@ REPLICATED = {"seeds": 3, "data_draws": (0, 1), "execution.threads": 1, "executi
 CONTROLS = {**REPLICATED, "controls": ("random", "permuted"), "finetune": "full", "lr": 5e-5}
 
 
-def replication_presets(replicated_seconds: int, controls_seconds: int, measured: str) -> dict[str, Preset]:
-    """The ``replicated`` and ``replicated-controls`` presets of an llm experiment."""
+def replication_presets(replicated_seconds: int, controls_seconds: int, measured: str,
+                        controls_measured: str) -> dict[str, Preset]:
+    """The ``replicated`` and ``replicated-controls`` presets of an llm experiment; the estimates are
+    SmolLM2's, and ``measured`` says what the reference runs took."""
     return {"replicated": Preset(REPLICATED, f"cpu-micro x 6 independent runs (3 training seeds x 2 data draws; "
                                  f"{measured})", est_seconds=replicated_seconds),
             "replicated-controls": Preset(CONTROLS, "replicated with full fine-tuning (lr 5e-5), each run also from "
-                                          "a random init and from permuted weights (the no-pre-training controls)",
-                                          est_seconds=controls_seconds)}
+                                          "a random init and from permuted weights (the no-pre-training controls; "
+                                          f"{controls_measured})", est_seconds=controls_seconds)}
 
 
 def llm_execution() -> Execution:

@@ -283,7 +283,8 @@ EXPERIMENT = Experiment(
         "cpu-micro": Preset({}, "LoRA r=8, lr 5e-4, batch 2, 48 SFT examples (24 steps), checkpoints at "
                             "25/50/75%, 24 shared prompts at T=0.05, 12 steps per path "
                             "(SmolLM2 ~4 min on 2 idle cores)", est_seconds=300),
-        **common.replication_presets(920, 3600, "SmolLM2 took 15 min on 2 cores"),
+        **common.replication_presets(920, 9700, "SmolLM2 took 15 min on 2 cores, Gemma 3 about 95 min",
+                                     "SmolLM2 took about 2.7 h on 2 cores"),
         "paper": Preset({**{k: v for k, v in common.PAPER.items() if k != "warmup_examples"}, "n_align": 10000,
                          "n_queries": 512, "n_eval": 512},
                         "the paper's SFT settings (full, lr 1e-5 constant, batch 4x8, max_length 2048, one epoch, "

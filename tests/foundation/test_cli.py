@@ -178,3 +178,7 @@ def test_reproduce_lists_its_presets_and_the_experiment_presets_they_run(capsys)
         expected = "full" if "reduced" not in experiment.presets else "reduced"
         assert reproduce.experiment_preset(experiment, "reduced") == expected
         assert reproduce.experiment_preset(experiment, "full") == "full"
+    for name in reproduce.PRESETS:  # each preset has its alias flag, checked against --preset
+        other = next(p for p in reproduce.PRESETS if p != name)
+        assert main(["reproduce", f"--{name}", "--preset", other]) == 2
+        assert f"--preset {other} and --{name} ask for different presets" in capsys.readouterr().err
