@@ -13,9 +13,12 @@ from typing import Any
 from harness.dashboard import FAMILY_TITLES, VERDICT_COLOURS, Row, colour, grouped, raw_text
 
 ROW_IN, PANEL_GAP_IN, HEADER_IN, FOOTER_IN = 0.27, 0.55, 0.85, 0.75
+# the narrowest margins; each widens to its longest text (a run label, a raw value), measured
 LEFT_IN, AXES_IN, RIGHT_IN = 2.6, 4.3, 6.0
+MARGIN_PAD_IN = 0.25  # tick marks and white space beside the longest text
 DPI = 150
 VERDICT_COLUMN_PT = 80  # room for the longest verdict name at 9 pt
+LABEL_PT, RAW_PT = 9, 8.5
 AXIS_NOTE = ("(value − null) / (MDE − null): 0 is no effect (the band's edge for a band), 1 the minimal "
              "detectable effect (80% power at the reference run's size);\npositive is the predicted direction. "
              "A row off the axis has no MDE in its own unit: its raw value is at the row's end.")
@@ -37,6 +40,17 @@ def slots(rows: Sequence[Row]) -> list[Row | str]:
             out.append(row.reading.removeprefix(row.family + "."))
         out.append(row)
     return out
+
+
+def row_label(row: Row) -> str:
+    return f"{row.experiment}  (n = {row.n_runs})"
+
+
+def text_width_in(texts: Sequence[str], size: float) -> float:
+    """The widest of ``texts`` at ``size`` pt in inches, from the font's outlines (before any drawing)."""
+    from matplotlib.textpath import TextPath
+
+    return max((TextPath((0, 0), text, size=size).get_extents().width for text in texts), default=0.0) / 72
 
 
 def _row_end(ax, y: float, text: str, offset: float, **style) -> None:
@@ -63,7 +77,7 @@ def _reading_row(ax, y: float, row: Row) -> None:
                     textcoords="offset points", va="center", fontsize=8, style="italic", color=tint,
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
     _row_end(ax, y, row.verdict, 8, fontsize=9, weight="bold", color=tint)
-    _row_end(ax, y, raw_text(row), 8 + VERDICT_COLUMN_PT, fontsize=8.5, color="#222222")
+    _row_end(ax, y, raw_text(row), 8 + VERDICT_COLUMN_PT, fontsize=RAW_PT, color="#222222")
 
 
 def draw_panel(ax, family: str, lines: Sequence[Row | str], limits: tuple[float, float]) -> None:
@@ -77,8 +91,8 @@ def draw_panel(ax, family: str, lines: Sequence[Row | str], limits: tuple[float,
                 ax.axhline(y - 0.5, color="#bbbbbb", lw=0.8)
         else:
             _reading_row(ax, y, line)
-    ticks = [(y, f"{line.experiment}  (n = {line.n_runs})") for y, line in enumerate(lines) if isinstance(line, Row)]
-    ax.set_yticks([y for y, _ in ticks], [text for _, text in ticks], fontsize=9)
+    ticks = [(y, row_label(line)) for y, line in enumerate(lines) if isinstance(line, Row)]
+    ax.set_yticks([y for y, _ in ticks], [text for _, text in ticks], fontsize=LABEL_PT)
     ax.set_xlim(limits)
     ax.set_ylim(len(lines) - 0.5, -0.5)
     ax.tick_params(axis="x", labelsize=8)
@@ -108,19 +122,23 @@ def forest_figure(groups: Sequence[tuple[str, Sequence[Row]]], title: str) -> An
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    width = LEFT_IN + AXES_IN + RIGHT_IN
+    every_row = [row for _, rows in groups for row in rows]
+    left = max(LEFT_IN, text_width_in([row_label(r) for r in every_row], LABEL_PT) + MARGIN_PAD_IN)
+    right = max(RIGHT_IN, (8 + VERDICT_COLUMN_PT) / 72 + text_width_in([raw_text(r) for r in every_row], RAW_PT)
+                + MARGIN_PAD_IN)
+    width = left + AXES_IN + right
     panels = [(family, slots(rows)) for family, rows in groups]
     height = HEADER_IN + FOOTER_IN + sum(ROW_IN * len(lines) + PANEL_GAP_IN for _, lines in panels)
     fig = plt.figure(figsize=(width, height))
     limits, top, axes = x_limits(groups), height - HEADER_IN, []
     for family, lines in panels:
         top -= PANEL_GAP_IN
-        axes.append(fig.add_axes((LEFT_IN / width, (top - ROW_IN * len(lines)) / height, AXES_IN / width,
+        axes.append(fig.add_axes((left / width, (top - ROW_IN * len(lines)) / height, AXES_IN / width,
                                   ROW_IN * len(lines) / height)))
         top -= ROW_IN * len(lines)
         draw_panel(axes[-1], family, lines, limits)
     _header(fig, axes[0], title)
-    fig.text(LEFT_IN / width, 0.12 / height, AXIS_NOTE, ha="left", va="bottom", fontsize=8.5)
+    fig.text(left / width, 0.12 / height, AXIS_NOTE, ha="left", va="bottom", fontsize=8.5)
     return fig
 
 

@@ -63,11 +63,17 @@ def test_summary_readings_of_an_experiment_and_of_a_reproduce_run():
     assert [(e, p["id"]) for e, p in summary_readings(many)] == [("toy.scale", "b")]
 
 
-def test_the_figure_has_no_small_overlapping_or_clipped_text_and_no_empty_panel():
+def _reference_rows():
+    return primary_rows(reference_readings(reference.load_results()), reference.load_calibration()["calibrations"])
+
+
+@pytest.mark.parametrize("rows", [lambda: primary_rows(READINGS, CALIBRATIONS), _reference_rows],
+                         ids=["synthetic", "committed reference"])
+def test_the_figure_has_no_small_overlapping_or_clipped_text_and_no_empty_panel(rows):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
-    fig = forest_figure(grouped(primary_rows(READINGS, CALIBRATIONS)), "Primary readings")
+    fig = forest_figure(grouped(rows()), "Primary readings")
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
