@@ -3,7 +3,8 @@ treatment one run of the bridge's rebound protocol (``llm_bridge.rebound.run_cur
 draw, training seed), with its format-matched neutral arm.
 
 Each (treatment, run) is a cell; every treatment of a run loads the same checkpoint and draws the
-same data, so the readings pair treatments by run. The treatments' settings are the toy's
+same data, so the readings pair treatments by run. The reverse sweeps no treatment changes (from
+theta0, and the neutral arm's where it trains by plain SFT) are computed once per run and shared. The treatments' settings are the toy's
 (``toymodels.alignment.Strengths``, pre-registered); the optimizer, amounts and steps are
 the rebound ``cpu-micro`` preset's. On a real task replay's pre-training-like examples are the
 task's neutral (format-matched) examples, the nearest thing to pre-training text it has.
@@ -92,7 +93,8 @@ EXPERIMENT = Experiment(
                             "F in {0,6,12,24}, R every step to 32, neutral arm)", est_seconds=3600),
         "replicated": Preset({"seeds": 3, "data_draws": (0, 1), "execution.threads": 1, "execution.n_jobs": 2},
                              "cpu-micro x 6 independent runs (3 training seeds x 2 data draws) of each treatment",
-                             est_seconds=6 * 3600),
+                             # 6 h with every sweep per treatment, scaled by the sweeps left after sharing (28 of 42)
+                             est_seconds=int(4.5 * 3600)),
     },
     run=run, readings=readings, draw=draw, flags=common.FLAGS, default_preset="cpu-micro",
     units={"retention": "share of the alignment gain", "score": "log-odds (nats)", "kl": "nats per response token"},

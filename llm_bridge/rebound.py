@@ -95,7 +95,8 @@ def data_needs(spec: Any, warmup: int, neutral: bool) -> dict[str, int]:
 def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, seed: int,
                alignment: Any = None, tag: str = "") -> Any:
     """One independent run of the toy rebound protocol with the neutral arm: per-prompt curves
-    (``alignment``: the forward runs' method and mitigations, its cells named with ``tag``).
+    (``alignment``: the forward runs' method and mitigations, its cells named with ``tag``, except
+    the sweeps no alignment condition changes, which the run's conditions share).
 
     The run is a cell of the run folder, and so is each of its (arm, F) reverse sweeps, so that a
     killed run resumes from its last finished sweep."""
@@ -103,6 +104,8 @@ def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, 
 
     spec = config.probe
     label = common.cell_label(init, draw, seed, tag)
+    # the sweeps no alignment condition changes are one cell per run, shared by its conditions
+    untagged = common.cell_label(init, draw, seed)
 
     def compute() -> dict[str, Any]:
         needs = data_needs(spec, spec.warmup_examples, config.neutral_control)
@@ -114,6 +117,7 @@ def run_curves(config: LLMReboundConfig, run_dir: RunDir, init: str, draw: int, 
         curves = rebound_curves(adapter, task, spec, seed, controls=controls,
                                 progress=lambda message: print(f"{label} {message}", file=sys.stderr),
                                 cache=lambda key, compute: run_dir.cell(f"{label}-{key}", compute), probe=probe,
+                                shared_cache=lambda key, compute: run_dir.cell(f"{untagged}-{key}", compute),
                                 alignment=alignment)
         if config.save_checkpoints:
             save_aligned(adapter, task, spec, seed, run_dir, label)

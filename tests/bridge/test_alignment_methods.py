@@ -123,3 +123,37 @@ def test_replay_on_a_real_task_takes_neutral_examples_no_other_use_took():
     replayed = [e for e in alignment_data(a, t, 4, 0, AlignmentSpec(replay=0.5), skip=4)
                 if e in t.neutral_data(8, seed=0)]
     assert len(replayed) == 2 and not set(replayed) & set(warmup_and_arm)
+
+
+def test_sweeps_no_alignment_condition_changes_are_computed_once_and_equal_recomputed():
+    """The F = 0 sweep and a control arm trained by plain SFT do not depend on the alignment
+    condition: computed alone under each condition (each from a fresh copy of the model, as each
+    condition's run loads one) they agree bit for bit, so a run of several conditions computes them
+    once (``shared_cache``)."""
+    spec = ReboundSpec(forward_amounts=(0, 4, 8), reverse_amounts=(0, 4, 8), warmup_examples=2, n_eval=4,
+                       n_kl_samples=2, kl_every=1, optimizer=SPEC)
+    shared, computed = {}, []
+
+    def shared_cache(key, compute):
+        if key not in shared:
+            computed.append(key)
+            shared[key] = compute()
+        return shared[key]
+
+    def curves(alignment, **cache):
+        a = adapter()
+        t = make_task("sentiment", sentiment_records(48), a, n_eval=4)
+        return rebound_curves(a, t, spec, 0, controls={"neutral": t.neutral_data(10, seed=0)[2:]},
+                              alignment=alignment, **cache)
+
+    # the anchor's control arm keeps the anchor, so its sweeps are its own
+    conditions = {"sft": AlignmentSpec(), "simpo": AlignmentSpec(method="simpo"), "anchor": AlignmentSpec(anchor=0.5)}
+    alone = {m: curves(spec) for m, spec in conditions.items()}
+    together = {m: curves(spec, shared_cache=shared_cache) for m, spec in conditions.items()}
+    assert computed == ["sweep-aligned-F0", "sweep-neutral-F4", "sweep-neutral-F8"]
+    for m in conditions:
+        for arm in ("aligned", "neutral"):
+            np.testing.assert_array_equal(alone[m].log_odds[arm], together[m].log_odds[arm])
+            np.testing.assert_array_equal(alone[m].kl_theta0_model[arm], together[m].kl_theta0_model[arm])
+    assert not np.array_equal(alone["sft"].log_odds["aligned"][1], alone["simpo"].log_odds["aligned"][1])
+    assert not np.array_equal(alone["sft"].log_odds["neutral"][1], alone["anchor"].log_odds["neutral"][1])

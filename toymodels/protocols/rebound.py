@@ -165,6 +165,7 @@ def _compute(key: str, compute: Callable[[], Any]) -> Any:
 def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: int, *,
                    controls: Mapping[str, Sequence[Example]] | None = None,
                    cache: Callable[[str, Callable[[], Any]], Any] = _compute,
+                   shared_cache: Callable[[str, Callable[[], Any]], Any] | None = None,
                    progress: Callable[[str], None] = lambda message: None,
                    probe: Probe | None = None, alignment: AlignmentSpec | None = None) -> ReboundCurves:
     """Measure the (F, R) grid from ``model``'s weights after a shared warm-up (theta0), per prompt.
@@ -175,7 +176,9 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
     at least the largest F of them) is a further arm through the same amounts, the same reverse data
     and order, sharing the aligned arm's F = 0 sweep. ``cache(key, compute)`` may store each (arm, F)
     reverse sweep (a run folder's ``cell``) so that an interrupted run resumes; the forward slices
-    are recomputed, deterministically. ``probe``, if given, is read at every KL point of every sweep
+    are recomputed, deterministically. ``shared_cache`` (default ``cache``) stores the sweeps that
+    ``alignment`` cannot change, the F = 0 sweep from theta0 and a control arm trained by plain SFT,
+    so that runs of several alignment conditions from one theta0 compute them once. ``probe``, if given, is read at every KL point of every sweep
     (kept, cached with its sweep, in ``curves.probed``). ``alignment`` sets the forward runs' method
     and mitigations (:mod:`toymodels.alignment`; None: SFT); control arms train on their data with
     SFT (they keep its anchor and perturbation). ``model`` is left at theta0.
@@ -220,7 +223,8 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
                 # no probe: the cell holds what it always held, so earlier run folders resume
                 return {"log_odds": [sc.log_odds for sc in scores], "kl": kls, **({"probe": probed} if probe else {})}
 
-            done = cache(f"sweep-{arm}-F{fwd[i]}", sweep)
+            shared = i == 0 or (arm != "aligned" and (method is None or method.plain))
+            done = ((shared_cache or cache) if shared else cache)(f"sweep-{arm}-F{fwd[i]}", sweep)
             log_odds[i], kl[i] = np.asarray(done["log_odds"]), np.asarray(done["kl"], dtype=float)
             if probe is not None:
                 curves.probed.setdefault(arm, {})[fwd[i]] = done["probe"]
