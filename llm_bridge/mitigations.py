@@ -4,10 +4,11 @@ draw, training seed), with its format-matched neutral arm.
 
 Each (treatment, run) is a cell; every treatment of a run loads the same checkpoint and draws the
 same data, so the readings pair treatments by run. The reverse sweeps no treatment changes (from
-theta0, and the neutral arm's where it trains by plain SFT) are computed once per run and shared. The treatments' settings are the toy's
-(``toymodels.alignment.Strengths``, pre-registered); the optimizer, amounts and steps are
-the rebound ``cpu-micro`` preset's. On a real task replay's pre-training-like examples are the
-task's neutral (format-matched) examples, the nearest thing to pre-training text it has.
+theta0, and the neutral arm's where it trains by plain SFT) are computed once per run and shared.
+The treatments' settings are the toy's (``toymodels.alignment.Strengths``, pre-registered); the
+optimizer, amounts and steps are the rebound ``cpu-micro`` preset's. On a real task replay's
+pre-training-like examples are the task's neutral (format-matched) examples, the nearest thing to
+pre-training text it has.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ EXPERIMENT = Experiment(
     presets={
         "cpu-micro": Preset({}, "one run of each treatment at the rebound cpu-micro settings (LoRA r=8, lr 5e-4, "
                             "F in {0,6,12,24}, R every step to 32, neutral arm)", est_seconds=3600),
-        "replicated": Preset({"seeds": 3, "data_draws": (0, 1), "execution.threads": 1, "execution.n_jobs": 2},
+        "replicated": Preset(common.REPLICATED,
                              "cpu-micro x 6 independent runs (3 training seeds x 2 data draws) of each treatment",
                              # 6 h with every sweep per treatment, scaled by the sweeps left after sharing (28 of 42)
                              est_seconds=int(4.5 * 3600)),
