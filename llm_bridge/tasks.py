@@ -239,10 +239,18 @@ def held_out_split(name: str, records: Sequence[Record], n_eval: int, draw: int
 PAIRS = "preference-pair"
 
 
-def preference_pool(pools: Mapping[str, Sequence[Record]], by_prompt: Mapping[str, Mapping[str, Sequence[str]]]
-                    ) -> list[Record]:
-    """The aligned training records whose prompt also has a misaligned response: DPO's and SimPO's pairs."""
-    return [r for r in pools["aligned"] if by_prompt[r.prompt].get("misaligned")]
+def draw_order(draw: int, label: str, size: int) -> np.ndarray:
+    """The draw's shuffle of ``label``'s pool: a run's ``n`` examples of the label are its first ``n``."""
+    return np.random.default_rng((13, draw, LABELS.index(label))).permutation(size)
+
+
+def preference_candidates(pools: Mapping[str, Sequence[Record]], by_prompt: Mapping[str, Mapping[str, Sequence[str]]],
+                          draw: int) -> list[tuple[Record, Sequence[str]]]:
+    """The aligned training records whose prompt also has misaligned responses, with those, in the
+    forward draw's order: DPO's and SimPO's pairs are SFT's examples as far as the data allow."""
+    pool = pools["aligned"]
+    return [(pool[i], by_prompt[pool[i].prompt]["misaligned"]) for i in draw_order(draw, "aligned", len(pool))
+            if by_prompt[pool[i].prompt].get("misaligned")]
 
 
 def _require_pool(task: str, label: str, n: int, available: int) -> None:
@@ -253,10 +261,18 @@ def _require_pool(task: str, label: str, n: int, available: int) -> None:
 
 def check_data(name: str, records: Sequence[Record], n_eval: int, draw: int, needs: Mapping[str, int]) -> None:
     """Fail before any model loads when the records cannot supply ``needs`` training examples per
-    label (or ``PAIRS``: preference pairs)."""
+    label (or ``PAIRS``: preference pairs, none rejecting a response of the ``misaligned`` draw)."""
     _, pools, by_prompt = held_out_split(name, records, n_eval, draw)
     for label, n in needs.items():
-        _require_pool(name, label, n, len(preference_pool(pools, by_prompt) if label == PAIRS else pools[label]))
+        if label == PAIRS:
+            reverse = pools["misaligned"]
+            avoided = {(reverse[i].prompt, reverse[i].response)
+                       for i in draw_order(draw, "misaligned", len(reverse))[:needs.get("misaligned", 0)]}
+            available = sum(any((record.prompt, bad) not in avoided for bad in misaligned)
+                            for record, misaligned in preference_candidates(pools, by_prompt, draw))
+        else:
+            available = len(pools[label])
+        _require_pool(name, label, n, available)
 
 
 class LLMTask:
@@ -284,7 +300,7 @@ class LLMTask:
         """The first ``n`` of the draw's shuffle of ``label``'s pool (``seed`` is training randomness: unused)."""
         pool = self.pools[label]
         _require_pool(self.name, label, n, len(pool))
-        idx = np.random.default_rng((13, self.draw, LABELS.index(label))).permutation(len(pool))[:n]
+        idx = draw_order(self.draw, label, len(pool))[:n]
         return [self.adapter.encode(pool[i].prompt, pool[i].response) for i in idx]
 
     def forward_data(self, n: int, seed: int) -> list[Example]:
@@ -298,14 +314,19 @@ class LLMTask:
         replay), after the first ``skip`` of the draw's."""
         return self._draw("neutral", skip + n, seed)[skip:]
 
-    def preference_data(self, n: int, seed: int) -> tuple[list[Example], list[Example]]:
-        """``n`` pairs from the draw's shuffle of the aligned pool's prompts that also have a
-        misaligned response (the first of them): chosen aligned, rejected misaligned."""
-        pool = preference_pool(self.pools, self._by_prompt)
-        _require_pool(self.name, PAIRS, n, len(pool))
-        idx = np.random.default_rng((13, self.draw, 3)).permutation(len(pool))[:n]
-        chosen = [self.adapter.encode(pool[i].prompt, pool[i].response) for i in idx]
-        rejected = [self.adapter.encode(pool[i].prompt, self._by_prompt[pool[i].prompt]["misaligned"][0]) for i in idx]
+    def preference_data(self, n: int, seed: int, avoid: Sequence[Example] = ()
+                        ) -> tuple[list[Example], list[Example]]:
+        """``n`` pairs, in the forward draw's order, of the aligned records whose prompt also has a
+        misaligned response outside ``avoid`` (the first such one): chosen aligned, rejected misaligned."""
+        avoided, chosen, rejected = set(avoid), [], []
+        for record, misaligned in preference_candidates(self.pools, self._by_prompt, self.draw):
+            if len(chosen) == n:
+                break
+            bad = next((e for e in (self.adapter.encode(record.prompt, r) for r in misaligned) if e not in avoided), None)
+            if bad is not None:
+                chosen.append(self.adapter.encode(record.prompt, record.response))
+                rejected.append(bad)
+        _require_pool(self.name, PAIRS, n, len(chosen))
         return chosen, rejected
 
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:

@@ -239,12 +239,12 @@ def mix_replay(aligned: Sequence[Example], neutral: Sequence[Example], share: fl
 
 
 def alignment_data(model: Any, task: Any, n: int, seed: int, alignment: AlignmentSpec | None,
-                   skip: int = 0) -> list[Example] | list[Pair]:
+                   skip: int = 0, avoid: Sequence[Example] = ()) -> list[Example] | list[Pair]:
     """An alignment run's ``n`` items from ``task``: aligned examples (with ``replay``'s share of
     neutral, pre-training-like ones), or preference pairs scored by ``model`` (theta0) for a
-    preference method."""
+    preference method, none rejecting an example of ``avoid`` (the reverse data)."""
     if alignment is not None and alignment.preference:
-        return pairs_with_reference(model, *task.preference_data(n, seed=seed))
+        return pairs_with_reference(model, *task.preference_data(n, seed=seed, avoid=avoid))
     aligned = task.forward_data(n, seed=seed)
     if alignment is None or not alignment.replay:
         return aligned

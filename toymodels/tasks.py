@@ -37,8 +37,12 @@ class Task(Protocol):
         keep two uses apart)."""
         ...
 
-    def preference_data(self, n: int, seed: int) -> tuple[list[Example], list[Example]]:
-        """``n`` preference pairs: aligned (chosen) and misaligned (rejected) responses, prompt by prompt."""
+    def preference_data(self, n: int, seed: int, avoid: Sequence[Example] = ()
+                        ) -> tuple[list[Example], list[Example]]:
+        """``n`` preference pairs: aligned (chosen) and misaligned (rejected) responses, prompt by
+        prompt, the chosen ones ``forward_data``'s as far as the data allow and no rejected one among
+        ``avoid`` (the reverse data a protocol trains on later, so that a preference method is never
+        taught to push down the very examples that then undo it)."""
         ...
 
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
@@ -69,11 +73,19 @@ class ToyTask:
         # the task's pre-training data: the attribute at its base rate, no push either way
         return self.corpus.pretrain_examples(n, seed=3_000_000 + seed, tasks=(self.name,))
 
-    def preference_data(self, n: int, seed: int) -> tuple[list[Example], list[Example]]:
+    def preference_data(self, n: int, seed: int, avoid: Sequence[Example] = ()
+                        ) -> tuple[list[Example], list[Example]]:
         chosen = self.forward_data(n, seed)
         rng = np.random.default_rng((self.corpus.config.seed, 41, TASKS.index(self.name), seed))
         prompts = [e.prompt_ids for e in chosen]
-        return chosen, self.corpus.respond(self.name, prompts, np.zeros(len(prompts), dtype=bool), rng)
+        rejected = self.corpus.respond(self.name, prompts, np.zeros(len(prompts), dtype=bool), rng)
+        # fresh samples: one repeats an avoided example rarely (never in the toy presets), and is drawn again
+        avoided = set(avoid)
+        for i, example in enumerate(rejected):
+            while example in avoided:
+                example = self.corpus.respond(self.name, [prompts[i]], np.zeros(1, dtype=bool), rng)[0]
+            rejected[i] = example
+        return chosen, rejected
 
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
         # a separate seed range from the one training prompts use

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from harness.errors import ConfigError
 from llm_bridge import training
 from llm_bridge.adapter import HFCausalLM, LoraSpec
-from llm_bridge.tasks import make_task
+from llm_bridge.tasks import PAIRS, check_data, make_task
 from tests.bridge.tiny import make_model, make_tokenizer, sentiment_records
 from toymodels.alignment import Alignment, AlignmentSpec, pairs_with_reference
 from toymodels.interface import OptimizerSpec
@@ -89,7 +90,9 @@ def test_dpo_rebound_runs_on_a_real_architecture():
     a = adapter()
     spec = ReboundSpec(forward_amounts=(0, 2, 4), reverse_amounts=(0, 4, 8), warmup_examples=2, n_eval=4,
                        n_kl_samples=4, kl_every=1, optimizer=SPEC)
-    curves = rebound_curves(a, task(a), spec, 0, alignment=AlignmentSpec(method="dpo"))
+    # 12 training prompts: 8 give the reverse examples, so 4 are left for pairs that reject none of them
+    t = make_task("sentiment", sentiment_records(16), a, n_eval=4)
+    curves = rebound_curves(a, t, spec, 0, alignment=AlignmentSpec(method="dpo"))
     assert curves.log_odds["aligned"].shape == (3, 3, 4) and np.isfinite(curves.log_odds["aligned"]).all()
 
 
@@ -123,6 +126,23 @@ def test_replay_on_a_real_task_takes_neutral_examples_no_other_use_took():
     replayed = [e for e in alignment_data(a, t, 4, 0, AlignmentSpec(replay=0.5), skip=4)
                 if e in t.neutral_data(8, seed=0)]
     assert len(replayed) == 2 and not set(replayed) & set(warmup_and_arm)
+
+
+def test_preference_pairs_are_sfts_examples_and_never_reject_a_reverse_example():
+    """As on the toy models: the chosen responses are SFT's examples (here, where the misaligned
+    response of their prompt is not one the reverse runs train on), so that a preference method
+    differs from SFT by its loss, and never learns to push down the examples that then undo it."""
+    t = task(adapter())
+    reverse = t.reverse_data(3, seed=0)
+    chosen, rejected = t.preference_data(4, seed=0, avoid=reverse)
+    assert not set(rejected) & set(reverse) and [e.prompt_ids for e in rejected] == [e.prompt_ids for e in chosen]
+    taken = {e.prompt_ids for e in reverse}  # one misaligned response per prompt in these records
+    assert chosen == [e for e in t.forward_data(8, seed=0) if e.prompt_ids not in taken][:4]
+    check_data("sentiment", sentiment_records(), 4, 0, {"misaligned": 3, PAIRS: 5})  # 8 training prompts, 3 taken
+    for refused in (lambda: t.preference_data(6, seed=0, avoid=reverse),
+                    lambda: check_data("sentiment", sentiment_records(), 4, 0, {"misaligned": 3, PAIRS: 6})):
+        with pytest.raises(ConfigError, match="asked for 6 preference-pair examples, the data has 5"):
+            refused()
 
 
 def test_sweeps_no_alignment_condition_changes_are_computed_once_and_equal_recomputed():

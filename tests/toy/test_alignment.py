@@ -68,6 +68,14 @@ def test_preference_pairs_answer_one_prompt_aligned_and_misaligned():
     assert all(CORPUS.is_aligned("sentiment", e.response_ids) is False for e in rejected)
 
 
+def test_no_rejected_response_is_an_avoided_example():
+    chosen, rejected = TASK.preference_data(8, seed=3)
+    again, redrawn = TASK.preference_data(8, seed=3, avoid=rejected[2:4])
+    assert again == chosen and redrawn[:2] == rejected[:2] and redrawn[4:] == rejected[4:]
+    assert not set(redrawn) & set(rejected[2:4])
+    assert [e.prompt_ids for e in redrawn] == [e.prompt_ids for e in chosen]
+
+
 def test_the_anchor_moves_every_weight_its_share_back_to_theta0():
     model = tiny()
     run = Alignment.start(AlignmentSpec(anchor=0.25), model)
