@@ -264,15 +264,19 @@ def check_data(name: str, records: Sequence[Record], n_eval: int, draw: int, nee
     label (or ``PAIRS``: preference pairs, none rejecting a response of the ``misaligned`` draw)."""
     _, pools, by_prompt = held_out_split(name, records, n_eval, draw)
     for label, n in needs.items():
-        if label == PAIRS:
-            reverse = pools["misaligned"]
-            avoided = {(reverse[i].prompt, reverse[i].response)
-                       for i in draw_order(draw, "misaligned", len(reverse))[:needs.get("misaligned", 0)]}
-            available = sum(any((record.prompt, bad) not in avoided for bad in misaligned)
-                            for record, misaligned in preference_candidates(pools, by_prompt, draw))
-        else:
-            available = len(pools[label])
+        available = (pairs_outside_reverse(pools, by_prompt, draw, needs.get("misaligned", 0)) if label == PAIRS
+                     else len(pools[label]))
         _require_pool(name, label, n, available)
+
+
+def pairs_outside_reverse(pools: Mapping[str, Sequence[Record]], by_prompt: Mapping[str, Mapping[str, Sequence[str]]],
+                          draw: int, n_reverse: int) -> int:
+    """How many preference pairs the draw gives that reject none of its ``n_reverse`` reverse examples
+    (compared as text: :meth:`LLMTask.preference_data` compares their token ids)."""
+    reverse = pools["misaligned"]
+    taken = {(reverse[i].prompt, reverse[i].response) for i in draw_order(draw, "misaligned", len(reverse))[:n_reverse]}
+    return sum(any((record.prompt, bad) not in taken for bad in misaligned)
+               for record, misaligned in preference_candidates(pools, by_prompt, draw))
 
 
 class LLMTask:
@@ -322,10 +326,10 @@ class LLMTask:
         for record, misaligned in preference_candidates(self.pools, self._by_prompt, self.draw):
             if len(chosen) == n:
                 break
-            bad = next((e for e in (self.adapter.encode(record.prompt, r) for r in misaligned) if e not in avoided), None)
-            if bad is not None:
+            outside = [e for e in (self.adapter.encode(record.prompt, r) for r in misaligned) if e not in avoided]
+            if outside:
                 chosen.append(self.adapter.encode(record.prompt, record.response))
-                rejected.append(bad)
+                rejected.append(outside[0])
         _require_pool(self.name, PAIRS, n, len(chosen))
         return chosen, rejected
 

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from harness.config import require
 from toymodels.corpus import TASKS, Corpus, check_task, check_tasks
 from toymodels.interface import Contrast, Example
 
@@ -54,6 +55,10 @@ class Task(Protocol):
         ...
 
 
+# redraws of a rejected response before a corpus is judged too small to keep pairs and reverse data apart
+MAX_REDRAWS = 100
+
+
 class ToyTask:
     """A behaviour task of a synthetic corpus; the score is the mass on the aligned markers."""
 
@@ -82,8 +87,12 @@ class ToyTask:
         # fresh samples: one repeats an avoided example rarely (never in the toy presets), and is drawn again
         avoided = set(avoid)
         for i, example in enumerate(rejected):
-            while example in avoided:
+            for _ in range(MAX_REDRAWS):
+                if example not in avoided:
+                    break
                 example = self.corpus.respond(self.name, [prompts[i]], np.zeros(1, dtype=bool), rng)[0]
+            require(example not in avoided, f"task {self.name}: every misaligned response drawn for a preference "
+                    f"pair's prompt was a reverse example ({MAX_REDRAWS} draws); lengthen the responses")
             rejected[i] = example
         return chosen, rejected
 

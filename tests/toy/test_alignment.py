@@ -76,6 +76,12 @@ def test_no_rejected_response_is_an_avoided_example():
     assert [e.prompt_ids for e in redrawn] == [e.prompt_ids for e in chosen]
 
 
+def test_a_corpus_too_small_to_keep_pairs_and_reverse_data_apart_is_refused():
+    task = ToyTask(Corpus(CorpusConfig(prompt_len=1, response_len=0)), "sentiment")  # two responses a prompt
+    with pytest.raises(ConfigError, match="every misaligned response drawn"):
+        task.preference_data(32, seed=0, avoid=task.reverse_data(64, seed=0))
+
+
 def test_the_anchor_moves_every_weight_its_share_back_to_theta0():
     model = tiny()
     run = Alignment.start(AlignmentSpec(anchor=0.25), model)

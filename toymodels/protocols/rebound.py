@@ -199,7 +199,8 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
     reverse = task.reverse_data(rev[-1], seed=seed)
     r_order = epoch_order(len(reverse), seed + 1)
     used = spec.warmup_examples + sum(len(data) for data in (controls or {}).values())  # neutral examples taken
-    arms = {"aligned": alignment_data(model, task, fwd[-1], seed, alignment, skip=used, avoid=reverse), **(controls or {})}
+    aligned = alignment_data(model, task, fwd[-1], seed, alignment, skip=used, avoid=reverse)
+    arms = {"aligned": aligned, **(controls or {})}
     curves = ReboundCurves(spec, s0.log_odds, {}, {}, cumulative_steps(fwd, spec.optimizer),
                            cumulative_steps(rev, spec.optimizer))
     for arm, data in arms.items():
