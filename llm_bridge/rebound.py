@@ -279,8 +279,8 @@ EXPERIMENT = Experiment(
         "cpu-micro": Preset({}, "one run: LoRA r=8, lr 5e-4, batch 2 (1 step = 2 examples), F in {0,6,12,24}, "
                             "R every step to 32, 4-example shared warm-up, neutral control, 24 prompts, "
                             "64 KL samples every 4 steps", est_seconds=600),
-        **common.replication_presets(3050, 16200, "SmolLM2 sentiment took 51 min on 2 cores, Gemma 3 about 3 h",
-                                     "SmolLM2 sentiment: about 30 min a run, two at a time on 2 cores"),
+        **common.replication_presets(3050, 19000, "SmolLM2 sentiment took 51 min on 2 cores, Gemma 3 about 3 h",
+                                     "SmolLM2 sentiment took about 5.3 h on 2 cores, two runs at a time"),
         "paper": Preset({**PAPER_REBOUND, "max_length": 512, "batch_size": 1,
                          "reverse_amounts": tuple(range(0, 2001, 8))},
                         "the paper's IMDb SFT (sft-imdb.sh: full, lr 1e-5 constant, batch 1x8, max_length 512) and "
