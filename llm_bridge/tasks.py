@@ -23,7 +23,7 @@ log-odds is log P(aligned) - log P(misaligned) (``toymodels.measures.contrast_sc
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -244,13 +244,18 @@ def draw_order(draw: int, label: str, size: int) -> np.ndarray:
     return np.random.default_rng((13, draw, LABELS.index(label))).permutation(size)
 
 
-def preference_candidates(pools: Mapping[str, Sequence[Record]], by_prompt: Mapping[str, Mapping[str, Sequence[str]]],
-                          draw: int) -> list[tuple[Record, Sequence[str]]]:
-    """The aligned training records whose prompt also has misaligned responses, with those, in the
-    forward draw's order: DPO's and SimPO's pairs are SFT's examples as far as the data allow."""
-    pool = pools["aligned"]
-    return [(pool[i], by_prompt[pool[i].prompt]["misaligned"]) for i in draw_order(draw, "aligned", len(pool))
-            if by_prompt[pool[i].prompt].get("misaligned")]
+def preference_pairs(pools: Mapping[str, Sequence[Record]], by_prompt: Mapping[str, Mapping[str, Sequence[str]]],
+                     draw: int, rejectable: Callable[[str, str], bool]) -> list[tuple[Record, str]]:
+    """The aligned training records whose prompt has a misaligned response ``rejectable(prompt,
+    response)`` allows, each with the first such one, in the forward draw's order: DPO's and SimPO's
+    pairs are SFT's examples as far as the data allow."""
+    pool, pairs = pools["aligned"], []
+    for i in draw_order(draw, "aligned", len(pool)):
+        prompt = pool[i].prompt
+        rejected = next((r for r in by_prompt[prompt].get("misaligned", ()) if rejectable(prompt, r)), None)
+        if rejected is not None:
+            pairs.append((pool[i], rejected))
+    return pairs
 
 
 def _require_pool(task: str, label: str, n: int, available: int) -> None:
@@ -263,20 +268,13 @@ def check_data(name: str, records: Sequence[Record], n_eval: int, draw: int, nee
     """Fail before any model loads when the records cannot supply ``needs`` training examples per
     label (or ``PAIRS``: preference pairs, none rejecting a response of the ``misaligned`` draw)."""
     _, pools, by_prompt = held_out_split(name, records, n_eval, draw)
+    reverse = pools["misaligned"]  # the protocol's preference pairs reject none of its reverse examples
+    taken = {(reverse[i].prompt, reverse[i].response)
+             for i in draw_order(draw, "misaligned", len(reverse))[:needs.get("misaligned", 0)]}
     for label, n in needs.items():
-        available = (pairs_outside_reverse(pools, by_prompt, draw, needs.get("misaligned", 0)) if label == PAIRS
+        available = (len(preference_pairs(pools, by_prompt, draw, lambda p, r: (p, r) not in taken)) if label == PAIRS
                      else len(pools[label]))
         _require_pool(name, label, n, available)
-
-
-def pairs_outside_reverse(pools: Mapping[str, Sequence[Record]], by_prompt: Mapping[str, Mapping[str, Sequence[str]]],
-                          draw: int, n_reverse: int) -> int:
-    """How many preference pairs the draw gives that reject none of its ``n_reverse`` reverse examples
-    (compared as text: :meth:`LLMTask.preference_data` compares their token ids)."""
-    reverse = pools["misaligned"]
-    taken = {(reverse[i].prompt, reverse[i].response) for i in draw_order(draw, "misaligned", len(reverse))[:n_reverse]}
-    return sum(any((record.prompt, bad) not in taken for bad in misaligned)
-               for record, misaligned in preference_candidates(pools, by_prompt, draw))
 
 
 class LLMTask:
@@ -322,16 +320,12 @@ class LLMTask:
                         ) -> tuple[list[Example], list[Example]]:
         """``n`` pairs, in the forward draw's order, of the aligned records whose prompt also has a
         misaligned response outside ``avoid`` (the first such one): chosen aligned, rejected misaligned."""
-        avoided, chosen, rejected = set(avoid), [], []
-        for record, misaligned in preference_candidates(self.pools, self._by_prompt, self.draw):
-            if len(chosen) == n:
-                break
-            outside = [e for e in (self.adapter.encode(record.prompt, r) for r in misaligned) if e not in avoided]
-            if outside:
-                chosen.append(self.adapter.encode(record.prompt, record.response))
-                rejected.append(outside[0])
-        _require_pool(self.name, PAIRS, n, len(chosen))
-        return chosen, rejected
+        avoided = set(avoid)
+        pairs = preference_pairs(self.pools, self._by_prompt, self.draw,
+                                 lambda prompt, response: self.adapter.encode(prompt, response) not in avoided)
+        _require_pool(self.name, PAIRS, n, len(pairs))
+        return ([self.adapter.encode(record.prompt, record.response) for record, _ in pairs[:n]],
+                [self.adapter.encode(record.prompt, rejected) for record, rejected in pairs[:n]])
 
     def eval_prompts(self, n: int, seed: int) -> list[tuple[int, ...]]:
         """The held-out prompts (fixed at construction; ``n`` must not exceed ``n_eval``)."""

@@ -179,9 +179,10 @@ def rebound_curves(model: LanguageModel, task: Task, spec: ReboundSpec, seed: in
     are recomputed, deterministically. ``shared_cache`` (default ``cache``) stores the sweeps that
     ``alignment`` cannot change, the F = 0 sweep from theta0 and a control arm trained by plain SFT,
     so that runs of several alignment conditions from one theta0 compute them once. ``probe``, if
-    given, is read at every KL point of every sweep (kept, cached with its sweep, in ``curves.probed``). ``alignment`` sets the forward runs' method
-    and mitigations (:mod:`toymodels.alignment`; None: SFT); control arms train on their data with
-    SFT (they keep its anchor and perturbation). ``model`` is left at theta0.
+    given, is read at every KL point of every sweep (kept, cached with its sweep, in
+    ``curves.probed``). ``alignment`` sets the forward runs' method and mitigations
+    (:mod:`toymodels.alignment`; None: SFT); control arms train on their data with SFT (they keep
+    its anchor and perturbation). ``model`` is left at theta0.
     """
     fwd, rev = spec.forward_amounts, spec.reverse_amounts
     if spec.warmup_examples:
