@@ -23,11 +23,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 reproduce: install
 	$(ELASTICITY) reproduce --quick
 
+# The suites run in TEST_WORKERS pytest-xdist processes (the time budgets are set on 2 cores).
+# The kill -9 and racing-runs tests time their kills against a run measured just before, so they
+# run on their own, after the rest, with nothing else competing for the cores.
+TEST_WORKERS ?= 2
+SERIAL_SLOW := tests/foundation/test_kill_and_race.py
+
 test: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(TEST_WORKERS)
 
 test-slow: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow -n $(TEST_WORKERS) --ignore=$(SERIAL_SLOW)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow $(SERIAL_SLOW)
 
 test-all: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m ''

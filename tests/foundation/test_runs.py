@@ -1,6 +1,7 @@
 """Run folders: atomic writes, resume by config hash, determinism, summary schema, reference merge."""
 
 import json
+import multiprocessing
 import os
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from harness.metrics import metric_row, read_metrics_csv, write_metrics_csv
 from harness.runner import execute
 from harness.runs import RunDir, config_hash
 from harness.verdicts import Claim, judge, mean_ci, t_estimate
-from tests.verdicts import RECORD_ENV, check_recorded_verdict
+from tests.verdicts import RECORD_ENV, check_recorded_verdict, record_test_verdict
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +160,22 @@ def test_reference_merge_keeps_other_experiments(tmp_path, monkeypatch):
     check_recorded_verdict("demo.micro", "h", prediction)
     with pytest.raises(AssertionError, match="verdict changed"):
         check_recorded_verdict("demo.micro", "h", {**prediction, "verdict": "contradicted"})
+
+
+def test_verdicts_recorded_by_parallel_workers_are_all_kept(tmp_path, monkeypatch):
+    """The suite runs in several processes: each records into results.json under a lock, none is lost."""
+    monkeypatch.setattr(reference, "results_path", lambda: tmp_path / "results.json")
+    reference.save_results({"schema_version": 2, "experiments": {}})
+    prediction = {"verdict": "holds", "value": 0.1, "ci": [0.0, 0.2], "n_runs": 5}
+    workers = [multiprocessing.get_context("fork").Process(
+        target=record_test_verdict, args=("demo.micro", "h", {**prediction, "id": f"p{i}"})) for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [w.exitcode for w in workers] == [0] * 6
+    recorded = reference.load_results()["experiments"]["demo.micro"]["tests"]["h"]
+    assert sorted(recorded) == [f"p{i}" for i in range(6)]
 
 
 def test_metrics_table_has_a_column_per_condition_field_and_round_trips(tmp_path):
