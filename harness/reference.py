@@ -45,7 +45,14 @@ from harness.markdown import (
     with_dashboard,
     with_results_table,
 )
-from harness.runs import RunDir, changed_outside_outputs, package_versions, repo_root, run_git
+from harness.runs import (
+    RunDir,
+    changed_outside_outputs,
+    folder_locked,
+    package_versions,
+    repo_root,
+    run_git,
+)
 from harness.verdicts import SCHEMA_VERSION, adjust_families
 
 PROVENANCE_PACKAGES = ("lm-elasticity", "numpy", "scipy", "torch", "transformers")
@@ -185,20 +192,22 @@ def update_reference(run: RunDir, summary: Mapping[str, Any], preset: str | None
         target = figures_dir() / f"{run.reference_key}.{png.name}"
         shutil.copyfile(png, target)
         written.append(target)
-    results = load_results()
-    entry = results["experiments"].setdefault(run.reference_key, {})
-    entry["headline"] = {
-        "preset": preset,
-        "config_hash": run.config_hash,
-        "command": reference_command(run.experiment, preset, run.reference_args),
-        "figures": [p.name for p in written if p.suffix == ".png"],
-        "predictions": summary.get("predictions", []),
-        "exact_checks": summary.get("exact_checks", []),
-        # the model, weight and data hashes of a real checkpoint come from the run's summary
-        "provenance": {**code_provenance(commit, run), **summary.get("provenance", {})},
-    }
-    results["schema_version"] = SCHEMA_VERSION
-    save_results(adjust_headlines(results))
+    # the test suite's workers, or another run, may be writing results.json too
+    with folder_locked(results_path().parent):
+        results = load_results()
+        entry = results["experiments"].setdefault(run.reference_key, {})
+        entry["headline"] = {
+            "preset": preset,
+            "config_hash": run.config_hash,
+            "command": reference_command(run.experiment, preset, run.reference_args),
+            "figures": [p.name for p in written if p.suffix == ".png"],
+            "predictions": summary.get("predictions", []),
+            "exact_checks": summary.get("exact_checks", []),
+            # the model, weight and data hashes of a real checkpoint come from the run's summary
+            "provenance": {**code_provenance(commit, run), **summary.get("provenance", {})},
+        }
+        results["schema_version"] = SCHEMA_VERSION
+        save_results(adjust_headlines(results))
     written.append(results_path())
     write_figures_readme()
     written += refresh_reference_report()

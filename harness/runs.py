@@ -14,7 +14,8 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -162,6 +163,21 @@ def lock_folder(path: Path) -> None:
         raise ConfigError(f"{path} is in use by another run; wait for it to end (the same command then resumes "
                           "it, skipping finished work) or choose another --out") from None
     _HELD[key] = fd
+
+
+@contextmanager
+def folder_locked(path: Path) -> Iterator[None]:
+    """Wait for and hold an flock on the folder ``path`` for the ``with`` block: a read-modify-write
+    of a shared file in it (results.json) by several processes then loses no one's entry."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the lock
 
 
 def unlock_folder(path: Path) -> None:

@@ -9,15 +9,13 @@ its Holm adjustment would depend on which tests share a run).
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from harness import reference
 from harness.reference import load_results, save_results
-from harness.runs import git_commit
+from harness.runs import folder_locked, git_commit
 
 RECORD_ENV = "ELASTICITY_RECORD_VERDICTS"
 
@@ -29,29 +27,19 @@ def recorded_test_verdict(experiment: str, test_hash: str, prediction_id: str) -
     )
 
 
-@contextmanager
-def _results_locked() -> Iterator[None]:
-    """An flock on the folder of results.json: the suite's worker processes may record at the same time,
-    and each read-modify-write of results.json must see the others' records."""
-    fd = os.open(reference.results_path().parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor drops the lock
-
-
 def record_test_verdict(experiment: str, test_hash: str, prediction: Mapping[str, Any]) -> None:
-    with _results_locked():
+    record = {
+        "verdict": prediction["verdict"],
+        "value": prediction.get("value"),
+        "ci": prediction.get("ci"),
+        "n_runs": prediction.get("n_runs"),
+        "commit": git_commit(),  # "-dirty" when the code that measured it was not committed
+    }
+    # the suite's worker processes may be recording at the same time
+    with folder_locked(reference.results_path().parent):
         results = load_results()
         tests = results["experiments"].setdefault(experiment, {}).setdefault("tests", {})
-        tests.setdefault(test_hash, {})[prediction["id"]] = {
-            "verdict": prediction["verdict"],
-            "value": prediction.get("value"),
-            "ci": prediction.get("ci"),
-            "n_runs": prediction.get("n_runs"),
-            "commit": git_commit(),  # "-dirty" when the code that measured it was not committed
-        }
+        tests.setdefault(test_hash, {})[prediction["id"]] = record
         save_results(results)
 
 
