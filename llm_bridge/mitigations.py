@@ -94,9 +94,9 @@ EXPERIMENT = Experiment(
                             "F in {0,6,12,24}, R every step to 32, neutral arm)", est_seconds=3600),
         "replicated": Preset(common.REPLICATED,
                              "cpu-micro x 6 independent runs (3 training seeds x 2 data draws) of each treatment",
-                             # the reference run's pace on 2 cores: about 4.3 min per reverse sweep and worker,
-                             # 28 sweeps per (draw, seed) after sharing, two workers
-                             est_seconds=7 * 3600),
+                             # the reference run on 2 cores: 168 reverse sweeps (28 per (draw, seed) after
+                             # sharing) at about 125 s each, two workers at a time
+                             est_seconds=21000),
     },
     run=run, readings=readings, draw=draw, flags=common.FLAGS, default_preset="cpu-micro",
     units={"retention": "share of the alignment gain", "score": "log-odds (nats)", "kl": "nats per response token"},
